@@ -1,0 +1,221 @@
+"""Command line: python -m mnist_core {train,sweep,reproduce,list}."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from .configs import MAX_EPOCHS, MAX_WIDTH, ConfigError, RunConfig  # noqa: E402
+from .data import MNISTError, load_mnist  # noqa: E402
+from .store import StoreError, Stores  # noqa: E402
+
+
+class Parser(argparse.ArgumentParser):
+    """Bad arguments: one line on stderr and exit status 2, never a usage dump or traceback."""
+
+    def error(self, message: str):
+        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
+        sys.exit(2)
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number >= 0")
+    return value
+
+
+def _count(text: str, low: int = 1) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least {low}")
+    return value
+
+
+def _seed(text: str) -> int:
+    return _count(text, low=0)
+
+
+def _widths(text: str, sep: str = ",") -> tuple[int, ...]:
+    parts = text.split(sep)
+    widths = tuple(_count(p.strip()) if p.strip() else 0 for p in parts)
+    if not widths or any(w < 1 or w > MAX_WIDTH for w in widths):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: widths must be whole numbers from 1 to {MAX_WIDTH}, separated by {sep!r}")
+    return widths
+
+
+def _list_of(item):
+    def parse(text: str):
+        values = [item(p.strip()) for p in text.split(",") if p.strip()]
+        if not values:
+            raise argparse.ArgumentTypeError(f"{text!r} is an empty list")
+        return values
+    parse.__name__ = f"list of {item.__name__.strip('_')}"
+    return parse
+
+
+def _width_pairs(text: str) -> list[tuple[int, ...]]:
+    return [_widths(p.strip(), sep=":") for p in text.split(",") if p.strip()] or _list_of(int)("")
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--epochs", type=_count, help=f"epochs (1..{MAX_EPOCHS}; default: the model's)")
+    parser.add_argument("--limit", type=_count, help="train on the first N training images only")
+    parser.add_argument("--store", help="folder for new runs (default: the user store)")
+    parser.add_argument("--data", help="MNIST .npz or IDX folder (default: $MNIST_PATH, Keras cache)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="python -m mnist_core", description="Train, sweep and list MNIST runs.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    train = commands.add_parser("train", help="train one model (one Keras fit)")
+    train.add_argument("--model", choices=("mlp", "cnn", "improved_cnn"), default="mlp")
+    train.add_argument("--hidden", type=_widths, help="MLP hidden widths, e.g. 25,15 (default)")
+    train.add_argument("--l2", type=_number, help="L2 lambda on the MLP's hidden kernels (default 0)")
+    train.add_argument("--seed", type=_seed, default=0)
+    train.add_argument("--batch-size", type=_count)
+    _add_common(train)
+
+    sweep = commands.add_parser("sweep", help="train a lambda or width sweep, reusing stored runs")
+    kinds = sweep.add_subparsers(dest="kind", required=True, parser_class=Parser)
+    lam = kinds.add_parser("lambda", help="L2 sweep on the 25-15 MLP")
+    lam.add_argument("--values", type=_list_of(_number),
+                     help="lambdas, e.g. 0,0.001,0.01 (default: the reference grid)")
+    width = kinds.add_parser("width", help="width sweep over two hidden layers")
+    width.add_argument("--widths", type=_width_pairs, help="pairs, e.g. 10:5,25:10 (default: reference)")
+    for sub in (lam, width):
+        sub.add_argument("--seeds", type=_list_of(_seed), default=[0], help="e.g. 0,1,2 (default 0)")
+        sub.add_argument("--one-at-a-time", action="store_true", help="one Keras fit per point, not fused")
+        _add_common(sub)
+
+    reproduce = commands.add_parser("reproduce", help="train every reference experiment")
+    reproduce.add_argument("--seeds", type=_list_of(_seed), default=[0, 1, 2])
+    reproduce.add_argument("--improved-seeds", type=_list_of(_seed), default=[0])
+    reproduce.add_argument("--one-at-a-time", action="store_true", help="one Keras fit per point, not fused")
+    reproduce.add_argument("--store", help="folder for new runs (default: the user store)")
+    reproduce.add_argument("--data", help="MNIST .npz or IDX folder")
+    reproduce.add_argument("--quiet", action="store_true")
+
+    listing = commands.add_parser("list", help="list stored runs")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.add_argument("--store", help="also list this store (default: the user store)")
+    return parser
+
+
+def cmd_train(args) -> None:
+    from .sweeps import ensure_runs
+
+    overrides = dict(epochs=args.epochs, limit=args.limit, seed=args.seed, batch_size=args.batch_size)
+    if args.model == "mlp":
+        overrides.update(hidden=args.hidden, l2=args.l2)
+    elif args.hidden is not None or args.l2 is not None:
+        raise ConfigError(f"--hidden and --l2 apply to --model mlp only, not {args.model}")
+    config = RunConfig.for_model(args.model, **overrides)
+    stores = Stores.default(args.store)
+    data = load_mnist(args.data)
+    (run,) = ensure_runs([config], data, stores, fused=False, progress=not args.quiet)
+    print(f"{config.label}: train accuracy {run.train_accuracy:.4f}, test accuracy "
+          f"{run.test_accuracy:.4f}, {run.metrics['wall_time_s']:.0f} s  [{run.key[:12]}] {run.path}")
+
+
+def cmd_sweep(args) -> None:
+    from .sweeps import REFERENCE_LAMBDAS, REFERENCE_WIDTHS, lambda_sweep, width_sweep
+
+    stores = Stores.default(args.store)
+    common = dict(seeds=args.seeds, limit=args.limit, stores=stores, fused=not args.one_at_a_time,
+                  progress=not args.quiet)
+    epochs = args.epochs or 60
+    if args.kind == "lambda":
+        RunConfig(l2=0.0, epochs=epochs)  # validate before loading data
+        data = load_mnist(args.data)
+        frame = lambda_sweep(args.values or REFERENCE_LAMBDAS, epochs=epochs, data=data, **common)
+        columns = ["l2", "seed"]
+    else:
+        data = load_mnist(args.data)
+        frame = width_sweep(args.widths or REFERENCE_WIDTHS, epochs=epochs, data=data, **common)
+        columns = ["hidden", "seed"]
+    shown = frame[columns + ["train_error", "test_error", "test_accuracy", "key"]].copy()
+    shown["key"] = shown["key"].str[:12]
+    print(shown.to_string(index=False))
+
+
+def cmd_reproduce(args) -> None:
+    from .sweeps import reproduce_steps
+
+    stores = Stores.default(args.store)
+    data = load_mnist(args.data)
+    from .sweeps import ensure_runs
+
+    for title, configs in reproduce_steps(args.seeds, args.improved_seeds):
+        done = sum(stores.get(c.key(data.fingerprint)) is not None for c in configs)
+        print(f"== {title}: {len(configs)} runs, {done} already stored", flush=True)
+        ensure_runs(configs, data, stores, fused=not args.one_at_a_time, progress=not args.quiet)
+    print("reproduce: every reference experiment is stored in", stores.writable.root)
+
+
+def list_entries(stores: Stores) -> list[dict]:
+    from .sweeps import named_runs
+
+    runs = stores.runs()
+    names = {}
+    for fingerprint in {r.data_fingerprint for r in runs}:
+        names.update({run.key: name for name, run in named_runs(stores, fingerprint).items()})
+    return [{
+        "key": r.key,
+        "name": names.get(r.key),
+        "label": r.config.label,
+        "config": r.config.to_dict(),
+        "train_accuracy": r.train_accuracy,
+        "test_accuracy": r.test_accuracy,
+        "wall_time_s": r.metrics["wall_time_s"],
+        "trainer": r.metrics["trainer"],
+        "path": str(r.path),
+        "model_path": str(r.model_path),
+    } for r in runs]
+
+
+def cmd_list(args) -> None:
+    stores = Stores.default(args.store)
+    for store in stores.all:
+        if store.root.exists() and not os.access(store.root, os.R_OK | os.X_OK):
+            raise StoreError(f"store {store.root} is not readable")
+    entries = list_entries(stores)
+    if args.json:
+        print(json.dumps(entries, indent=2))
+        return
+    for e in entries:
+        print(f"{e['key'][:12]}  {e['name'] or '-':15s} {e['label']:45s} "
+              f"train {e['train_accuracy']:.4f}  test {e['test_accuracy']:.4f}")
+    print(f"{len(entries)} runs in {', '.join(str(s.root) for s in stores.all)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"train": cmd_train, "sweep": cmd_sweep, "reproduce": cmd_reproduce, "list": cmd_list}
+    try:
+        handlers[args.command](args)
+    except (ConfigError, MNISTError, StoreError) as exc:
+        sys.stderr.write(f"python -m mnist_core {args.command}: error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted: finished runs are stored; run the same command to resume\n")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

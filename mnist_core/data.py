@@ -1,0 +1,178 @@
+"""Load real MNIST (60,000 train / 10,000 test, uint8) from wherever it is, and validate it."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+ENV_VAR = "MNIST_PATH"
+KERAS_CACHE = Path("~/.keras/datasets/mnist.npz").expanduser()
+IDX_FILES = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+EXPECTED_SHAPES = {
+    "x_train": (60000, 28, 28),
+    "y_train": (60000,),
+    "x_test": (10000, 28, 28),
+    "y_test": (10000,),
+}
+
+# fingerprint of the standard MNIST arrays: lets a machine without the files find committed runs
+STANDARD_FINGERPRINT = "52cd6c10ae77107af32269dd9d10ca19c1b749e83235a0c75e2f0729ebeaf141"
+
+
+class MNISTError(ValueError):
+    """MNIST could not be found or is not valid MNIST."""
+
+
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity
+class MNIST:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+    # Hash of the arrays themselves (not the file), so every source gives the same run keys.
+    fingerprint: str
+
+
+def _fingerprint(*arrays: np.ndarray) -> str:
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def load_mnist(path: str | os.PathLike | None = None) -> MNIST:
+    """Return MNIST from `path`, else $MNIST_PATH, else the Keras cache, else Keras's download.
+
+    `path` (or $MNIST_PATH) may be a Keras-layout .npz file or a folder holding the four
+    original IDX files, gzipped or not.
+    """
+    if path is not None:
+        return _load_cached(str(Path(path).expanduser().resolve()))
+    if os.environ.get(ENV_VAR):
+        return _load_cached(str(Path(os.environ[ENV_VAR]).expanduser().resolve()))
+    if KERAS_CACHE.is_file():
+        return _load_cached(str(KERAS_CACHE))
+    return _download_with_keras()
+
+
+def mnist_available(path: str | os.PathLike | None = None) -> bool:
+    """True if load_mnist() would find a local copy without downloading."""
+    candidate = path or os.environ.get(ENV_VAR)
+    if candidate:
+        return Path(candidate).expanduser().exists()
+    return KERAS_CACHE.is_file()
+
+
+@lru_cache(maxsize=4)
+def _load_cached(path: str) -> MNIST:
+    source = Path(path)
+    if source.is_dir():
+        arrays = _read_idx_folder(source)
+    elif source.is_file():
+        arrays = _read_npz(source)
+    else:
+        raise MNISTError(
+            f"MNIST not found at {source}: set {ENV_VAR} to a Keras-layout mnist.npz "
+            "or a folder with the four IDX files"
+        )
+    return _validated(arrays, str(source))
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [name for name in EXPECTED_SHAPES if name not in npz.files]
+            if missing:
+                raise MNISTError(
+                    f"{path} lacks {', '.join(missing)}: {ENV_VAR} must point to a Keras-layout "
+                    "mnist.npz (x_train, y_train, x_test, y_test)"
+                )
+            return {name: npz[name] for name in EXPECTED_SHAPES}
+    except MNISTError:
+        raise
+    except Exception as exc:  # zip, pickle and format errors all mean "not an MNIST npz"
+        raise MNISTError(
+            f"{path} is not a readable .npz file ({type(exc).__name__}: {exc}); "
+            f"point {ENV_VAR} at a valid Keras-layout mnist.npz"
+        ) from None
+
+
+def _read_idx_folder(folder: Path) -> dict[str, np.ndarray]:
+    arrays = {}
+    for name, stem in IDX_FILES.items():
+        candidates = [folder / stem, folder / f"{stem}.gz"]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            raise MNISTError(
+                f"{folder} has no {stem}[.gz]: {ENV_VAR} folders must hold the four MNIST IDX files"
+            )
+        arrays[name] = _read_idx(found)
+    return arrays
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            raw = handle.read()
+    except (OSError, EOFError) as exc:
+        raise MNISTError(f"cannot read {path}: {exc}; check the file named by {ENV_VAR}") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise MNISTError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise MNISTError(f"{path} is truncated (header)")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    if len(raw) - header != int(np.prod(shape)):
+        raise MNISTError(f"{path} is truncated or padded: header says shape {shape}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _validated(arrays: dict[str, np.ndarray], source: str) -> MNIST:
+    for name, shape in EXPECTED_SHAPES.items():
+        array = arrays[name]
+        if array.shape != shape:
+            raise MNISTError(
+                f"{source}: {name} has shape {array.shape}, expected {shape}; "
+                f"{ENV_VAR} must point to the full MNIST"
+            )
+        if array.dtype != np.uint8:
+            raise MNISTError(f"{source}: {name} has dtype {array.dtype}, expected uint8")
+    for name in ("y_train", "y_test"):
+        if arrays[name].max() > 9:
+            raise MNISTError(f"{source}: {name} holds label {arrays[name].max()}, expected 0..9")
+    frozen = {}
+    for name, array in arrays.items():
+        array = np.ascontiguousarray(array)
+        array.flags.writeable = False
+        frozen[name] = array
+    fingerprint = _fingerprint(*(frozen[name] for name in EXPECTED_SHAPES))
+    return MNIST(**frozen, source=source, fingerprint=fingerprint)
+
+
+def _download_with_keras() -> MNIST:
+    try:
+        import keras
+
+        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+    except Exception as exc:
+        raise MNISTError(
+            f"MNIST is not available locally and Keras could not download it ({exc}); "
+            f"set {ENV_VAR} to a Keras-layout mnist.npz or a folder of IDX files"
+        ) from None
+    arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+    return _validated(arrays, str(KERAS_CACHE))

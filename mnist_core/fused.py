@@ -1,0 +1,211 @@
+"""Train many MLPs of a sweep at once, in one compiled TensorFlow graph.
+
+Models of the same shape are stacked (weights gain a leading model axis) and run as
+batched matmuls; groups of different shapes sit side by side in the same graph. Per
+model the math is the reference's: Keras's own initial weights for its seed, its own
+shuffle each epoch, batch 32, softmax cross-entropy from logits plus its own L2 penalty
+on hidden kernels, and Adam (lr 1e-3, Keras's betas and epsilon) with its own state.
+Only the per-step overhead is shared, which is what dominates these small models.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+import numpy as np
+
+from .configs import RunConfig
+from .data import MNIST
+from .store import Run, RunStore
+from .training import EpochCallback, arrays_for, publish_model
+
+ADAM_BETA_1, ADAM_BETA_2, ADAM_EPSILON = 0.9, 0.999, 1e-7  # keras.optimizers.Adam defaults
+
+
+def compatible(configs: list[RunConfig]) -> None:
+    """Raise ValueError unless `configs` can share one fused graph."""
+    if not configs:
+        raise ValueError("no configs to train")
+    if any(c.model != "mlp" for c in configs):
+        raise ValueError("only MLP configs can be fused")
+    shared = {(c.epochs, c.batch_size, c.learning_rate, c.limit) for c in configs}
+    if len(shared) > 1:
+        raise ValueError("fused configs must share epochs, batch_size, learning_rate and limit")
+
+
+def initial_weights(config: RunConfig) -> list[np.ndarray]:
+    """The exact weights Keras gives this config's model when seeded as the fit path seeds it."""
+    import keras
+
+    from .models import build
+
+    keras.utils.set_random_seed(config.seed)
+    return build(config).get_weights()
+
+
+class FusedMLPs:
+    """The stacked variables, Adam state and compiled epoch of a list of MLP configs."""
+
+    def __init__(self, configs: list[RunConfig]):
+        import tensorflow as tf
+
+        compatible(configs)
+        self.configs = list(configs)
+        by_shape = defaultdict(list)
+        for index, config in enumerate(self.configs):
+            by_shape[config.hidden].append(index)
+        self.groups = list(by_shape.values())  # model indices per shape, in config order
+        self.order = [i for group in self.groups for i in group]  # stacked position -> config
+        self.params = []  # per group: [kernel0, bias0, kernel1, bias1, ...] each (M, ...)
+        self.l2 = []
+        for group in self.groups:
+            per_model = [initial_weights(self.configs[i]) for i in group]
+            self.params.append([tf.Variable(np.stack(ws)) for ws in zip(*per_model)])
+            self.l2.append(tf.constant([self.configs[i].l2 for i in group], tf.float32))
+        self.variables = [v for group in self.params for v in group]
+        self.adam_m = [tf.Variable(tf.zeros_like(v)) for v in self.variables]
+        self.adam_v = [tf.Variable(tf.zeros_like(v)) for v in self.variables]
+        self.step = tf.Variable(0.0)
+        self.learning_rate = self.configs[0].learning_rate
+        self.batch_size = self.configs[0].batch_size
+        self.epoch_fn = tf.function(self._epoch, jit_compile=False)
+
+    @staticmethod
+    def forward(params, x):
+        """Logits (M, B, 10) for x: (M, B, 784) per model, or (B, 784) shared by all."""
+        import tensorflow as tf
+
+        h = x
+        for layer in range(0, len(params), 2):
+            kernel = params[layer]
+            h = tf.einsum("bi,mij->mbj", h, kernel) if h.shape.rank == 2 else tf.matmul(h, kernel)
+            h = h + params[layer + 1][:, None, :]
+            if layer + 2 < len(params):
+                h = tf.nn.relu(h)
+        return h
+
+    @staticmethod
+    def penalty(params, l2):
+        """Per-model L2 penalty on hidden kernels (the output kernel is not regularized)."""
+        import tensorflow as tf
+
+        hidden_kernels = params[0:-2:2]
+        return l2 * tf.add_n([tf.reduce_sum(tf.square(k), axis=[1, 2]) for k in hidden_kernels])
+
+    def _epoch(self, x, y, order):
+        """One epoch. `order` (models, N) holds each model's shuffled sample indices."""
+        import tensorflow as tf
+
+        n = tf.shape(order)[1]
+        steps = (n + self.batch_size - 1) // self.batch_size
+        models = len(self.order)
+        loss_sum = tf.zeros([models])
+        correct = tf.zeros([models])
+        for step in tf.range(steps):
+            batch = order[:, step * self.batch_size:(step + 1) * self.batch_size]
+            batch_n = tf.cast(tf.shape(batch)[1], tf.float32)
+            with tf.GradientTape() as tape:
+                losses, hits, start = [], [], 0
+                for params, l2, group in zip(self.params, self.l2, self.groups):
+                    rows = batch[start:start + len(group)]
+                    start += len(group)
+                    logits = self.forward(params, tf.gather(x, rows))
+                    labels = tf.gather(y, rows)
+                    ce = tf.reduce_mean(
+                        tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits), axis=1)
+                    losses.append(ce + self.penalty(params, l2))
+                    hits.append(tf.reduce_sum(tf.cast(
+                        tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32), axis=1))
+                per_model = tf.concat(losses, 0)
+                total = tf.reduce_sum(per_model)  # each model's gradient is its own loss's
+            grads = tape.gradient(total, self.variables)
+            self._adam(grads)
+            loss_sum += per_model * batch_n
+            correct += tf.concat(hits, 0)
+        n_float = tf.cast(n, tf.float32)
+        return loss_sum / n_float, correct / n_float
+
+    def _adam(self, grads) -> None:
+        """Keras's Adam update, in TensorFlow's fused kernel (one pass over each tensor)."""
+        import tensorflow as tf
+
+        self.step.assign_add(1.0)
+        constants = {name: tf.constant(value, tf.float32) for name, value in (
+            ("lr", self.learning_rate), ("beta1", ADAM_BETA_1), ("beta2", ADAM_BETA_2),
+            ("epsilon", ADAM_EPSILON))}
+        for var, grad, m, v in zip(self.variables, grads, self.adam_m, self.adam_v):
+            tf.raw_ops.ResourceApplyAdam(
+                var=var.handle, m=m.handle, v=v.handle, grad=grad,
+                beta1_power=ADAM_BETA_1 ** self.step, beta2_power=ADAM_BETA_2 ** self.step,
+                **constants)
+
+    def evaluate(self, x, y) -> tuple[np.ndarray, np.ndarray]:
+        """Per-model (loss incl. L2, accuracy) on x, in stacked order, as Keras's val_ metrics."""
+        import tensorflow as tf
+
+        losses, accuracies = [], []
+        for params, l2 in zip(self.params, self.l2):
+            ce_sum, hits = 0.0, 0.0
+            for start in range(0, len(x), 5000):
+                xb, yb = x[start:start + 5000], y[start:start + 5000]
+                h = self.forward(params, xb)
+                labels = tf.broadcast_to(yb, tf.shape(h)[:2])
+                ce_sum += tf.reduce_sum(
+                    tf.nn.sparse_softmax_cross_entropy_with_logits(labels, h), axis=1).numpy()
+                hits += tf.reduce_sum(tf.cast(tf.equal(
+                    tf.argmax(h, -1, output_type=tf.int32), labels), tf.float32), axis=1).numpy()
+            losses.append(ce_sum / len(x) + self.penalty(params, l2).numpy())
+            accuracies.append(hits / len(x))
+        return np.concatenate(losses), np.concatenate(accuracies)
+
+    def weights_of(self, config_index: int) -> list[np.ndarray]:
+        for params, group in zip(self.params, self.groups):
+            if config_index in group:
+                position = group.index(config_index)
+                return [v[position].numpy() for v in params]
+        raise IndexError(config_index)
+
+
+def train_fused(configs: list[RunConfig], data: MNIST, store: RunStore, progress: bool = True,
+                on_epoch: EpochCallback | None = None) -> list[Run]:
+    """Train every config in one graph and publish each as an ordinary run, in config order."""
+    import tensorflow as tf
+    from tqdm.auto import tqdm
+
+    from .models import build
+
+    fused = FusedMLPs(configs)
+    first = fused.configs[0]
+    x, y, x_test, y_test = arrays_for(first, data)
+    x_tf = tf.constant(x.reshape(len(x), -1))
+    y_tf = tf.constant(y.astype(np.int32))
+    x_test_tf = tf.constant(x_test.reshape(len(x_test), -1))
+    y_test_tf = tf.constant(y_test.astype(np.int32))
+    rngs = [np.random.default_rng([fused.configs[i].seed, 7919]) for i in fused.order]
+    history = {i: defaultdict(list) for i in fused.order}
+    label = f"fused: {len(configs)} MLPs, {len(fused.groups)} shapes"
+    started = time.perf_counter()
+    with tqdm(total=first.epochs, desc=label, unit="epoch", disable=not progress, leave=False) as bar:
+        for epoch in range(first.epochs):
+            order = np.stack([rng.permutation(len(x)) for rng in rngs]).astype(np.int32)
+            loss, accuracy = (t.numpy() for t in fused.epoch_fn(x_tf, y_tf, tf.constant(order)))
+            val_loss, val_accuracy = fused.evaluate(x_test_tf, y_test_tf)
+            for position, index in enumerate(fused.order):
+                for name, values in (("loss", loss), ("accuracy", accuracy),
+                                     ("val_loss", val_loss), ("val_accuracy", val_accuracy)):
+                    history[index][name].append(float(values[position]))
+            bar.set_postfix(best_val_acc=f"{val_accuracy.max():.4f}")
+            bar.update(1)
+            if on_epoch:
+                on_epoch(epoch + 1, {"val_accuracy": float(val_accuracy.mean())})
+    seconds = time.perf_counter() - started
+    runs = []
+    for index, config in enumerate(fused.configs):
+        model = build(config)
+        model.set_weights(fused.weights_of(index))
+        runs.append(publish_model(store, config, data, model, dict(history[index]),
+                                  seconds / len(configs), trainer="fused",
+                                  extra={"fused_models": len(configs),
+                                         "fused_wall_time_s": round(seconds, 2)}))
+    return runs

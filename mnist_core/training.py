@@ -1,0 +1,162 @@
+"""Train one model the reference way (one Keras `fit`) and publish any trained model as a run."""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .configs import RunConfig
+from .data import MNIST
+from .store import Run, RunStore
+
+EpochCallback = Callable[[int, dict], None]  # (epochs done, logs) after each epoch
+HISTORY_COLUMNS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+@lru_cache(maxsize=2)
+def _scaled(data: MNIST) -> tuple[np.ndarray, np.ndarray]:
+    return data.x_train.astype(np.float32) / 255.0, data.x_test.astype(np.float32) / 255.0
+
+
+def arrays_for(config: RunConfig, data: MNIST) -> tuple[np.ndarray, ...]:
+    """(x_train, y_train, x_test, y_test) as the models take them: float32 in [0, 1]."""
+    x_train, x_test = _scaled(data)
+    n = config.limit or len(x_train)
+    return x_train[:n], data.y_train[:n], x_test, data.y_test
+
+
+def train(config: RunConfig, data: MNIST, store: RunStore, progress: bool = True,
+          on_epoch: EpochCallback | None = None) -> Run:
+    """One `model.fit` with the reference settings, validated on the test set each epoch."""
+    import keras
+
+    from .models import build, compile_for_training
+
+    x, y, x_test, y_test = arrays_for(config, data)
+    keras.utils.set_random_seed(config.seed)
+    model = build(config)
+    steps = -(-len(x) // config.batch_size)
+    compile_for_training(model, config, steps)
+    bar = _EpochBar(config, progress, on_epoch)
+    started = time.perf_counter()
+    fitted = model.fit(x, y, batch_size=config.batch_size, epochs=config.epochs, shuffle=True,
+                       validation_data=(x_test, y_test), verbose=0, callbacks=[bar.keras_callback()])
+    seconds = time.perf_counter() - started
+    bar.close()
+    history = {name: fitted.history[name] for name in HISTORY_COLUMNS}
+    return publish_model(store, config, data, model, history, seconds, trainer="keras_fit")
+
+
+class _EpochBar:
+    """A tqdm bar over epochs that also forwards each epoch's logs to `on_epoch`."""
+
+    def __init__(self, config: RunConfig, progress: bool, on_epoch: EpochCallback | None):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=config.epochs, desc=config.label, unit="epoch", disable=not progress,
+                        leave=False)
+        self.on_epoch = on_epoch
+
+    def update(self, epoch: int, logs: dict) -> None:
+        self.bar.set_postfix(loss=f"{logs.get('loss', float('nan')):.4f}",
+                             val_acc=f"{logs.get('val_accuracy', float('nan')):.4f}")
+        self.bar.update(1)
+        if self.on_epoch:
+            self.on_epoch(epoch + 1, logs)
+
+    def keras_callback(self):
+        import keras
+
+        outer = self
+
+        class Callback(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                outer.update(epoch, logs or {})
+
+        return Callback()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _logits(model, x: np.ndarray) -> np.ndarray:
+    return np.asarray(model.predict(x, batch_size=2000, verbose=0), dtype=np.float64)
+
+
+def _loss_and_probabilities(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    loss = float(-log_probs[np.arange(len(labels)), labels].mean())
+    return loss, np.exp(log_probs)
+
+
+def library_versions() -> dict:
+    import keras
+    import tensorflow as tf
+
+    return {"python": platform.python_version(), "tensorflow": tf.__version__,
+            "keras": keras.__version__, "numpy": np.__version__}
+
+
+def publish_model(store: RunStore, config: RunConfig, data: MNIST, model, history: dict,
+                  seconds: float, trainer: str, extra: dict | None = None) -> Run:
+    """Score `model` on its training images and the test set, then publish it as a run.
+
+    The saved model is a fresh copy holding only the weights, so no optimizer state is kept.
+    """
+    from .models import build
+
+    x, y, x_test, y_test = arrays_for(config, data)
+    train_loss, train_probs = _loss_and_probabilities(_logits(model, x), y)
+    test_loss, test_probs = _loss_and_probabilities(_logits(model, x_test), y_test)
+    train_accuracy = float((train_probs.argmax(1) == y).mean())
+    predicted = test_probs.argmax(1)
+    test_accuracy = float((predicted == y_test).mean())
+    metrics = {
+        "train_loss": train_loss,
+        "train_accuracy": train_accuracy,
+        "train_error": 1.0 - train_accuracy,
+        "test_loss": test_loss,
+        "test_accuracy": test_accuracy,
+        "test_error": 1.0 - test_accuracy,
+        "param_count": int(model.count_params()),
+        "epochs_trained": len(history["loss"]),
+        "wall_time_s": round(seconds, 2),
+        "trainer": trainer,
+        "train_images": len(x),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "versions": library_versions(),
+        **(extra or {}),
+    }
+    wrong = np.flatnonzero(predicted != y_test)
+    clean = build(config)
+    clean.set_weights(model.get_weights())
+
+    def write(folder: Path) -> None:
+        import json
+
+        import pandas as pd
+
+        (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+        table = pd.DataFrame({name: history[name] for name in HISTORY_COLUMNS})
+        table.insert(0, "epoch", np.arange(1, len(table) + 1))
+        table.to_csv(folder / "history.csv", index=False)
+        np.savez_compressed(folder / "predictions.npz", probabilities=test_probs.astype(np.float16))
+        np.savez_compressed(
+            folder / "errors.npz",
+            index=wrong.astype(np.int32),
+            image=data.x_test[wrong],
+            true=y_test[wrong].astype(np.uint8),
+            predicted=predicted[wrong].astype(np.uint8),
+            confidence=test_probs[wrong, predicted[wrong]].astype(np.float16),
+            true_probability=test_probs[wrong, y_test[wrong]].astype(np.float16),
+        )
+        clean.save(folder / "model.keras")
+
+    return store.publish(config.key(data.fingerprint), config, data.fingerprint, write)

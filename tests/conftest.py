@@ -1,0 +1,30 @@
+import os
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from mnist_core.data import MNISTError, load_mnist  # noqa: E402
+from mnist_core.store import RunStore, Stores  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """Real MNIST. In CI it must be there; elsewhere its absence skips the test, saying why."""
+    try:
+        return load_mnist()
+    except MNISTError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"real MNIST not available: {exc}")
+
+
+@pytest.fixture
+def store(tmp_path):
+    return RunStore(tmp_path / "store")
+
+
+@pytest.fixture
+def stores(store):
+    """A fresh writable store only: tests never read or write cached_results/."""
+    return Stores(store)

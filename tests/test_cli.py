@@ -1,0 +1,74 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cli(*args, env=None):
+    merged = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "mnist_core", *args], cwd=REPO, env=merged,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("args", [
+    ["train", "--l2", "-1"],
+    ["train", "--l2", "nan"],
+    ["train", "--l2", "inf"],
+    ["train", "--hidden", "0,5"],
+    ["train", "--hidden", "2.5,5"],
+    ["train", "--hidden", "99999"],
+    ["train", "--hidden", "1,2,3,4,5"],
+    ["train", "--epochs", "0"],
+    ["train", "--epochs", "100000"],
+    ["train", "--model", "rnn"],
+    ["train", "--model", "cnn", "--hidden", "10"],
+    ["train", "--limit", "3"],
+    ["sweep", "lambda", "--values", "0,abc"],
+    ["sweep", "lambda", "--values", "0,-0.1"],
+    ["sweep", "width", "--widths", "10:0"],
+    ["sweep", "width", "--widths", "10-5"],
+    ["sweep", "depth"],
+    ["frobnicate"],
+    [],
+])
+def test_bad_arguments_exit_2_with_one_line(args, tmp_path):
+    result = cli(*args, "--store", str(tmp_path)) if args and args[0] in ("train", "sweep") else cli(*args)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "error" in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unreadable_data_and_store_paths(tmp_path):
+    missing = cli("train", "--epochs", "1", "--store", str(tmp_path), "--data", str(tmp_path / "no.npz"))
+    assert missing.returncode == 2 and "MNIST_PATH" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    store = cli("train", "--epochs", "1", "--limit", "100", "--store", str(blocker / "sub"))
+    assert store.returncode == 2 and "store" in store.stderr
+    assert len(store.stderr.strip().splitlines()) == 1
+
+
+def test_train_then_list_json(tmp_path, mnist):
+    trained = cli("train", "--hidden", "10,5", "--epochs", "1", "--limit", "500", "--seed", "4",
+                  "--store", str(tmp_path), "--quiet", "--data", mnist.source)
+    assert trained.returncode == 0, trained.stderr
+    assert "test accuracy" in trained.stdout
+    listed = cli("list", "--json", "--store", str(tmp_path))
+    assert listed.returncode == 0, listed.stderr
+    entries = [e for e in json.loads(listed.stdout) if e["path"].startswith(str(tmp_path))]
+    assert len(entries) == 1
+    entry = entries[0]
+    assert {"key", "name", "config", "train_accuracy", "test_accuracy", "path", "model_path"} <= set(entry)
+    assert entry["config"]["hidden"] == [10, 5] and entry["config"]["seed"] == 4
+    assert entry["name"] is None
+    assert Path(entry["model_path"]).is_file()
+    again = cli("train", "--hidden", "10,5", "--epochs", "1", "--limit", "500", "--seed", "4",
+                "--store", str(tmp_path), "--quiet", "--data", mnist.source)
+    assert again.returncode == 0 and entry["key"][:12] in again.stdout

@@ -1,0 +1,124 @@
+import gzip
+import shutil
+
+import numpy as np
+import pytest
+
+from mnist_core import data as data_module
+from mnist_core.data import STANDARD_FINGERPRINT, MNISTError, load_mnist
+
+
+def write_idx(path, array, gz):
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    payload = header + array.astype(np.uint8).tobytes()
+    opener = gzip.open if gz else open
+    with opener(path, "wb") as handle:
+        handle.write(payload)
+
+
+def write_npz(path, mnist, **changes):
+    arrays = {n: getattr(mnist, n) for n in ("x_train", "y_train", "x_test", "y_test")}
+    arrays.update(changes)
+    np.savez_compressed(path, **arrays)
+
+
+def test_real_split(mnist):
+    assert mnist.x_train.shape == (60000, 28, 28) and mnist.x_test.shape == (10000, 28, 28)
+    assert mnist.x_train.dtype == np.uint8 and mnist.y_test.dtype == np.uint8
+    assert np.bincount(mnist.y_test).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    assert mnist.y_train[:5].tolist() == [5, 0, 4, 1, 9]
+    assert mnist.fingerprint == STANDARD_FINGERPRINT
+
+
+def test_arrays_are_read_only(mnist):
+    with pytest.raises(ValueError):
+        mnist.x_train[0, 0, 0] = 1
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_idx_folder_gives_same_arrays_and_fingerprint(tmp_path, mnist, gz):
+    for name, stem in data_module.IDX_FILES.items():
+        write_idx(tmp_path / (stem + (".gz" if gz else "")), getattr(mnist, name), gz)
+    loaded = load_mnist(tmp_path)
+    assert np.array_equal(loaded.x_train, mnist.x_train)
+    assert np.array_equal(loaded.y_test, mnist.y_test)
+    assert loaded.fingerprint == mnist.fingerprint
+
+
+def test_env_var_and_keras_cache(tmp_path, mnist, monkeypatch):
+    copy = tmp_path / "copy.npz"
+    shutil.copy(mnist.source, copy)
+    monkeypatch.setenv("MNIST_PATH", str(copy))
+    assert load_mnist().source == str(copy.resolve())
+    monkeypatch.delenv("MNIST_PATH")
+    monkeypatch.setattr(data_module, "KERAS_CACHE", copy)
+    assert load_mnist().fingerprint == mnist.fingerprint
+
+
+def test_explicit_path_beats_env_var(tmp_path, mnist, monkeypatch):
+    monkeypatch.setenv("MNIST_PATH", str(tmp_path / "nowhere.npz"))
+    assert load_mnist(mnist.source).fingerprint == mnist.fingerprint
+
+
+def test_missing_file_names_the_setting(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNIST_PATH", str(tmp_path / "nowhere.npz"))
+    with pytest.raises(MNISTError, match="MNIST_PATH"):
+        load_mnist()
+
+
+def test_truncated_npz_is_rejected(tmp_path, mnist):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(open(mnist.source, "rb").read()[:100_000])
+    with pytest.raises(MNISTError, match="not a readable .npz"):
+        load_mnist(bad)
+
+
+def test_garbage_file_is_rejected(tmp_path):
+    bad = tmp_path / "mnist.npz"
+    bad.write_text("hello")
+    with pytest.raises(MNISTError, match="MNIST_PATH"):
+        load_mnist(bad)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"x_train": np.zeros((100, 28, 28), np.uint8)}, "shape"),
+    ({"x_test": np.zeros((10000, 28, 28), np.float32)}, "dtype"),
+    ({"y_test": np.full(10000, 12, np.uint8)}, "label 12"),
+])
+def test_wrong_arrays_are_rejected(tmp_path, mnist, change, message):
+    bad = tmp_path / "wrong.npz"
+    write_npz(bad, mnist, **change)
+    with pytest.raises(MNISTError, match=message):
+        load_mnist(bad)
+
+
+def test_npz_missing_an_array(tmp_path, mnist):
+    bad = tmp_path / "partial.npz"
+    np.savez(bad, x_train=mnist.x_train)
+    with pytest.raises(MNISTError, match="lacks"):
+        load_mnist(bad)
+
+
+def test_pickled_npz_is_refused(tmp_path):
+    bad = tmp_path / "pickled.npz"
+    np.savez(bad, x_train=np.array([{"a": 1}], dtype=object), y_train=np.zeros(1),
+             x_test=np.zeros(1), y_test=np.zeros(1))
+    with pytest.raises(MNISTError):
+        load_mnist(bad)
+
+
+def test_idx_bad_magic_and_truncation(tmp_path, mnist):
+    for name, stem in data_module.IDX_FILES.items():
+        write_idx(tmp_path / stem, getattr(mnist, name), gz=False)
+    labels = tmp_path / data_module.IDX_FILES["y_test"]
+    labels.write_bytes(labels.read_bytes()[:-10])
+    with pytest.raises(MNISTError, match="truncated"):
+        load_mnist(tmp_path)
+    labels.write_bytes(b"\x01\x02\x03\x04" + b"\x00" * 20)
+    with pytest.raises(MNISTError, match="magic"):
+        load_mnist(tmp_path)
+
+
+def test_idx_folder_missing_file(tmp_path):
+    with pytest.raises(MNISTError, match="IDX"):
+        load_mnist(tmp_path)

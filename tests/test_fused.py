@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+
+from mnist_core.configs import RunConfig
+from mnist_core.fused import FusedMLPs, compatible, initial_weights, train_fused
+from mnist_core.training import arrays_for, train
+
+
+def test_groups_and_shapes():
+    configs = [RunConfig(hidden=(10, 5), seed=0), RunConfig(hidden=(40, 15), seed=0),
+               RunConfig(hidden=(10, 5), seed=1, l2=0.01)]
+    fused = FusedMLPs(configs)
+    assert fused.groups == [[0, 2], [1]]
+    assert [tuple(v.shape) for v in fused.params[0]] == [(2, 784, 10), (2, 10), (2, 10, 5), (2, 5),
+                                                         (2, 5, 10), (2, 10)]
+    assert [tuple(v.shape) for v in fused.params[1]][0] == (1, 784, 40)
+    for index, config in enumerate(configs):
+        for got, expected in zip(fused.weights_of(index), initial_weights(config)):
+            assert np.array_equal(got, expected)  # the same start as a Keras fit with that seed
+
+
+def test_per_model_l2_matches_keras_penalty():
+    from mnist_core.models import build
+
+    configs = [RunConfig(l2=value, seed=i) for i, value in enumerate((0.0, 0.001, 0.3))]
+    fused = FusedMLPs(configs)
+    penalty = fused.penalty(fused.params[0], fused.l2[0]).numpy()
+    for index, config in enumerate(configs):
+        model = build(config)
+        model.set_weights(fused.weights_of(index))
+        model(np.zeros((1, 28, 28), np.float32))
+        keras_penalty = float(sum(loss.numpy() for loss in model.losses)) if model.losses else 0.0
+        assert penalty[index] == pytest.approx(keras_penalty, rel=1e-5, abs=1e-7)
+
+
+def test_incompatible_configs_are_refused():
+    with pytest.raises(ValueError, match="share"):
+        compatible([RunConfig(epochs=1), RunConfig(epochs=2)])
+    with pytest.raises(ValueError, match="MLP"):
+        compatible([RunConfig.for_model("cnn")])
+
+
+def test_published_models_reload_and_score_their_metrics(mnist, store):
+    configs = [RunConfig(hidden=(25, 15), l2=value, epochs=1, limit=3000) for value in (0.0, 0.01)]
+    configs.append(RunConfig(hidden=(40, 15), epochs=1, limit=3000))
+    runs = train_fused(configs, mnist, store, progress=False)
+    _, _, x_test, y_test = arrays_for(configs[0], mnist)
+    for run, config in zip(runs, configs):
+        assert run.config == config and run.metrics["trainer"] == "fused"
+        assert run.metrics["fused_models"] == 3
+        model = run.load_model()
+        accuracy = np.mean(model.predict(x_test, verbose=0).argmax(1) == y_test)
+        assert accuracy == pytest.approx(run.test_accuracy)
+        assert run.test_accuracy > 0.5  # 3,000 images, one epoch; chance is 0.10
+        assert len(run.history()) == 1
+
+
+def test_fused_agrees_with_one_fit_per_model_within_seed_spread(mnist, tmp_path):
+    from mnist_core.store import RunStore
+
+    configs = [RunConfig(hidden=(25, 15), l2=0.001, epochs=2, limit=6000, seed=s) for s in range(4)]
+    fused = [r.test_accuracy for r in train_fused(configs, mnist, RunStore(tmp_path / "f"), False)]
+    single = [train(c, mnist, RunStore(tmp_path / "s"), False).test_accuracy for c in configs]
+    spread = max(np.std(fused), np.std(single))
+    assert abs(np.mean(fused) - np.mean(single)) <= 2 * spread + 0.005, (fused, single)

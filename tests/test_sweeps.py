@@ -1,0 +1,82 @@
+import pytest
+
+from mnist_core import fused, sweeps, training
+from mnist_core.configs import RunConfig
+from mnist_core.sweeps import (
+    REFERENCE_LAMBDAS,
+    REFERENCE_WIDTHS,
+    ensure_runs,
+    lambda_sweep,
+    named_runs,
+    reproduce_steps,
+    width_sweep,
+)
+
+
+def forbid_training(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a stored run was trained again")
+
+    monkeypatch.setattr(sweeps, "train", refuse)
+    monkeypatch.setattr(fused, "train_fused", refuse)
+    monkeypatch.setattr(training, "train", refuse)
+
+
+def test_reference_grids():
+    assert REFERENCE_LAMBDAS == (0.0, 0.001, 0.003, 0.01, 0.05, 0.1, 0.2, 0.3)
+    assert REFERENCE_WIDTHS[0] == (10, 5) and REFERENCE_WIDTHS[-1] == (1200, 480)
+    assert len(REFERENCE_WIDTHS) == 11
+
+
+def test_lambda_sweep_table_and_reuse(mnist, stores, monkeypatch):
+    frame = lambda_sweep([0, 0.01], seeds=[0, 1], epochs=1, limit=1000, data=mnist, stores=stores,
+                         progress=False)
+    assert len(frame) == 4
+    assert sorted(frame["l2"].unique()) == [0.0, 0.01]
+    assert sorted(frame["seed"].unique()) == [0, 1]
+    assert {"train_error", "test_error", "test_accuracy", "train_accuracy", "key"} <= set(frame.columns)
+    assert ((frame["test_error"] + frame["test_accuracy"]) - 1).abs().max() < 1e-12
+    assert frame["key"].is_unique
+    forbid_training(monkeypatch)
+    again = lambda_sweep([0, 0.01], seeds=[0, 1], epochs=1, limit=1000, data=mnist, stores=stores,
+                         progress=False)
+    assert again.equals(frame)
+
+
+def test_width_sweep_reuses_and_extends(mnist, stores):
+    first = width_sweep([(10, 5)], epochs=1, limit=1000, data=mnist, stores=stores, progress=False)
+    second = width_sweep([(10, 5), (20, 8)], epochs=1, limit=1000, data=mnist, stores=stores,
+                         progress=False)
+    assert second.iloc[0].equals(first.iloc[0])
+    assert second["neurons"].tolist() == [15, 28]
+    assert second["hidden"].tolist() == ["10-5", "20-8"]
+
+
+def test_ensure_runs_one_at_a_time_and_duplicates(mnist, stores):
+    config = RunConfig(hidden=(10, 5), epochs=1, limit=500)
+    runs = ensure_runs([config, config], mnist, stores, fused=False, progress=False)
+    assert runs[0].key == runs[1].key and runs[0].metrics["trainer"] == "keras_fit"
+
+
+def test_reproduce_covers_every_reference_experiment():
+    steps = dict(reproduce_steps())
+    configs = [c for group in steps.values() for c in group]
+    assert sum(c.model == "mlp" and c.hidden == (25, 15) for c in configs) == 8 * 3
+    assert sum(c.model == "mlp" and c.l2 == 0 for c in configs) >= 11 * 3
+    assert sum(c.model == "cnn" and c.epochs == 10 for c in configs) == 3
+    assert any(c.model == "cnn" and c.epochs >= 20 for c in configs)
+    assert any(c.model == "improved_cnn" for c in configs)
+
+
+def test_named_runs_only_lists_stored(stores):
+    assert named_runs(stores, "0" * 64) == {}
+
+
+def test_every_mlp_in_a_mixed_request_is_trained_once(mnist, stores):
+    configs = [RunConfig(hidden=(10, 5), epochs=1, limit=500, seed=s) for s in (0, 1)]
+    configs.append(RunConfig.for_model("cnn", epochs=1, limit=500))
+    runs = ensure_runs(configs, mnist, stores, progress=False)
+    assert [r.metrics["trainer"] for r in runs] == ["fused", "fused", "keras_fit"]
+    assert len(stores.writable.keys()) == 3
+    with pytest.raises(AssertionError):
+        assert stores.get("0" * 64)

@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+
+from mnist_core.configs import RunConfig
+from mnist_core.training import arrays_for, train
+
+SMALL = RunConfig(hidden=(25, 15), epochs=1, limit=5000, seed=3)
+
+
+@pytest.fixture(scope="module")
+def small_run(mnist, tmp_path_factory):
+    from mnist_core.store import RunStore
+
+    return train(SMALL, mnist, RunStore(tmp_path_factory.mktemp("store")), progress=False)
+
+
+def test_small_real_training_beats_chance_by_far(small_run):
+    assert small_run.test_accuracy > 0.75  # chance is 0.10
+    assert small_run.metrics["train_images"] == 5000
+    assert small_run.metrics["trainer"] == "keras_fit"
+    assert abs(small_run.metrics["test_error"] - (1 - small_run.test_accuracy)) < 1e-12
+    assert set(small_run.metrics["versions"]) >= {"tensorflow", "keras", "numpy", "python"}
+
+
+def test_stored_model_reproduces_its_metrics(small_run, mnist):
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(small_run.model_path) as archive:  # no optimizer state is kept
+        assert not json.loads(archive.read("config.json")).get("compile_config")
+    model = small_run.load_model()
+    _, _, x_test, y_test = arrays_for(SMALL, mnist)
+    logits = model.predict(x_test, verbose=0)
+    assert logits.shape == (10000, 10)
+    assert np.mean(logits.argmax(1) == y_test) == pytest.approx(small_run.test_accuracy)
+    probabilities = small_run.predictions()
+    assert probabilities.shape == (10000, 10)
+    assert np.mean(probabilities.argmax(1) == y_test) == pytest.approx(small_run.test_accuracy, abs=2e-4)
+
+
+def test_errors_are_the_misclassified_images(small_run, mnist):
+    errors = small_run.errors()
+    assert len(errors["index"]) == round((1 - small_run.test_accuracy) * 10000)
+    assert np.array_equal(errors["image"], mnist.x_test[errors["index"]])
+    assert np.array_equal(errors["true"], mnist.y_test[errors["index"]])
+    assert (errors["predicted"] != errors["true"]).all()
+
+
+def test_history_has_one_row_per_epoch(small_run):
+    history = small_run.history()
+    assert list(history.columns) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
+    assert len(history) == SMALL.epochs
+
+
+def test_same_config_and_seed_give_the_same_run(small_run, mnist, tmp_path):
+    from mnist_core.store import RunStore
+
+    again = train(SMALL, mnist, RunStore(tmp_path), progress=False)
+    assert again.key == small_run.key
+    assert again.metrics["test_loss"] == pytest.approx(small_run.metrics["test_loss"], rel=1e-6)
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn", "improved_cnn"])
+def test_every_architecture_maps_images_to_logits(model):
+    import keras
+
+    from mnist_core.models import build
+
+    net = build(RunConfig.for_model(model))
+    out = net(np.zeros((3, 28, 28), np.float32), training=False)
+    assert tuple(out.shape) == (3, 10)
+    assert isinstance(net.layers[-1], keras.layers.Dense) and net.layers[-1].activation.__name__ == "linear"
+
+
+def test_reference_architectures():
+    from mnist_core.models import build
+
+    mlp = build(RunConfig(hidden=(25, 15), l2=0.01))
+    assert mlp.count_params() == 784 * 25 + 25 + 25 * 15 + 15 + 15 * 10 + 10
+    dense = [layer for layer in mlp.layers if layer.__class__.__name__ == "Dense"]
+    assert [d.kernel_regularizer is not None for d in dense] == [True, True, False]
+    cnn = build(RunConfig.for_model("cnn"))
+    kinds = [(layer.__class__.__name__, getattr(layer, "filters", getattr(layer, "units", None)))
+             for layer in cnn.layers if layer.__class__.__name__ in ("Conv2D", "MaxPooling2D", "Dense")]
+    assert kinds == [("Conv2D", 32), ("MaxPooling2D", None), ("Conv2D", 64), ("MaxPooling2D", None),
+                     ("Conv2D", 64), ("Dense", 64), ("Dense", 32), ("Dense", 10)]
+
+
+def test_small_cnn_trains(mnist, tmp_path):
+    from mnist_core.store import RunStore
+
+    run = train(RunConfig.for_model("cnn", epochs=1, limit=2000), mnist, RunStore(tmp_path), progress=False)
+    assert run.test_accuracy > 0.6
+    assert run.load_model()(np.zeros((1, 28, 28), np.float32)).shape == (1, 10)

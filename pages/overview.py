@@ -1,14 +1,60 @@
-"""Overview: the named models and their numbers."""
+"""Overview: every named model beside the reference, and its training curves."""
 
+import dataclasses
+
+import pandas as pd
 import streamlit as st
 
-from mnist_core.data import STANDARD_FINGERPRINT
-from mnist_core.store import Stores
-from mnist_core.sweeps import named_runs
+from mnist_core.sweeps import REFERENCE_ACCURACY, REFERENCE_SEEDS
+from pages import charts, common
+
+DESCRIPTIONS = {
+    "baseline_mlp": "MLP 784-25-15-10, Adam 1e-3, batch 32, 60 epochs",
+    "best_width_mlp": "the width-sweep pair with the best mean test accuracy",
+    "reference_cnn": "Conv32-Pool-Conv64-Pool-Conv64-Dense64-Dense32-Dense10, 10 epochs",
+    "improved_cnn": "ours: batch norm, dropout, augmentation, cosine LR, 20 epochs",
+}
 
 st.title("MNIST lab")
-runs = named_runs(Stores.default(), STANDARD_FINGERPRINT)
-if not runs:
-    st.info("No results yet: run `python -m mnist_core reproduce` to train the reference study.")
-for name, run in runs.items():
-    st.write(f"**{name}**: {run.config.label}, test accuracy {run.test_accuracy:.2%}")
+st.markdown("A reproduction of a small MNIST study with its own hyperparameters, and models "
+            "of our own that beat it. Every number here comes from runs stored in "
+            "`cached_results/` or your own store.")
+named = common.named()
+if not named:
+    st.info("No named runs are stored yet: run `python -m mnist_core reproduce` to train them.")
+    st.stop()
+
+fp = common.fingerprint()
+rows = []
+for name, run in named.items():
+    seeds = [common.get(dataclasses.replace(run.config, seed=s).key(fp)) for s in REFERENCE_SEEDS]
+    accuracies = pd.Series([r.test_accuracy for r in seeds if r is not None])
+    reference = REFERENCE_ACCURACY.get(name)
+    rows.append({
+        "model": name,
+        "what": DESCRIPTIONS.get(name, run.config.label),
+        "parameters": run.metrics["param_count"],
+        "reference": f"{reference:.2%}" if reference else "—",
+        "ours (seed 0)": f"{run.test_accuracy:.2%}",
+        "ours, mean ± std": (
+            f"{accuracies.mean():.2%} ± {accuracies.std(ddof=0):.2%} ({len(accuracies)} seeds)"
+            if len(accuracies) > 1 else "1 seed"),
+        "train accuracy": f"{run.train_accuracy:.2%}",
+        "training time": f"{run.metrics['wall_time_s']:.0f} s ({run.metrics['trainer']})",
+    })
+st.dataframe(pd.DataFrame(rows), hide_index=True)
+
+st.subheader("Training curves")
+keys, labels = common.run_choices()
+default = named.get("reference_cnn") or next(iter(named.values()))
+selected = common.selected_run()
+choice = st.selectbox("Run", keys, index=keys.index((selected or default).key),
+                      format_func=labels.get, key="overview_run")
+run = common.get(choice)
+history = run.history()
+left, right = st.columns(2)
+left.plotly_chart(charts.history_figure(history, "loss", "Loss (validation = test set)"))
+right.plotly_chart(charts.history_figure(history, "accuracy", "Accuracy (validation = test set)"))
+low = history["val_loss"].idxmin()
+st.caption(f"Lowest validation loss {history['val_loss'][low]:.4f} at epoch "
+           f"{int(history['epoch'][low])} of {len(history)}; final {history['val_loss'].iloc[-1]:.4f}.")

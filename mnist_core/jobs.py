@@ -1,0 +1,180 @@
+"""Background training jobs that the dashboard starts and polls.
+
+A job is a list of configs to train into a store. Its id is the hash of the sorted run keys,
+so identical requests share one job. Its state lives on disk (state.json, replaced
+atomically) and a worker process holds the job's lock while it runs: the lock, not a pid,
+tells whether a job is alive, so a server restart or a killed worker is seen for what it is.
+Nothing a visitor enters reaches a shell: the worker is started with an argument list
+holding only the job's folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from .configs import RunConfig
+from .store import Stores
+
+MAX_RUNNING_JOBS = 1  # two cores: one training at a time keeps the dashboard responsive
+MAX_POINTS = 24
+MAX_JOB_EPOCHS = 60
+MAX_JOB_WIDTH = 1200
+
+
+class JobError(ValueError):
+    """A job request is over a limit or malformed; the message says which."""
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    folder: Path
+    state: dict
+
+    @property
+    def status(self) -> str:
+        """queued, running, done, or failed (including a worker that died)."""
+        return self.state["status"]
+
+    @property
+    def progress(self) -> float:
+        total = self.state.get("epochs_total") or 1
+        return min(1.0, self.state.get("epochs_done", 0) / total)
+
+    @property
+    def message(self) -> str:
+        return self.state.get("message", "")
+
+
+def check_limits(configs: list[RunConfig]) -> None:
+    if not configs:
+        raise JobError("nothing to train: every requested point is already stored")
+    if len(configs) > MAX_POINTS:
+        raise JobError(f"a job may train at most {MAX_POINTS} runs, this one asks for {len(configs)}")
+    for c in configs:
+        if c.epochs > MAX_JOB_EPOCHS:
+            raise JobError(f"jobs may train at most {MAX_JOB_EPOCHS} epochs, got {c.epochs}")
+        if c.model != "mlp":
+            raise JobError(f"the dashboard trains MLPs only, got {c.model}")
+        if max(c.hidden) > MAX_JOB_WIDTH:
+            raise JobError(f"jobs may use widths up to {MAX_JOB_WIDTH}, got {max(c.hidden)}")
+
+
+def jobs_root(stores: Stores) -> Path:
+    return stores.writable.root / ".jobs"
+
+
+def job_id(configs: list[RunConfig], fingerprint: str) -> str:
+    keys = sorted({c.key(fingerprint) for c in configs})
+    return hashlib.sha256(" ".join(keys).encode()).hexdigest()[:32]
+
+
+def _write_state(folder: Path, state: dict) -> None:
+    state = {**state, "updated": time.time()}
+    temporary = folder / f"state.{os.getpid()}.tmp"
+    temporary.write_text(json.dumps(state, indent=2))
+    os.replace(temporary, folder / "state.json")
+
+
+def _alive(folder: Path) -> bool:
+    """True while a worker holds the job's lock (the OS drops it when the worker dies)."""
+    probe = FileLock(str(folder / "worker.lock"))
+    try:
+        probe.acquire(timeout=0)
+    except Timeout:
+        return True
+    probe.release()
+    return False
+
+
+def load(folder: Path) -> Job | None:
+    try:
+        state = json.loads((folder / "state.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if state.get("status") in ("queued", "running") and not _alive(folder):
+        started = state.get("launched", 0)
+        if time.time() - started > 30:  # a worker gets 30 s to start and take its lock
+            state = {**state, "status": "failed",
+                     "message": "the training process stopped before finishing; retry to resume"}
+    return Job(folder.name, folder, state)
+
+
+def list_jobs(stores: Stores) -> list[Job]:
+    root = jobs_root(stores)
+    if not root.is_dir():
+        return []
+    jobs = [load(folder) for folder in root.iterdir() if folder.is_dir()]
+    return sorted((j for j in jobs if j), key=lambda j: j.state.get("launched", 0), reverse=True)
+
+
+def start(configs: list[RunConfig], stores: Stores, fingerprint: str, title: str) -> Job:
+    """Start a job for `configs` (skipping stored ones), or return the identical one already there."""
+    todo = [c for c in configs if stores.get(c.key(fingerprint)) is None]
+    check_limits(todo)
+    root = jobs_root(stores)
+    folder = root / job_id(todo, fingerprint)
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root / "start.lock")):
+        existing = load(folder)
+        if existing and existing.status in ("queued", "running", "done"):
+            return existing
+        running = [j for j in list_jobs(stores) if j.status in ("queued", "running")]
+        if len(running) >= MAX_RUNNING_JOBS:
+            raise JobError(f"{len(running)} training job is already running (limit "
+                           f"{MAX_RUNNING_JOBS}); wait for it to finish")
+        state = {"status": "queued", "title": title, "configs": [c.to_dict() for c in todo],
+                 "store": str(stores.writable.root), "epochs_done": 0,
+                 "epochs_total": max(c.epochs for c in todo), "launched": time.time(),
+                 "message": "starting"}
+        _write_state(folder, state)
+        subprocess.Popen([sys.executable, "-m", "mnist_core.jobs", str(folder)],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=open(folder / "worker.log", "ab"), start_new_session=True,
+                         cwd=Path(__file__).resolve().parent.parent)
+    return load(folder)
+
+
+def run_worker(folder: Path) -> int:
+    """The worker process: train the job's configs, recording progress after every epoch."""
+    from .data import load_mnist
+    from .sweeps import ensure_runs
+
+    lock = FileLock(str(folder / "worker.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return 0  # another worker already runs this job
+    state = json.loads((folder / "state.json").read_text())
+    try:
+        configs = [RunConfig.from_dict(c) for c in state["configs"]]
+        stores = Stores.default(state["store"])
+        _write_state(folder, {**state, "status": "running", "pid": os.getpid(),
+                              "message": "loading MNIST"})
+        data = load_mnist()
+
+        def on_epoch(done: int, logs: dict) -> None:
+            state.update(status="running", epochs_done=done,
+                         message=f"epoch {done}/{state['epochs_total']}")
+            _write_state(folder, state)
+
+        ensure_runs(configs, data, stores, fused=True, progress=False, on_epoch=on_epoch)
+        state.update(status="done", epochs_done=state["epochs_total"], message="finished")
+    except Exception as exc:  # recorded for the page to show; the job can be retried
+        state.update(status="failed", message=f"{type(exc).__name__}: {exc}")
+    _write_state(folder, state)
+    lock.release()
+    return 0 if state["status"] == "done" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(run_worker(Path(sys.argv[1])))

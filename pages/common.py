@@ -1,0 +1,101 @@
+"""Helpers shared by the pages: cached access to the run stores, models and run selection.
+
+Only thin Streamlit wiring lives here; the work is in mnist_core.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from mnist_core.data import STANDARD_FINGERPRINT, MNISTError, load_mnist, mnist_available
+from mnist_core.store import Run, Stores
+from mnist_core.sweeps import named_runs
+
+SELECTED = "selected_run"  # session key (and query parameter) of the run chosen on any page
+
+
+@st.cache_resource
+def stores() -> Stores:
+    return Stores.default()
+
+
+@st.cache_resource(show_spinner=False)
+def _data_fingerprint(available: bool) -> str:
+    if not available:
+        return STANDARD_FINGERPRINT
+    try:
+        return load_mnist().fingerprint
+    except MNISTError:
+        return STANDARD_FINGERPRINT
+
+
+def fingerprint() -> str:
+    """The data fingerprint runs are looked up with: local MNIST's, else standard MNIST's."""
+    return _data_fingerprint(mnist_available())
+
+
+def store_signature() -> tuple:
+    """Cheap to compute; changes whenever a run is published to any store."""
+    return tuple((str(s.root), tuple(s.keys())) for s in stores().all)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _index(signature: tuple) -> dict[str, Run]:
+    return {run.key: run for run in stores().runs()}
+
+
+def index() -> dict[str, Run]:
+    """Every verified run, by key."""
+    return _index(store_signature())
+
+
+def get(key: str) -> Run | None:
+    return index().get(key)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _named(signature: tuple, fp: str) -> dict[str, Run]:
+    return named_runs(stores(), fp)
+
+
+def named() -> dict[str, Run]:
+    return _named(store_signature(), fingerprint())
+
+
+@st.cache_resource(show_spinner="Loading model…", max_entries=16)
+def model(key: str):
+    """A run's Keras model, loaded once per server process (safe_mode, from the stores only)."""
+    run = get(key)
+    if run is None:
+        raise KeyError(key)
+    return run.load_model()
+
+
+def selected_run() -> Run | None:
+    key = st.session_state.get(SELECTED) or st.query_params.get("run")
+    return get(key) if isinstance(key, str) and key in index() else None
+
+
+def select(key: str) -> None:
+    if key in index():
+        st.session_state[SELECTED] = key
+        st.query_params["run"] = key
+
+
+def run_choices() -> tuple[list[str], dict[str, str]]:
+    """Keys of every run, named ones first, with a label for each."""
+    names = {run.key: name for name, run in named().items()}
+    runs = sorted(index().values(), key=lambda r: (r.key not in names, r.config.model,
+                                                  r.config.hidden, r.config.l2, r.config.seed))
+    labels = {}
+    for run in runs:
+        prefix = f"{names[run.key]}: " if run.key in names else ""
+        labels[run.key] = f"{prefix}{run.config.label} ({run.test_accuracy:.2%})"
+    return [r.key for r in runs], labels
+
+
+def need_mnist_message() -> str | None:
+    if mnist_available():
+        return None
+    return ("MNIST files are not available here, so new points cannot be trained. Set MNIST_PATH "
+            "to a Keras-layout mnist.npz (or a folder of the IDX files) and restart the dashboard.")

@@ -1,0 +1,59 @@
+"""Draw a digit and watch every named model (and the selected run) classify it live."""
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+from streamlit_drawable_canvas import st_canvas
+
+from mnist_core.predict import classify_drawing, disagreements
+from mnist_core.preprocess import PreprocessError
+from pages import charts, common
+
+st.title("Draw a digit")
+named = common.named()
+models_to_use = {name: run.key for name, run in named.items()}
+selected = common.selected_run()
+if selected is not None and selected.key not in models_to_use.values():
+    models_to_use[f"selected: {selected.config.label}"] = selected.key
+if not models_to_use:
+    st.info("No models are stored yet: run `python -m mnist_core reproduce`.")
+    st.stop()
+
+st.session_state.setdefault("canvas_generation", 0)
+draw_column, input_column, result_column = st.columns([3, 2, 5])
+with draw_column:
+    stroke = st.slider("Stroke width", 8, 40, 20, key="stroke_width")
+    canvas = st_canvas(stroke_width=stroke, stroke_color="#FFFFFF", background_color="#000000",
+                       height=280, width=280, drawing_mode="freedraw", return_image_data=True,
+                       update_streamlit=True, key=f"canvas_{st.session_state.canvas_generation}")
+    if st.button("Clear", key="clear_canvas"):
+        st.session_state.canvas_generation += 1
+        st.rerun()
+
+models = {name: common.model(key) for name, key in models_to_use.items()}
+try:
+    image28, probabilities = classify_drawing(canvas.image_data, models) \
+        if canvas.image_data is not None else (None, {})
+except PreprocessError as exc:
+    image28, probabilities = None, {}
+    st.error(f"Could not read the drawing: {exc}")
+
+with input_column:
+    st.markdown("**What the models see** (28×28, MNIST-style)")
+    if image28 is not None:
+        st.image(Image.fromarray((image28 * 255).astype(np.uint8)).resize((168, 168),
+                 Image.Resampling.NEAREST))
+        st.caption("Cropped to the ink, scaled into 20×20, centred by centre of mass.")
+
+with result_column:
+    if image28 is None:
+        st.info("Draw a digit on the black canvas: every model will classify it after each stroke.")
+    else:
+        differs = disagreements(probabilities)
+        if any(differs.values()):
+            st.warning("The models disagree: the ones outlined in red differ from the majority.")
+        columns = st.columns(len(probabilities))
+        for column, (name, probs) in zip(columns, probabilities.items()):
+            column.metric(name, str(int(probs.argmax())), f"{probs.max():.1%} sure",
+                          delta_color="off" if not differs[name] else "inverse", border=differs[name])
+        st.plotly_chart(charts.probability_figure(probabilities, differs))

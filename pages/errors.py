@@ -1,0 +1,87 @@
+"""Errors: confusion matrix, a browsable grid of misclassified test images, two runs compared."""
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from mnist_core.errors import compare, confusion, error_table, images_by_index, sort_errors
+from pages import charts, common
+
+PAGE_SIZE = 50
+COLUMNS = 10
+
+
+def enlarged(image: np.ndarray) -> Image.Image:
+    return Image.fromarray(image).resize((84, 84), Image.Resampling.NEAREST)
+
+
+def grid(rows, images: dict, key: str) -> None:
+    """Misclassified images, PAGE_SIZE at a time, captioned true → predicted (confidence)."""
+    if len(rows) == 0:
+        st.info("No misclassified images here.")
+        return
+    pages = (len(rows) - 1) // PAGE_SIZE + 1
+    page = st.number_input(f"Page (of {pages}, {PAGE_SIZE} per page)", 1, pages, 1, key=f"{key}_page")
+    shown = rows.iloc[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
+    for start in range(0, len(shown), COLUMNS):
+        columns = st.columns(COLUMNS)
+        for column, (_, row) in zip(columns, shown.iloc[start:start + COLUMNS].iterrows()):
+            column.image(enlarged(images[int(row["index"])]), use_container_width=False)
+            column.markdown(f"**{int(row['true'])} → {int(row['predicted'])}**  \n"
+                            f"{row['confidence']:.0%} · #{int(row['index'])}")
+
+
+st.title("Misclassified test images")
+keys, labels = common.run_choices()
+if not keys:
+    st.info("No runs are stored yet: run `python -m mnist_core reproduce`.")
+    st.stop()
+named = common.named()
+default = common.selected_run() or named.get("improved_cnn") or common.get(keys[0])
+key = st.selectbox("Run", keys, index=keys.index(default.key), format_func=labels.get, key="errors_run")
+if key != default.key:
+    common.select(key)
+run = common.get(key)
+table = error_table(run)
+images = images_by_index(run)
+st.caption(f"{len(table)} of 10,000 test images wrong ({len(table) / 100:.2f}% error).")
+
+tab_browse, tab_compare = st.tabs(["Browse", "Compare two runs"])
+with tab_browse:
+    left, right = st.columns([2, 3])
+    with left:
+        event = st.plotly_chart(charts.confusion_figure(confusion(run)), on_select="rerun",
+                                selection_mode="points", key="confusion")
+        points = event.selection.points if event and event.selection else []
+        if points:
+            st.session_state["errors_true"] = str(points[0]["y"])
+            st.session_state["errors_pred"] = str(points[0]["x"])
+        st.caption("Click a cell to show only those mistakes.")
+    with right:
+        options = ["any"] + [str(d) for d in range(10)]
+        a, b, c = st.columns(3)
+        true_label = a.selectbox("True digit", options, key="errors_true")
+        predicted_label = b.selectbox("Predicted digit", options, key="errors_pred")
+        order = c.radio("Sort by", ["confidence", "loss"], horizontal=True, key="errors_sort")
+    rows = table
+    if true_label != "any":
+        rows = rows[rows["true"] == int(true_label)]
+    if predicted_label != "any":
+        rows = rows[rows["predicted"] == int(predicted_label)]
+    grid(sort_errors(rows, order), images, "browse")
+
+with tab_compare:
+    other_default = named.get("reference_cnn") or common.get(keys[0])
+    other = st.selectbox("Run B", keys, index=keys.index(other_default.key), format_func=labels.get,
+                         key="errors_other")
+    run_b = common.get(other)
+    groups = compare(run, run_b)
+    st.markdown(f"A = {labels[key]}  \nB = {labels[other]}")
+    counts = st.columns(3)
+    for column, (name, indices) in zip(counts, groups.items()):
+        column.metric(name, len(indices))
+    which = st.radio("Show", list(groups), horizontal=True, key="errors_compare_group")
+    table_b = error_table(run_b)
+    source, source_images = (table_b, images_by_index(run_b)) if which == "only B" else (table, images)
+    chosen = source[source["index"].isin(groups[which])]
+    grid(sort_errors(chosen, "confidence"), source_images, f"compare_{which}")

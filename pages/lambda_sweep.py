@@ -1,0 +1,10 @@
+"""Lambda sweep: train and test error against the L2 penalty on the 25-15 MLP."""
+
+import streamlit as st
+
+from pages import sweep_view
+
+st.title("L2 regularization sweep")
+st.markdown("MLP 784-25-15-10, L2 penalty λ on the hidden kernels. Too little λ overfits "
+            "(train error far below test error); too much underfits (both rise).")
+sweep_view.render("lambda")

@@ -1,0 +1,178 @@
+"""The lambda and width sweep pages: grid controls, curves over seeds, background training."""
+
+from __future__ import annotations
+
+import math
+
+import streamlit as st
+
+from mnist_core import jobs
+from mnist_core.configs import ConfigError
+from mnist_core.sweeps import REFERENCE_LAMBDAS, REFERENCE_WIDTHS, lambda_configs, table, width_configs
+from pages import charts, common
+
+EPOCH_CHOICES = (1, 2, 5, 10, 20, 30, 60)
+IMAGE_CHOICES = (1000, 2000, 5000, 10000, 30000, 60000)
+
+
+def _parse_numbers(text: str) -> list[float]:
+    values = []
+    for part in text.replace(";", ",").split(","):
+        part = part.strip()
+        if part:
+            value = float(part)
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"{part!r} is not a finite number >= 0")
+            values.append(value)
+    if not values:
+        raise ValueError("enter at least one value")
+    return sorted(set(values))
+
+
+def _parse_pairs(text: str) -> list[tuple[int, int]]:
+    pairs = []
+    for part in text.replace(";", ",").split(","):
+        part = part.strip()
+        if part:
+            first, _, second = part.partition(":")
+            pair = (int(first), int(second))
+            if min(pair) < 1:
+                raise ValueError(f"{part!r}: widths must be at least 1")
+            pairs.append(pair)
+    if not pairs:
+        raise ValueError("enter at least one pair such as 25:10")
+    return pairs
+
+
+def _lambda_grid() -> list[float] | None:
+    mode = st.radio("Lambda grid", ["Reference grid", "Log range", "Explicit values"], horizontal=True,
+                    key="lambda_grid_mode")
+    if mode == "Reference grid":
+        return list(REFERENCE_LAMBDAS)
+    if mode == "Log range":
+        low, high = st.slider("log₁₀ λ range", -5.0, 0.0, (-3.0, -0.5), 0.5, key="lambda_range")
+        count = st.slider("Points in range", 2, 12, 6, key="lambda_count")
+        zero = st.checkbox("Include λ = 0", True, key="lambda_zero")
+        values = [round(10 ** (low + (high - low) * i / (count - 1)), 6) for i in range(count)]
+        return sorted(set(values + ([0.0] if zero else [])))
+    text = st.text_input("Lambdas, comma-separated", "0, 0.001, 0.01, 0.1", key="lambda_values")
+    try:
+        return _parse_numbers(text)
+    except ValueError as exc:
+        st.error(f"Lambdas: {exc}")
+        return None
+
+
+def _width_grid() -> list[tuple[int, int]] | None:
+    mode = st.radio("Width grid", ["Reference grid", "Range of the reference", "Explicit pairs"],
+                    horizontal=True, key="width_grid_mode")
+    if mode == "Reference grid":
+        return list(REFERENCE_WIDTHS)
+    if mode == "Range of the reference":
+        labels = [f"{a}/{b}" for a, b in REFERENCE_WIDTHS]
+        low, high = st.select_slider("Layer sizes from … to", labels, (labels[0], labels[-1]),
+                                     key="width_range")
+        return list(REFERENCE_WIDTHS[labels.index(low):labels.index(high) + 1])
+    text = st.text_input("Pairs layer1:layer2, comma-separated", "10:5, 25:10, 100:40",
+                         key="width_values")
+    try:
+        return _parse_pairs(text)
+    except ValueError as exc:
+        st.error(f"Widths: {exc}")
+        return None
+
+
+def render(kind: str) -> None:
+    """The whole page for kind 'lambda' or 'width'."""
+    is_lambda = kind == "lambda"
+    with st.sidebar:
+        st.subheader("Grid")
+        grid = _lambda_grid() if is_lambda else _width_grid()
+        epochs = st.select_slider("Epochs", EPOCH_CHOICES, 60, key=f"{kind}_epochs")
+        seeds = st.slider("Seeds", 1, 3, 3, key=f"{kind}_seeds")
+        images = st.select_slider("Training images", IMAGE_CHOICES, 60000, key=f"{kind}_images")
+    if grid is None:
+        return
+    limit = None if images == 60000 else images
+    try:
+        if is_lambda:
+            configs = lambda_configs(grid, range(seeds), epochs, limit)
+        else:
+            configs = width_configs(grid, range(seeds), epochs, limit)
+    except ConfigError as exc:
+        st.error(str(exc))
+        return
+    fp = common.fingerprint()
+    runs = [common.get(c.key(fp)) for c in configs]
+    missing = [c for c, r in zip(configs, runs) if r is None]
+    frame = table(runs)
+    st.caption(f"{len(configs) - len(missing)} of {len(configs)} runs stored · {epochs} epochs · "
+               f"{seeds} seed(s) · {images:,} training images")
+    if frame.empty:
+        st.info("None of these runs is stored yet. Train them below, or pick the reference grid "
+                "with 60 epochs and 60,000 images to see the committed results.")
+    else:
+        _chart(frame, kind)
+    _training_controls(kind, missing, fp)
+    _job_panel(kind)
+    if not frame.empty:
+        with st.expander("Table of runs"):
+            st.dataframe(frame.drop(columns=["model", "hidden1", "hidden2"]), hide_index=True)
+
+
+def _chart(frame, kind: str) -> None:
+    if kind == "lambda":
+        x, ticks, labels = charts.lambda_positions(frame["l2"])
+        hover = frame["l2"].map(lambda v: f"λ = {v:g}")
+        figure = charts.sweep_figure(frame, "l2", x, "L2 lambda (log scale; 0 at the left)", hover,
+                                     ticks=(ticks, labels))
+    else:
+        hover = frame.apply(lambda r: f"{r['hidden1']}/{r['hidden2']} neurons", axis=1)
+        figure = charts.sweep_figure(frame, "hidden", frame["neurons"],
+                                     "total hidden neurons (log scale)", hover, log_x=True)
+    event = st.plotly_chart(figure, on_select="rerun", selection_mode="points", key=f"{kind}_chart")
+    points = event.selection.points if event and event.selection else []
+    keys = [p["customdata"][0] for p in points if isinstance(p.get("customdata"), list)]
+    if keys:
+        common.select(keys[0])
+    chosen = common.selected_run()
+    if chosen is not None:
+        st.success(f"Selected: {chosen.config.label}, test accuracy {chosen.test_accuracy:.2%}. "
+                   "The Errors and Draw pages now use it.")
+    else:
+        st.caption("Click a point to select its run for the Errors and Draw pages.")
+    best = frame.groupby(frame["l2"] if kind == "lambda" else frame["hidden"])["test_accuracy"].mean()
+    st.caption(f"Best mean test accuracy: {best.max():.2%} at "
+               f"{'λ = ' if kind == 'lambda' else ''}{best.idxmax()}")
+
+
+def _training_controls(kind: str, missing, fp: str) -> None:
+    if not missing:
+        return
+    message = common.need_mnist_message()
+    if message:
+        st.warning(message)
+        return
+    total_epochs = sum(c.epochs for c in missing)
+    label = f"Train {len(missing)} missing run(s) in the background ({total_epochs} model-epochs)"
+    if st.button(label, key=f"{kind}_train", type="primary"):
+        try:
+            job = jobs.start(missing, common.stores(), fp, title=f"{kind} sweep: {len(missing)} runs")
+            st.toast(f"Training job {job.id[:8]} {job.status}")
+        except (jobs.JobError, OSError) as exc:
+            st.error(str(exc))
+
+
+@st.fragment(run_every=2)
+def _job_panel(kind: str) -> None:
+    active = [j for j in jobs.list_jobs(common.stores()) if j.status in ("queued", "running")]
+    recent = [j for j in jobs.list_jobs(common.stores())[:3] if j.status == "failed"]
+    for job in active:
+        st.progress(job.progress, text=f"{job.state.get('title', 'job')}: {job.message}")
+    for job in recent:
+        st.error(f"{job.state.get('title', 'job')} failed: {job.message}")
+    signature = common.store_signature()
+    if st.session_state.get(f"{kind}_signature") not in (None, signature):
+        st.session_state[f"{kind}_signature"] = signature
+        st.rerun(scope="app")  # new runs were published: redraw the curves
+    st.session_state[f"{kind}_signature"] = signature

@@ -1,0 +1,10 @@
+"""Width sweep: train and test error against the number of hidden neurons."""
+
+import streamlit as st
+
+from pages import sweep_view
+
+st.title("Width sweep")
+st.markdown("Two hidden ReLU layers, no regularization: how error changes as the network "
+            "widens from 10/5 to 1200/480 neurons.")
+sweep_view.render("width")

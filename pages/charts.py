@@ -94,7 +94,8 @@ def confusion_figure(matrix: np.ndarray) -> go.Figure:
         hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>",
         showscale=False, xgap=1, ygap=1))
     figure.update_layout(xaxis_title="predicted", yaxis_title="true", height=420,
-                         yaxis={"autorange": "reversed"}, margin={"t": 20, "b": 30},
+                         yaxis={"autorange": "reversed", "dtick": 1}, xaxis={"dtick": 1},
+                         margin={"t": 20, "b": 30},
                          clickmode="event+select")
     return figure
 

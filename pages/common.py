@@ -94,6 +94,16 @@ def run_choices() -> tuple[list[str], dict[str, str]]:
     return [r.key for r in runs], labels
 
 
+def run_selectbox(label: str, key: str, default: Run | None) -> Run:
+    """A selectbox over every run (named first); options are labels so any client can drive it."""
+    keys, labels = run_choices()
+    options = [f"{labels[k]} · {k[:6]}" for k in keys]
+    by_option = dict(zip(options, keys))
+    index = keys.index(default.key) if default is not None and default.key in keys else 0
+    chosen = st.selectbox(label, options, index=index, key=key)
+    return get(by_option[chosen])
+
+
 def need_mnist_message() -> str | None:
     if mnist_available():
         return None

@@ -32,16 +32,14 @@ def grid(rows, images: dict, key: str) -> None:
 
 
 st.title("Misclassified test images")
-keys, labels = common.run_choices()
-if not keys:
+if not common.index():
     st.info("No runs are stored yet: run `python -m mnist_core reproduce`.")
     st.stop()
 named = common.named()
-default = common.selected_run() or named.get("improved_cnn") or common.get(keys[0])
-key = st.selectbox("Run", keys, index=keys.index(default.key), format_func=labels.get, key="errors_run")
-if key != default.key:
-    common.select(key)
-run = common.get(key)
+default = common.selected_run() or named.get("improved_cnn") or named.get("baseline_mlp")
+run = common.run_selectbox("Run", "errors_run", default)
+if default is None or run.key != default.key:
+    common.select(run.key)
 table = error_table(run)
 images = images_by_index(run)
 st.caption(f"{len(table)} of 10,000 test images wrong ({len(table) / 100:.2f}% error).")
@@ -53,9 +51,10 @@ with tab_browse:
         event = st.plotly_chart(charts.confusion_figure(confusion(run)), on_select="rerun",
                                 selection_mode="points", key="confusion")
         points = event.selection.points if event and event.selection else []
-        if points:
-            st.session_state["errors_true"] = str(points[0]["y"])
-            st.session_state["errors_pred"] = str(points[0]["x"])
+        cell = (str(points[0]["y"]), str(points[0]["x"])) if points else None
+        if cell and cell != st.session_state.get("errors_cell"):  # apply a new click once
+            st.session_state["errors_true"], st.session_state["errors_pred"] = cell
+        st.session_state["errors_cell"] = cell
         st.caption("Click a cell to show only those mistakes.")
     with right:
         options = ["any"] + [str(d) for d in range(10)]
@@ -71,12 +70,9 @@ with tab_browse:
     grid(sort_errors(rows, order), images, "browse")
 
 with tab_compare:
-    other_default = named.get("reference_cnn") or common.get(keys[0])
-    other = st.selectbox("Run B", keys, index=keys.index(other_default.key), format_func=labels.get,
-                         key="errors_other")
-    run_b = common.get(other)
+    run_b = common.run_selectbox("Run B", "errors_other", named.get("reference_cnn"))
     groups = compare(run, run_b)
-    st.markdown(f"A = {labels[key]}  \nB = {labels[other]}")
+    st.markdown(f"A = {run.config.label}  \nB = {run_b.config.label}")
     counts = st.columns(3)
     for column, (name, indices) in zip(counts, groups.items()):
         column.metric(name, len(indices))

@@ -45,12 +45,8 @@ for name, run in named.items():
 st.dataframe(pd.DataFrame(rows), hide_index=True)
 
 st.subheader("Training curves")
-keys, labels = common.run_choices()
-default = named.get("reference_cnn") or next(iter(named.values()))
-selected = common.selected_run()
-choice = st.selectbox("Run", keys, index=keys.index((selected or default).key),
-                      format_func=labels.get, key="overview_run")
-run = common.get(choice)
+default = common.selected_run() or named.get("reference_cnn") or next(iter(named.values()))
+run = common.run_selectbox("Run", "overview_run", default)
 history = run.history()
 left, right = st.columns(2)
 left.plotly_chart(charts.history_figure(history, "loss", "Loss (validation = test set)"))

@@ -26,7 +26,7 @@ def grid(rows, images: dict, key: str) -> None:
     for start in range(0, len(shown), COLUMNS):
         columns = st.columns(COLUMNS)
         for column, (_, row) in zip(columns, shown.iloc[start:start + COLUMNS].iterrows()):
-            column.image(enlarged(images[int(row["index"])]), use_container_width=False)
+            column.image(enlarged(images[int(row["index"])]), width="content")
             column.markdown(f"**{int(row['true'])} → {int(row['predicted'])}**  \n"
                             f"{row['confidence']:.0%} · #{int(row['index'])}")
 

@@ -1,0 +1,87 @@
+"""How well each model reads MNIST test digits re-drawn the way a 280x280 canvas gives them.
+
+    python benchmarks/drawing_robustness.py [--count 2000] [--seed 0]
+
+Each test digit is enlarged to a random size, its strokes thickened or thinned at random,
+and placed off-centre on a black 280x280 RGBA canvas. Every named model is then scored
+on (a) the original 28x28 images, (b) the canvases through our MNIST-style preprocessing,
+and (c) the canvases squashed whole to 28x28, which is what most digit apps do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+from scipy import ndimage  # noqa: E402
+
+from mnist_core.data import load_mnist  # noqa: E402
+from mnist_core.preprocess import naive_resize, to_mnist  # noqa: E402
+from mnist_core.store import Stores  # noqa: E402
+from mnist_core.sweeps import named_runs  # noqa: E402
+
+CANVAS = 280
+
+
+def as_canvas(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A 28x28 uint8 digit redrawn as a canvas image: size, stroke width and position vary."""
+    size = int(rng.integers(110, 260))  # the 28x28 field's size on the canvas
+    big = np.asarray(Image.fromarray(digit).resize((size, size), Image.Resampling.BILINEAR),
+                     dtype=np.float32)
+    change = int(rng.integers(-3, 8))  # stroke thinner (<0) or thicker (>0), in canvas pixels
+    if change > 0:
+        big = ndimage.grey_dilation(big, footprint=_disk(change))
+    elif change < 0:
+        big = ndimage.grey_erosion(big, footprint=_disk(-change))
+    ink_rows = np.flatnonzero(big.max(axis=1) > 25)
+    ink_cols = np.flatnonzero(big.max(axis=0) > 25)
+    big = big[ink_rows[0]:ink_rows[-1] + 1, ink_cols[0]:ink_cols[-1] + 1][:CANVAS, :CANVAS]
+    top = int(rng.integers(0, CANVAS - big.shape[0] + 1))
+    left = int(rng.integers(0, CANVAS - big.shape[1] + 1))
+    canvas = np.zeros((CANVAS, CANVAS, 4), np.uint8)
+    canvas[..., 3] = 255
+    for channel in range(3):
+        canvas[top:top + big.shape[0], left:left + big.shape[1], channel] = np.clip(big, 0, 255)
+    return canvas
+
+
+def _disk(radius: int) -> np.ndarray:
+    y, x = np.ogrid[-radius:radius + 1, -radius:radius + 1]
+    return x * x + y * y <= radius * radius
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=2000, help="test digits to redraw (max 10000)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    data = load_mnist()
+    rng = np.random.default_rng(args.seed)
+    chosen = rng.choice(len(data.x_test), size=min(args.count, len(data.x_test)), replace=False)
+    labels = data.y_test[chosen]
+    canvases = [as_canvas(data.x_test[i], rng) for i in chosen]
+    inputs = {
+        "original 28x28": data.x_test[chosen].astype(np.float32) / 255.0,
+        "canvas, our preprocessing": np.stack([to_mnist(c) for c in canvases]),
+        "canvas, naive resize": np.stack([naive_resize(c) for c in canvases]),
+    }
+    runs = named_runs(Stores.default(), data.fingerprint)
+    print(f"{len(chosen)} MNIST test digits redrawn on a {CANVAS}x{CANVAS} canvas (seed {args.seed})")
+    print(f"{'model':16s}" + "".join(f"{name:>28s}" for name in inputs) + f"{'loss (points)':>16s}")
+    for name, run in runs.items():
+        model = run.load_model()
+        accuracy = {kind: float(np.mean(model.predict(x, batch_size=500, verbose=0).argmax(1) == labels))
+                    for kind, x in inputs.items()}
+        drop = 100 * (accuracy["original 28x28"] - accuracy["canvas, our preprocessing"])
+        print(f"{name:16s}" + "".join(f"{accuracy[k]:>28.2%}" for k in inputs) + f"{drop:>16.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Helpers for the browser tests: a real `streamlit run app.py` and Debian's Chromium."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def streamlit_server(store: Path, log: Path):
+    """`streamlit run app.py` on a free port, healthy before it is yielded (as its URL)."""
+    port = free_port()
+    env = {**os.environ, "MNIST_LAB_STORE": str(store)}
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+               "--server.port", str(port), "--browser.gatherUsageStats", "false"]
+    with open(log, "wb") as output:
+        server = subprocess.Popen(command, cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.read().strip() == b"ok":
+                        break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"streamlit did not start: {log.read_text()[-2000:]}") from None
+                time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def launch_chromium(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def stroke(page, canvas, points) -> None:
+    """One pen stroke through `points` (canvas pixels): move there first, as a hand does."""
+    box = canvas.bounding_box()
+    scale = box["width"] / 280
+
+    def at(x, y):
+        return box["x"] + x * scale, box["y"] + y * scale
+
+    page.mouse.move(*at(*points[0]))
+    page.mouse.down()
+    for point in points[1:]:
+        page.mouse.move(*at(*point), steps=4)
+    page.mouse.up()
+
+
+DIGITS = {
+    1: [[(140, 40), (140, 100), (140, 160), (140, 240)]],
+    7: [[(70, 60), (120, 60), (170, 60), (210, 60)],
+        [(210, 60), (190, 110), (170, 160), (150, 210), (140, 245)]],
+    0: [[(140, 40), (190, 60), (210, 140), (190, 220), (140, 245), (90, 220), (70, 140), (90, 60),
+         (140, 40)]],
+    3: [[(80, 60), (140, 35), (200, 70), (140, 135), (205, 180), (140, 245), (75, 215)]],
+}

@@ -1,0 +1,104 @@
+"""A real browser against a real `streamlit run app.py`: draw, clear, navigate, train."""
+
+import re
+import shutil
+
+import pytest
+
+from tests.browser import CHROMIUM, DIGITS, launch_chromium, streamlit_server, stroke
+
+pytestmark = pytest.mark.browser
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if not shutil.which(CHROMIUM):
+        pytest.fail(f"Chromium is required at {CHROMIUM}: apt-get install -y chromium")
+    folder = tmp_path_factory.mktemp("browser")
+    with streamlit_server(folder / "store", folder / "streamlit.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    yield page
+    context.close()
+
+
+def no_exception(page):
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+
+
+def cnn_prediction(page):
+    """The metric widget of the best CNN on the draw page (improved, else reference)."""
+    metrics = page.get_by_test_id("stMetric")
+    for name in ("improved_cnn", "reference_cnn"):
+        candidate = metrics.filter(has_text=name)
+        if candidate.count():
+            return candidate.get_by_test_id("stMetricValue")
+    raise AssertionError("no CNN is shown on the draw page")
+
+
+def test_every_page_opens(page, server):
+    page.goto(server)
+    expect(page.get_by_role("heading", name="MNIST lab")).to_be_visible()
+    for link, heading in [("Lambda sweep", "L2 regularization sweep"), ("Width sweep", "Width sweep"),
+                          ("Errors", "Misclassified test images"), ("Draw", "Draw a digit"),
+                          ("Overview", "MNIST lab")]:
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name=link).click()
+        expect(page.get_by_role("heading", name=heading)).to_be_visible()
+        expect(page.get_by_test_id("stSpinner")).to_have_count(0, timeout=60_000)
+        no_exception(page)
+
+
+@pytest.mark.parametrize("digit", [1, 7, 0, 3])
+def test_drawn_digit_is_read_by_the_cnn_then_cleared(page, server, digit):
+    page.goto(f"{server}/draw")
+    expect(page.get_by_text("Draw a digit on the black canvas")).to_be_visible()
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.wait_for()
+    for points in DIGITS[digit]:
+        stroke(page, canvas, points)
+    expect(page.get_by_text("What the models see")).to_be_visible()
+    expect(page.get_by_test_id("stImage")).to_have_count(1)
+    expect(cnn_prediction(page)).to_have_text(str(digit), timeout=60_000)
+    no_exception(page)
+    page.get_by_role("button", name="Clear").click()
+    expect(page.get_by_text("Draw a digit on the black canvas")).to_be_visible()
+    expect(page.get_by_test_id("stMetric")).to_have_count(0)
+
+
+def slider_to_minimum(page, label):
+    thumb = page.get_by_role("slider", name=label)
+    thumb.focus()
+    thumb.press("Home")
+
+
+def test_background_training_from_the_lambda_page(page, server):
+    page.goto(f"{server}/lambda_sweep")
+    expect(page.get_by_role("heading", name="L2 regularization sweep")).to_be_visible()
+    page.get_by_text("Explicit values").click()
+    values = page.get_by_label("Lambdas, comma-separated")
+    values.fill("0, 0.02")
+    values.press("Enter")
+    for label in ("Epochs", "Seeds", "Training images"):
+        slider_to_minimum(page, label)
+    expect(page.get_by_text(re.compile(r"0 of 2 runs stored · 1 epochs · 1 seed\(s\) · 1,000"))) \
+        .to_be_visible()
+    page.get_by_role("button", name=re.compile("Train 2 missing")).click()
+    expect(page.get_by_text(re.compile(r"2 of 2 runs stored"))).to_be_visible(timeout=180_000)
+    expect(page.get_by_test_id("stPlotlyChart")).to_have_count(1)
+    no_exception(page)

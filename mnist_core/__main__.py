@@ -191,8 +191,7 @@ def list_entries(stores: Stores) -> list[dict]:
 def cmd_list(args) -> None:
     stores = Stores.default(args.store)
     for store in stores.all:
-        if store.root.exists() and not os.access(store.root, os.R_OK | os.X_OK):
-            raise StoreError(f"store {store.root} is not readable")
+        store.check_readable()
     entries = list_entries(stores)
     if args.json:
         print(json.dumps(entries, indent=2))

@@ -102,8 +102,8 @@ def load(folder: Path) -> Job | None:
     except (OSError, ValueError):
         return None
     if state.get("status") in ("queued", "running") and not _alive(folder):
-        started = state.get("launched", 0)
-        if time.time() - started > 30:  # a worker gets 30 s to start and take its lock
+        # a worker that took the lock and lost it died; a new one gets 30 s to take it
+        if state.get("status") == "running" or time.time() - state.get("launched", 0) > 30:
             state = {**state, "status": "failed",
                      "message": "the training process stopped before finishing; retry to resume"}
     return Job(folder.name, folder, state)

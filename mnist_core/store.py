@@ -126,6 +126,11 @@ class RunStore:
     def path(self, key: str) -> Path:
         return self.root / validate_key(key)
 
+    def check_readable(self) -> None:
+        """Raise StoreError if the store exists but cannot be listed."""
+        if self.root.exists() and (not self.root.is_dir() or not os.access(self.root, os.R_OK | os.X_OK)):
+            raise StoreError(f"store {self.root} is not a readable folder; pass a folder to --store")
+
     def keys(self) -> list[str]:
         if not self.root.is_dir():
             return []

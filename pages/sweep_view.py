@@ -8,6 +8,7 @@ import streamlit as st
 
 from mnist_core import jobs
 from mnist_core.configs import ConfigError
+from mnist_core.store import StoreError
 from mnist_core.sweeps import REFERENCE_LAMBDAS, REFERENCE_WIDTHS, lambda_configs, table, width_configs
 from pages import charts, common
 
@@ -159,7 +160,7 @@ def _training_controls(kind: str, missing, fp: str) -> None:
         try:
             job = jobs.start(missing, common.stores(), fp, title=f"{kind} sweep: {len(missing)} runs")
             st.toast(f"Training job {job.id[:8]} {job.status}")
-        except (jobs.JobError, OSError) as exc:
+        except (jobs.JobError, StoreError, OSError) as exc:
             st.error(str(exc))
 
 

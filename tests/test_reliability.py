@@ -1,0 +1,200 @@
+"""Faults, concurrency and bad input: nothing is lost and nothing half-written is trusted."""
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from mnist_core import jobs
+from mnist_core.configs import RunConfig
+from mnist_core.preprocess import PreprocessError, to_mnist
+from mnist_core.store import RUN_FILES, RunStore, StoreError, Stores
+from mnist_core.sweeps import ensure_runs
+
+REPO = Path(__file__).resolve().parent.parent
+KILL_WORKER = """
+import sys, time
+from mnist_core import store as store_module
+from mnist_core.configs import RunConfig
+from mnist_core.data import load_mnist
+from mnist_core.store import Stores
+from mnist_core.sweeps import ensure_runs
+
+slow_hash = store_module.sha256_file
+def announced(path):
+    print("PUBLISHING", flush=True)
+    time.sleep(0.5)
+    return slow_hash(path)
+store_module.sha256_file = announced
+print("TRAINING", flush=True)
+config = RunConfig(hidden=(10, 5), epochs=2, limit=3000, seed=5)
+ensure_runs([config], load_mnist(), Stores.default(sys.argv[1]), fused=False, progress=False)
+print("DONE", flush=True)
+"""
+CONFIG = RunConfig(hidden=(10, 5), epochs=2, limit=3000, seed=5)
+
+
+def kill_when(store: Path, marker: str, env: dict, delay: float = 0.0) -> None:
+    worker = subprocess.Popen([sys.executable, "-c", KILL_WORKER, str(store)], cwd=REPO, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for line in worker.stdout:
+        if marker in line:
+            time.sleep(delay)
+            break
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=60)
+    assert worker.returncode == -signal.SIGKILL
+
+
+@pytest.mark.parametrize("marker, delay", [("TRAINING", 3.0), ("PUBLISHING", 0.2), ("PUBLISHING", 1.3)])
+def test_sigkill_leaves_no_valid_looking_entry_and_retrains_cleanly(tmp_path, mnist, marker, delay):
+    env = {**os.environ, "MNIST_PATH": mnist.source}
+    kill_when(tmp_path, marker, env, delay)
+    store = RunStore(tmp_path)
+    key = CONFIG.key(mnist.fingerprint)
+    assert store.get(key) is None
+    assert not store.path(key).exists()  # only a staging folder can be left behind
+    (run,) = ensure_runs([CONFIG], mnist, Stores(store), fused=False, progress=False)
+    assert run.test_accuracy > 0.5 and store.get(key) == run
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp")] == []
+
+
+def test_full_disk_gives_a_clear_error_and_leaves_nothing(store):
+    def no_space(folder):
+        (folder / "metrics.json").write_text("{}")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    config = RunConfig(hidden=(10, 5), epochs=1, limit=100)
+    with pytest.raises(StoreError, match="No space left on device"):
+        store.publish(config.key("f" * 64), config, "f" * 64, no_space)
+    assert [p.name for p in store.root.iterdir() if p.name != ".locks"] == []
+
+
+def test_reading_while_publishing_never_sees_half_a_run(store):
+    def slow_writer(folder):
+        for name in RUN_FILES:
+            if name != "config.json":
+                (folder / name).write_bytes(os.urandom(20_000))
+                time.sleep(0.002)
+        (folder / "metrics.json").write_text('{"test_accuracy": 0.5, "train_accuracy": 0.5}')
+
+    configs = [RunConfig(hidden=(10, 5), epochs=1, limit=100, seed=s) for s in range(25)]
+    seen, problems, done = set(), [], threading.Event()
+
+    def reader():
+        while not done.is_set():
+            for key in store.keys():
+                run = store.get(key)
+                if run is None:
+                    problems.append(key)
+                else:
+                    seen.add(key)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    for config in configs:
+        store.publish(config.key("f" * 64), config, "f" * 64, slow_writer)
+    done.set()
+    thread.join()
+    assert problems == [] and len(store.keys()) == 25
+
+
+def wait_for(job_folder: Path, statuses: set, timeout: float = 240) -> jobs.Job:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = jobs.load(job_folder)
+        if job and job.status in statuses:
+            return job
+        time.sleep(0.5)
+    raise AssertionError(f"job never reached {statuses}: {jobs.load(job_folder).state}")
+
+
+def test_job_runs_in_background_is_shared_survives_death_and_retries(tmp_path, mnist, monkeypatch):
+    monkeypatch.setenv("MNIST_PATH", mnist.source)
+    stores = Stores(RunStore(tmp_path))
+    configs = [RunConfig(hidden=(25, 15), l2=value, epochs=3, limit=20000) for value in (0.0, 0.01)]
+    first = jobs.start(configs, stores, mnist.fingerprint, "test job")
+    second = jobs.start(configs, stores, mnist.fingerprint, "same request from another tab")
+    assert second.id == first.id and second.status in ("queued", "running")
+    running = wait_for(first.folder, {"running"})
+    with pytest.raises(jobs.JobError, match="already running"):
+        jobs.start(configs[:1], stores, mnist.fingerprint, "a different request")
+    time.sleep(2)
+    os.kill(running.state["pid"], signal.SIGKILL)
+    died = wait_for(first.folder, {"failed"}, timeout=30)
+    assert "stopped before finishing" in died.message
+    assert [j.id for j in jobs.list_jobs(stores)] == [first.id]  # state is read back from disk
+    retried = jobs.start(configs, stores, mnist.fingerprint, "retry")
+    assert retried.id == first.id
+    finished = wait_for(first.folder, {"done", "failed"})
+    assert finished.status == "done", finished.message
+    assert all(stores.get(c.key(mnist.fingerprint)) for c in configs)
+
+
+@pytest.mark.parametrize("configs, message", [
+    ([], "nothing to train"),
+    ([RunConfig(seed=s) for s in range(jobs.MAX_POINTS + 1)], "at most"),
+    ([RunConfig(epochs=jobs.MAX_JOB_EPOCHS + 1)], "epochs"),
+    ([RunConfig(hidden=(jobs.MAX_JOB_WIDTH + 1, 10))], "widths"),
+    ([RunConfig.for_model("cnn")], "MLPs only"),
+])
+def test_job_limits(configs, message):
+    with pytest.raises(jobs.JobError, match=message):
+        jobs.check_limits(configs)
+
+
+@settings(max_examples=150, deadline=None)
+@given(hnp.arrays(
+    dtype=st.sampled_from([np.uint8, np.float32, np.float64, np.int16, np.bool_]),
+    shape=st.one_of(hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=40),
+                    st.tuples(st.integers(1, 60), st.integers(1, 60), st.sampled_from([1, 3, 4]))),
+    elements=None))
+def test_preprocessing_accepts_any_array(array):
+    try:
+        result = to_mnist(array)
+    except PreprocessError:
+        wrong_channels = array.ndim == 3 and array.shape[2] not in (1, 3, 4)
+        assert array.ndim not in (2, 3) or array.size == 0 or wrong_channels
+        return
+    if result is not None:
+        assert result.shape == (28, 28) and result.dtype == np.float32
+        assert np.isfinite(result).all() and result.min() >= 0 and result.max() <= 1
+
+
+@pytest.mark.parametrize("image", [
+    np.zeros((280, 280, 4), np.uint8),
+    np.full((280, 280, 4), 255, np.uint8),
+    np.full((280, 280), np.nan),
+    np.pad(np.full((1, 1, 4), 255, np.uint8), ((140, 139), (140, 139), (0, 0))),
+])
+def test_preprocessing_edge_cases(image):
+    result = to_mnist(image)
+    assert result is None or (result.shape == (28, 28) and np.isfinite(result).all())
+
+
+def test_all_ink_is_a_centred_block_and_one_dot_is_no_digit():
+    block = to_mnist(np.full((280, 280, 4), 255, np.uint8))
+    assert block is not None and block[14, 14] == pytest.approx(1.0) and block[0, 0] == 0
+    dot = np.zeros((280, 280, 4), np.uint8)
+    dot[100, 100] = 255
+    assert to_mnist(dot) is None
+
+
+def test_no_pickles_and_safe_model_loading():
+    sources = [p for p in REPO.rglob("*.py") if "cached_results" not in p.parts]
+    text = "\n".join(p.read_text() for p in sources if p.name != "test_reliability.py")
+    assert "allow_pickle=True" not in text and "import pickle" not in text
+    assert "safe_mode=False" not in text and "shell=True" not in text
+    assert "safe_mode=True" in (REPO / "mnist_core" / "store.py").read_text()
+    committed = [p for p in (REPO / "cached_results").rglob("*") if p.suffix in (".pkl", ".pickle")]
+    assert committed == []

@@ -110,6 +110,10 @@ def build_parser() -> Parser:
     reproduce.add_argument("--data", help="MNIST .npz or IDX folder")
     reproduce.add_argument("--quiet", action="store_true")
 
+    report = commands.add_parser("report", help="results table and sweep images from stored runs")
+    report.add_argument("--store", help="also read this store (default: the user store)")
+    report.add_argument("--no-figures", action="store_true", help="print the table only")
+
     listing = commands.add_parser("list", help="list stored runs")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.add_argument("--store", help="also list this store (default: the user store)")
@@ -202,9 +206,21 @@ def cmd_list(args) -> None:
     print(f"{len(entries)} runs in {', '.join(str(s.root) for s in stores.all)}")
 
 
+def cmd_report(args) -> None:
+    from .data import STANDARD_FINGERPRINT
+    from .report import markdown, plot_sweeps, results
+
+    stores = Stores.default(args.store)
+    print(markdown(results(stores, STANDARD_FINGERPRINT)))
+    if not args.no_figures:
+        for path in plot_sweeps(stores, STANDARD_FINGERPRINT):
+            print(f"wrote {path}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"train": cmd_train, "sweep": cmd_sweep, "reproduce": cmd_reproduce, "list": cmd_list}
+    handlers = {"train": cmd_train, "sweep": cmd_sweep, "reproduce": cmd_reproduce, "list": cmd_list,
+                "report": cmd_report}
     try:
         handlers[args.command](args)
     except (ConfigError, MNISTError, StoreError) as exc:

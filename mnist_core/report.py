@@ -1,0 +1,118 @@
+"""The results table (reference vs ours, mean ± std over seeds) and the sweep curve images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .configs import RunConfig
+from .store import Stores
+from .sweeps import (
+    LONG_CNN,
+    REFERENCE_ACCURACY,
+    REFERENCE_LAMBDAS,
+    REFERENCE_SEEDS,
+    REFERENCE_WIDTHS,
+    lambda_configs,
+    stored,
+    table,
+    width_configs,
+)
+
+FIGURES = Path(__file__).resolve().parent.parent / "cached_results" / "figures"
+
+
+def _spread(accuracies: pd.Series) -> str:
+    if accuracies.empty:
+        return "not stored"
+    text = f"{accuracies.mean():.2%}"
+    if len(accuracies) > 1:
+        text += f" ± {accuracies.std(ddof=0):.2%}"
+    return text + f" ({len(accuracies)} seed{'s' if len(accuracies) > 1 else ''})"
+
+
+def _best(frame: pd.DataFrame, by: str) -> tuple[str, pd.Series]:
+    means = frame.groupby(by)["test_accuracy"].mean()
+    best = means.idxmax()
+    return best, frame.loc[frame[by] == best, "test_accuracy"]
+
+
+def results(stores: Stores, fingerprint: str) -> pd.DataFrame:
+    """One row per reference experiment: reference figure, ours, and the command behind it."""
+    lambdas = table(stored(lambda_configs(REFERENCE_LAMBDAS, REFERENCE_SEEDS), stores, fingerprint))
+    widths = table(stored(width_configs(REFERENCE_WIDTHS, REFERENCE_SEEDS), stores, fingerprint))
+    cnn = table(stored([RunConfig.for_model("cnn", seed=s) for s in REFERENCE_SEEDS], stores, fingerprint))
+    long_cnn = table(stored([LONG_CNN], stores, fingerprint))
+    improved = table(stored([RunConfig.for_model("improved_cnn", seed=s) for s in range(5)],
+                            stores, fingerprint))
+    rows = []
+    baseline = lambdas[lambdas["l2"] == 0]["test_accuracy"] if not lambdas.empty else pd.Series(dtype=float)
+    rows.append(("Baseline MLP 25-15, 60 epochs", REFERENCE_ACCURACY["baseline_mlp"], _spread(baseline),
+                 "python -m mnist_core sweep lambda --values 0 --seeds 0,1,2"))
+    if not lambdas.empty:
+        best, accuracies = _best(lambdas, "l2")
+        rows.append((f"Best lambda point (λ = {best:g})", None, _spread(accuracies),
+                     "python -m mnist_core sweep lambda --seeds 0,1,2"))
+    if not widths.empty:
+        best, accuracies = _best(widths, "hidden")
+        rows.append((f"Best width ({best.replace('-', '/')})", REFERENCE_ACCURACY["best_width_mlp"],
+                     _spread(accuracies), "python -m mnist_core sweep width --seeds 0,1,2"))
+    rows.append(("Reference CNN, 10 epochs", REFERENCE_ACCURACY["reference_cnn"],
+                 _spread(cnn["test_accuracy"]), "python -m mnist_core train --model cnn --seed S"))
+    if not long_cnn.empty:
+        rows.append((f"Reference CNN, {LONG_CNN.epochs} epochs", None, _spread(long_cnn["test_accuracy"]),
+                     f"python -m mnist_core train --model cnn --epochs {LONG_CNN.epochs}"))
+    rows.append(("Improved CNN (ours), 20 epochs", None, _spread(improved["test_accuracy"]),
+                 "python -m mnist_core train --model improved_cnn --seed S"))
+    return pd.DataFrame(rows, columns=["experiment", "reference", "ours (mean ± std)", "command"])
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    lines = ["| experiment | reference | ours (test accuracy, mean ± std) | command |",
+             "| --- | --- | --- | --- |"]
+    for row in frame.itertuples(index=False):
+        known = isinstance(row.reference, float) and not pd.isna(row.reference)
+        reference = f"{row.reference:.2%}" if known else "—"
+        lines.append(f"| {row.experiment} | {reference} | {row[2]} | `{row.command}` |")
+    return "\n".join(lines)
+
+
+def plot_sweeps(stores: Stores, fingerprint: str, folder: Path = FIGURES) -> list[Path]:
+    """PNG images of train/test error vs lambda and vs width (mean and min-max over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    sweeps = [
+        ("lambda_sweep.png", lambda_configs(REFERENCE_LAMBDAS, REFERENCE_SEEDS), "l2",
+         "L2 lambda (symlog; 0 at the left)"),
+        ("width_sweep.png", width_configs(REFERENCE_WIDTHS, REFERENCE_SEEDS), "neurons",
+         "total hidden neurons (log)"),
+    ]
+    for name, configs, by, label in sweeps:
+        frame = table(stored(configs, stores, fingerprint))
+        if frame.empty:
+            continue
+        figure, axis = plt.subplots(figsize=(7, 4.2), dpi=110)
+        for metric, color in (("train_error", "tab:blue"), ("test_error", "tab:red")):
+            stats = frame.groupby(by)[metric].agg(["mean", "min", "max"]).sort_index()
+            axis.plot(stats.index, stats["mean"], "o-", color=color, label=metric.replace("_", " "))
+            axis.fill_between(stats.index, stats["min"], stats["max"], color=color, alpha=0.15)
+        if by == "l2":
+            axis.set_xscale("symlog", linthresh=1e-3)
+        else:
+            axis.set_xscale("log")
+        seeds = frame.groupby(by).size().min()
+        axis.set(xlabel=label, ylabel="error (1 − accuracy)",
+                 title=f"{'L2' if by == 'l2' else 'Width'} sweep, 60 epochs, ≥{seeds} seed(s) per point")
+        axis.grid(alpha=0.3)
+        axis.legend()
+        figure.tight_layout()
+        figure.savefig(folder / name)
+        plt.close(figure)
+        written.append(folder / name)
+    return written

@@ -62,7 +62,10 @@ def test_reproduce_covers_every_reference_experiment():
     steps = dict(reproduce_steps())
     configs = [c for group in steps.values() for c in group]
     assert sum(c.model == "mlp" and c.hidden == (25, 15) for c in configs) == 8 * 3
-    assert sum(c.model == "mlp" and c.l2 == 0 for c in configs) >= 11 * 3
+    widths = [c for c in configs if c.model == "mlp" and c.hidden != (25, 15)]
+    assert {c.hidden for c in widths} == set(REFERENCE_WIDTHS) - {(25, 15)}
+    assert {c.seed for c in widths if c.hidden == (1200, 480)} == {0}
+    assert {c.seed for c in widths if c.hidden == (10, 5)} == {0, 1, 2}
     assert sum(c.model == "cnn" and c.epochs == 10 for c in configs) == 3
     assert any(c.model == "cnn" and c.epochs >= 20 for c in configs)
     assert any(c.model == "improved_cnn" for c in configs)

@@ -13,11 +13,16 @@ expect = playwright_api.expect
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def store(tmp_path_factory):
+    """The server's user store (empty at first; the committed results are read as well)."""
+    return tmp_path_factory.mktemp("browser") / "store"
+
+
+@pytest.fixture(scope="module")
+def server(store):
     if not shutil.which(CHROMIUM):
         pytest.fail(f"Chromium is required at {CHROMIUM}: apt-get install -y chromium")
-    folder = tmp_path_factory.mktemp("browser")
-    with streamlit_server(folder / "store", folder / "streamlit.log") as url:
+    with streamlit_server(store, store.parent / "streamlit.log") as url:
         yield url
 
 
@@ -87,7 +92,7 @@ def slider_to_minimum(page, label):
     thumb.press("Home")
 
 
-def test_background_training_from_the_lambda_page(page, server):
+def ask_for_tiny_lambda_sweep(page, server):
     page.goto(f"{server}/lambda_sweep")
     expect(page.get_by_role("heading", name="L2 regularization sweep")).to_be_visible()
     page.get_by_text("Explicit values").click()
@@ -98,7 +103,17 @@ def test_background_training_from_the_lambda_page(page, server):
         slider_to_minimum(page, label)
     expect(page.get_by_text(re.compile(r"0 of 2 runs stored · 1 epochs · 1 seed\(s\) · 1,000"))) \
         .to_be_visible()
+
+
+def test_background_training_from_the_lambda_page_shared_by_two_tabs(page, browser, server, store):
+    ask_for_tiny_lambda_sweep(page, server)
+    other = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    ask_for_tiny_lambda_sweep(other, server)
     page.get_by_role("button", name=re.compile("Train 2 missing")).click()
-    expect(page.get_by_text(re.compile(r"2 of 2 runs stored"))).to_be_visible(timeout=180_000)
-    expect(page.get_by_test_id("stPlotlyChart")).to_have_count(1)
-    no_exception(page)
+    other.get_by_role("button", name=re.compile("Train 2 missing")).click()
+    for tab in (page, other):
+        expect(tab.get_by_text(re.compile(r"2 of 2 runs stored"))).to_be_visible(timeout=180_000)
+        expect(tab.get_by_test_id("stPlotlyChart")).to_have_count(1)
+        no_exception(tab)
+    assert len([p for p in (store / ".jobs").iterdir() if p.is_dir()]) == 1
+    other.context.close()

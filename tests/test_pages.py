@@ -85,3 +85,17 @@ def test_draw_page_asks_for_a_digit_before_guessing():
     app.slider(key="stroke_width").set_value(30).run()
     app.button(key="clear_canvas").click().run()
     assert not app.exception
+
+
+def test_pages_without_models_do_not_import_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "import pages.common, pages.charts, pages.sweep_view, mnist_core.errors, mnist_core.report\n"
+            "common = pages.common\n"
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=Path(APP).parent, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False"]

@@ -76,6 +76,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", help="folder for new runs (default: the user store)")
     parser.add_argument("--data", help="MNIST .npz or IDX folder (default: $MNIST_PATH, Keras cache)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--no-committed", action="store_true",
+                        help="ignore cached_results/: reuse only runs in --store (to measure training)")
 
 
 def build_parser() -> Parser:
@@ -129,7 +131,7 @@ def cmd_train(args) -> None:
     elif args.hidden is not None or args.l2 is not None:
         raise ConfigError(f"--hidden and --l2 apply to --model mlp only, not {args.model}")
     config = RunConfig.for_model(args.model, **overrides)
-    stores = Stores.default(args.store)
+    stores = Stores.default(args.store, committed=not args.no_committed)
     data = load_mnist(args.data)
     (run,) = ensure_runs([config], data, stores, fused=False, progress=not args.quiet)
     print(f"{config.label}: train accuracy {run.train_accuracy:.4f}, test accuracy "
@@ -139,7 +141,7 @@ def cmd_train(args) -> None:
 def cmd_sweep(args) -> None:
     from .sweeps import REFERENCE_LAMBDAS, REFERENCE_WIDTHS, lambda_sweep, width_sweep
 
-    stores = Stores.default(args.store)
+    stores = Stores.default(args.store, committed=not args.no_committed)
     common = dict(seeds=args.seeds, limit=args.limit, stores=stores, fused=not args.one_at_a_time,
                   progress=not args.quiet)
     epochs = args.epochs or 60

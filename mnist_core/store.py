@@ -279,10 +279,10 @@ class Stores:
         self.all = [writable] + [s for s in (readable or []) if s.root != writable.root]
 
     @classmethod
-    def default(cls, store_dir: str | os.PathLike | None = None) -> Stores:
-        """Write to `store_dir` (else the user store); read it and the committed results."""
+    def default(cls, store_dir: str | os.PathLike | None = None, committed: bool = True) -> Stores:
+        """Write to `store_dir` (else the user store); read it and (unless told not) the committed results."""
         writable = RunStore(store_dir if store_dir else default_user_store())
-        return cls(writable, [RunStore(COMMITTED_STORE, read_only=True)])
+        return cls(writable, [RunStore(COMMITTED_STORE, read_only=True)] if committed else [])
 
     def get(self, key: str) -> Run | None:
         for store in self.all:

@@ -160,12 +160,10 @@ def cmd_sweep(args) -> None:
 
 
 def cmd_reproduce(args) -> None:
-    from .sweeps import reproduce_steps
+    from .sweeps import ensure_runs, reproduce_steps
 
     stores = Stores.default(args.store)
     data = load_mnist(args.data)
-    from .sweeps import ensure_runs
-
     for title, configs in reproduce_steps(args.seeds, args.improved_seeds):
         done = sum(stores.get(c.key(data.fingerprint)) is not None for c in configs)
         print(f"== {title}: {len(configs)} runs, {done} already stored", flush=True)

@@ -5,8 +5,8 @@ import streamlit as st
 from PIL import Image
 from streamlit_drawable_canvas import st_canvas
 
-from mnist_core.predict import classify_drawing, disagreements
-from mnist_core.preprocess import PreprocessError
+from mnist_core.predict import classify, disagreements
+from mnist_core.preprocess import PreprocessError, to_mnist
 from pages import charts, common
 
 st.title("Draw a digit")
@@ -30,12 +30,10 @@ with draw_column:
         st.session_state.canvas_generation += 1
         st.rerun()
 
-models = {name: common.model(key) for name, key in models_to_use.items()}
 try:
-    image28, probabilities = classify_drawing(canvas.image_data, models) \
-        if canvas.image_data is not None else (None, {})
+    image28 = to_mnist(canvas.image_data) if canvas.image_data is not None else None
 except PreprocessError as exc:
-    image28, probabilities = None, {}
+    image28 = None
     st.error(f"Could not read the drawing: {exc}")
 
 with input_column:
@@ -49,6 +47,7 @@ with result_column:
     if image28 is None:
         st.info("Draw a digit on the black canvas: every model will classify it after each stroke.")
     else:
+        probabilities = classify(image28, {name: common.model(key) for name, key in models_to_use.items()})
         differs = disagreements(probabilities)
         if any(differs.values()):
             st.warning("The models disagree: the ones outlined in red differ from the majority.")

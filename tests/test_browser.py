@@ -50,6 +50,7 @@ def no_exception(page):
 def cnn_prediction(page):
     """The metric widget of the best CNN on the draw page (improved, else reference)."""
     metrics = page.get_by_test_id("stMetric")
+    expect(metrics.filter(has_text=re.compile("improved_cnn|reference_cnn")).first).to_be_visible()
     for name in ("improved_cnn", "reference_cnn"):
         candidate = metrics.filter(has_text=name)
         if candidate.count():

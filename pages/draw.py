@@ -46,6 +46,8 @@ with input_column:
 with result_column:
     if image28 is None:
         st.info("Draw a digit on the black canvas: every model will classify it after each stroke.")
+        for key in models_to_use.values():  # load now, while the visitor starts drawing
+            common.model(key)
     else:
         probabilities = classify(image28, {name: common.model(key) for name, key in models_to_use.items()})
         differs = disagreements(probabilities)

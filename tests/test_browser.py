@@ -10,6 +10,7 @@ from tests.browser import CHROMIUM, DIGITS, launch_chromium, streamlit_server, s
 pytestmark = pytest.mark.browser
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
+expect.set_options(timeout=60_000)  # a fresh server imports TensorFlow and loads models once
 
 
 @pytest.fixture(scope="module")

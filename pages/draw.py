@@ -7,7 +7,9 @@ from streamlit_drawable_canvas import st_canvas
 
 from mnist_core.predict import classify, disagreements
 from mnist_core.preprocess import PreprocessError, to_mnist
-from pages import charts, common
+from pages.parts import charts, common
+
+common.page_setup()
 
 st.title("Draw a digit")
 named = common.named()

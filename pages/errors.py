@@ -5,7 +5,9 @@ import streamlit as st
 from PIL import Image
 
 from mnist_core.errors import compare, confusion, error_table, images_by_index, sort_errors
-from pages import charts, common
+from pages.parts import charts, common
+
+common.page_setup()
 
 PAGE_SIZE = 50
 COLUMNS = 10

@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-from pages import sweep_view
+from pages.parts import common, sweep_view
+
+common.page_setup()
 
 st.title("L2 regularization sweep")
 st.markdown("MLP 784-25-15-10, L2 penalty λ on the hidden kernels. Too little λ overfits "

@@ -6,7 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from mnist_core.sweeps import REFERENCE_ACCURACY, REFERENCE_SEEDS
-from pages import charts, common
+from pages.parts import charts, common
+
+common.page_setup()
 
 DESCRIPTIONS = {
     "baseline_mlp": "MLP 784-25-15-10, Adam 1e-3, batch 32, 60 epochs",

@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-from pages import sweep_view
+from pages.parts import common, sweep_view
+
+common.page_setup()
 
 st.title("Width sweep")
 st.markdown("Two hidden ReLU layers, no regularization: how error changes as the network "

@@ -57,6 +57,29 @@ def launch_chromium(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
+def wait_until_idle(page, timeout: float = 60_000) -> None:
+    """Wait until the app has finished rerunning (its "Running…" indicator is gone)."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=stStatusWidgetRunningIcon]')", timeout=timeout)
+
+
+def settle(page) -> None:
+    """After a stroke: the canvas asks for a rerun a moment later; wait for it to start and end."""
+    try:
+        page.wait_for_function(
+            "() => !!document.querySelector('[data-testid=stStatusWidgetRunningIcon]')", timeout=3000)
+    except Exception:  # the rerun was already over (or not needed): nothing to wait for
+        pass
+    wait_until_idle(page)
+
+
+def draw(page, canvas, digit: int) -> None:
+    """Draw a digit stroke by stroke, pausing after each one until the app has caught up."""
+    for points in DIGITS[digit]:
+        stroke(page, canvas, points)
+        settle(page)
+
+
 def stroke(page, canvas, points) -> None:
     """One pen stroke through `points` (canvas pixels): move there first, as a hand does."""
     box = canvas.bounding_box()

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from tests.browser import CHROMIUM, DIGITS, launch_chromium, streamlit_server, stroke
+from tests.browser import CHROMIUM, draw, launch_chromium, streamlit_server
 
 pytestmark = pytest.mark.browser
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -53,10 +53,21 @@ def cnn_prediction(page):
     metrics = page.get_by_test_id("stMetric")
     expect(metrics.filter(has_text=re.compile("improved_cnn|reference_cnn")).first).to_be_visible()
     for name in ("improved_cnn", "reference_cnn"):
-        candidate = metrics.filter(has_text=name)
+        label = page.get_by_test_id("stMetricLabel").filter(has_text=re.compile(f"^{name}$"))
+        candidate = metrics.filter(has=label)
         if candidate.count():
             return candidate.get_by_test_id("stMetricValue")
     raise AssertionError("no CNN is shown on the draw page")
+
+
+def test_a_deep_link_as_the_servers_first_request_gets_our_navigation(page, server):
+    # must run first in this module: it needs the server's very first request
+    page.goto(f"{server}/width_sweep")
+    expect(page.get_by_role("heading", name="Width sweep")).to_be_visible()
+    navigation = page.get_by_test_id("stSidebarNav")
+    expect(navigation.get_by_role("link", name="Overview")).to_be_visible()
+    expect(navigation.get_by_role("link")).to_have_count(5)
+    no_exception(page)
 
 
 def test_every_page_opens(page, server):
@@ -77,11 +88,9 @@ def test_drawn_digit_is_read_by_the_cnn_then_cleared(page, server, digit):
     expect(page.get_by_text("Draw a digit on the black canvas")).to_be_visible()
     canvas = page.locator("canvas.upper-canvas").first
     canvas.wait_for()
-    for points in DIGITS[digit]:
-        stroke(page, canvas, points)
-    expect(page.get_by_text("What the models see")).to_be_visible()
+    draw(page, canvas, digit)
     expect(page.get_by_test_id("stImage")).to_have_count(1)
-    expect(cnn_prediction(page)).to_have_text(str(digit), timeout=60_000)
+    expect(cnn_prediction(page)).to_have_text(str(digit))
     no_exception(page)
     page.get_by_role("button", name="Clear").click()
     expect(page.get_by_text("Draw a digit on the black canvas")).to_be_visible()

@@ -92,8 +92,8 @@ def test_pages_without_models_do_not_import_tensorflow():
     import sys
 
     code = ("import sys\n"
-            "import pages.common, pages.charts, pages.sweep_view, mnist_core.errors, mnist_core.report\n"
-            "common = pages.common\n"
+            "import pages.parts.common, pages.parts.charts, pages.parts.sweep_view\n"
+            "import mnist_core.errors, mnist_core.report\n"
             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=Path(APP).parent, timeout=120)

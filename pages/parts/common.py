@@ -14,6 +14,20 @@ from mnist_core.sweeps import named_runs
 SELECTED = "selected_run"  # session key (and query parameter) of the run chosen on any page
 
 
+def page_setup() -> None:
+    """Call first in every page script.
+
+    When a server's very first request is a deep link (say /draw), Streamlit runs the page
+    in its legacy `pages/` mode, without app.py, so without our navigation or page config.
+    Leave that mode and rerun, which goes through app.py's st.navigation to the same page.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 @st.cache_resource
 def stores() -> Stores:
     return Stores.default()

@@ -10,7 +10,7 @@ from mnist_core import jobs
 from mnist_core.configs import ConfigError
 from mnist_core.store import StoreError
 from mnist_core.sweeps import REFERENCE_LAMBDAS, REFERENCE_WIDTHS, lambda_configs, table, width_configs
-from pages import charts, common
+from pages.parts import charts, common
 
 EPOCH_CHOICES = (1, 2, 5, 10, 20, 30, 60)
 IMAGE_CHOICES = (1000, 2000, 5000, 10000, 30000, 60000)

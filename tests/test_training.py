@@ -92,3 +92,36 @@ def test_small_cnn_trains(mnist, tmp_path):
     run = train(RunConfig.for_model("cnn", epochs=1, limit=2000), mnist, RunStore(tmp_path), progress=False)
     assert run.test_accuracy > 0.6
     assert run.load_model()(np.zeros((1, 28, 28), np.float32)).shape == (1, 10)
+
+
+def test_fit_path_sees_a_fresh_seeded_order_every_epoch():
+    import keras
+    import tensorflow as tf
+
+    from mnist_core.training import shuffled_batches
+
+    class Spy(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(1)
+            self.seen = []
+
+        def call(self, inputs):
+            return self.dense(inputs)
+
+        def train_step(self, data):
+            record = lambda batch: self.seen.append(batch.numpy().ravel().astype(int).tolist()) or 0  # noqa: E731
+            tf.py_function(record, [data[0]], tf.int32)
+            return {"loss": tf.constant(0.0)}
+
+    orders = []
+    for _ in range(2):
+        keras.utils.set_random_seed(0)
+        spy = Spy()
+        spy.compile(optimizer="adam", loss="mse")
+        config = RunConfig(batch_size=20, seed=7)
+        spy.fit(shuffled_batches(np.arange(20, dtype=np.float32)[:, None], np.zeros(20, np.int32), config),
+                epochs=3, verbose=0)
+        orders.append(spy.seen)
+    assert len(orders[0]) == 3 and len({tuple(o) for o in orders[0]}) == 3  # reshuffled each epoch
+    assert orders[0] == orders[1]  # and reproducible from the seed

@@ -45,7 +45,7 @@ def train(config: RunConfig, data: MNIST, store: RunStore, progress: bool = True
     compile_for_training(model, config, steps)
     bar = _EpochBar(config, progress, on_epoch)
     started = time.perf_counter()
-    fitted = model.fit(shuffled_batches(x, y, config), epochs=config.epochs,
+    fitted = model.fit(shuffled_batches(x, y, config), epochs=config.epochs, shuffle=False,
                        validation_data=(x_test, y_test), verbose=0, callbacks=[bar.keras_callback()])
     seconds = time.perf_counter() - started
     bar.close()

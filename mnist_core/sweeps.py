@@ -52,20 +52,19 @@ def ensure_runs(configs: list[RunConfig], data: MNIST, stores: Stores, fused: bo
         with ExitStack() as held:
             for key in missing:  # sorted order: two sweeps never wait on each other in a cycle
                 held.enter_context(store.lock(key))
-            todo = []
+            todo = {}  # key -> config, each key once
             for config, key in zip(configs, keys):
-                if runs[key] is None and key not in {k for _, k in todo}:
+                if runs[key] is None and key not in todo:
                     runs[key] = stores.get(key)  # another process may have finished it
                     if runs[key] is None:
                         store.clean_staging(key)
-                        todo.append((config, key))
-            for trained in _train(todo, data, store, fused, progress, on_epoch):
+                        todo[key] = config
+            for trained in _train(list(todo.values()), data, store, fused, progress, on_epoch):
                 runs[trained.key] = trained
     return [runs[k] for k in keys]
 
 
-def _train(todo, data, store, fused, progress, on_epoch):
-    configs = [config for config, _ in todo]
+def _train(configs, data, store, fused, progress, on_epoch):
     if fused:
         from .fused import train_fused
 

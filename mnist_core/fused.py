@@ -130,15 +130,14 @@ class FusedMLPs:
         """Keras's Adam update, in TensorFlow's fused kernel (one pass over each tensor)."""
         import tensorflow as tf
 
-        self.step.assign_add(1.0)
-        constants = {name: tf.constant(value, tf.float32) for name, value in (
+        step = self.step.assign_add(1.0)
+        shared = {name: tf.constant(value, tf.float32) for name, value in (
             ("lr", self.learning_rate), ("beta1", ADAM_BETA_1), ("beta2", ADAM_BETA_2),
             ("epsilon", ADAM_EPSILON))}
+        shared["beta1_power"] = tf.pow(ADAM_BETA_1, step)  # once per step, not per variable
+        shared["beta2_power"] = tf.pow(ADAM_BETA_2, step)
         for var, grad, m, v in zip(self.variables, grads, self.adam_m, self.adam_v):
-            tf.raw_ops.ResourceApplyAdam(
-                var=var.handle, m=m.handle, v=v.handle, grad=grad,
-                beta1_power=ADAM_BETA_1 ** self.step, beta2_power=ADAM_BETA_2 ** self.step,
-                **constants)
+            tf.raw_ops.ResourceApplyAdam(var=var.handle, m=m.handle, v=v.handle, grad=grad, **shared)
 
     def evaluate(self, x, y) -> tuple[np.ndarray, np.ndarray]:
         """Per-model (loss incl. L2, accuracy) on x, in stacked order, as Keras's val_ metrics."""

@@ -60,3 +60,5 @@ with result_column:
             column.metric(name, str(int(probs.argmax())), f"{probs.max():.1%} sure",
                           delta_color="off" if not differs[name] else "inverse", border=differs[name])
         st.plotly_chart(charts.probability_figure(probabilities, differs))
+        strokes = len((canvas.json_data or {}).get("objects", []))
+        st.caption(f"Read after {strokes} stroke{'' if strokes == 1 else 's'}.")

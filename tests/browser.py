@@ -73,6 +73,11 @@ def settle(page) -> None:
     wait_until_idle(page)
 
 
+def strokes_read(count: int) -> str:
+    """The Draw page's caption once its prediction covers `count` strokes."""
+    return f"Read after {count} stroke{'' if count == 1 else 's'}."
+
+
 def draw(page, canvas, digit: int) -> None:
     """Draw a digit stroke by stroke, pausing after each one until the app has caught up."""
     for points in DIGITS[digit]:

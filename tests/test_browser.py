@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from tests.browser import CHROMIUM, draw, launch_chromium, streamlit_server
+from tests.browser import CHROMIUM, DIGITS, draw, launch_chromium, streamlit_server, stroke, strokes_read
 
 pytestmark = pytest.mark.browser
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -91,12 +91,25 @@ def test_drawn_digit_is_read_by_the_cnn_then_cleared(page, server, digit):
     canvas = page.locator("canvas.upper-canvas").first
     canvas.wait_for()
     draw(page, canvas, digit)
+    expect(page.get_by_text(strokes_read(len(DIGITS[digit])), exact=True)).to_be_visible()
     expect(page.get_by_test_id("stImage")).to_have_count(1)
     expect(cnn_prediction(page)).to_have_text(str(digit))
     no_exception(page)
     page.get_by_role("button", name="Clear").click()
     expect(page.get_by_text("Draw a digit on the black canvas")).to_be_visible()
     expect(page.get_by_test_id("stMetric")).to_have_count(0)
+
+
+def test_strokes_drawn_in_quick_succession_are_all_read(page, server):
+    page.goto(f"{server}/draw")
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.wait_for()
+    expect(page.get_by_text("Draw a digit on the black canvas")).to_be_visible()
+    for points in DIGITS[7]:  # the second stroke starts while the first one's rerun may run
+        stroke(page, canvas, points)
+    expect(page.get_by_text(strokes_read(2), exact=True)).to_be_visible()
+    expect(cnn_prediction(page)).to_have_text("7")
+    no_exception(page)
 
 
 def slider_to_minimum(page, label):

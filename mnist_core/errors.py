@@ -30,9 +30,9 @@ def images_by_index(run: Run) -> dict[int, np.ndarray]:
     return dict(zip(errors["index"].astype(int).tolist(), errors["image"]))
 
 
-def confusion(run: Run) -> np.ndarray:
-    """10x10 counts, rows true and columns predicted, on the standard 10,000-image test set."""
-    table = error_table(run)
+def confusion(table: pd.DataFrame) -> np.ndarray:
+    """10x10 counts, rows true and columns predicted, on the standard 10,000-image test set,
+    from a run's error_table."""
     matrix = np.zeros((10, 10), dtype=int)
     np.add.at(matrix, (table["true"].to_numpy(), table["predicted"].to_numpy()), 1)
     for digit in range(10):

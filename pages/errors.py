@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from mnist_core.errors import compare, confusion, error_table, images_by_index, sort_errors
+from mnist_core.errors import compare, confusion, sort_errors
 from pages.parts import charts, common
 
 common.page_setup()
@@ -42,15 +42,14 @@ default = common.selected_run() or named.get("improved_cnn") or named.get("basel
 run = common.run_selectbox("Run", "errors_run", default)
 if default is None or run.key != default.key:
     common.select(run.key)
-table = error_table(run)
-images = images_by_index(run)
+table, images = common.errors_of(run.key)
 st.caption(f"{len(table)} of 10,000 test images wrong ({len(table) / 100:.2f}% error).")
 
 tab_browse, tab_compare = st.tabs(["Browse", "Compare two runs"])
 with tab_browse:
     left, right = st.columns([2, 3])
     with left:
-        event = st.plotly_chart(charts.confusion_figure(confusion(run)), on_select="rerun",
+        event = st.plotly_chart(charts.confusion_figure(confusion(table)), on_select="rerun",
                                 selection_mode="points", key="confusion")
         points = event.selection.points if event and event.selection else []
         cell = (str(points[0]["y"]), str(points[0]["x"])) if points else None
@@ -79,7 +78,6 @@ with tab_compare:
     for column, (name, indices) in zip(counts, groups.items()):
         column.metric(name, len(indices))
     which = st.radio("Show", list(groups), horizontal=True, key="errors_compare_group")
-    table_b = error_table(run_b)
-    source, source_images = (table_b, images_by_index(run_b)) if which == "only B" else (table, images)
+    source, source_images = common.errors_of(run_b.key) if which == "only B" else (table, images)
     chosen = source[source["index"].isin(groups[which])]
     grid(sort_errors(chosen, "confidence"), source_images, f"compare_{which}")

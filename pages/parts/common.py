@@ -8,6 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 from mnist_core.data import STANDARD_FINGERPRINT, MNISTError, load_mnist, mnist_available
+from mnist_core.errors import error_table, images_by_index
 from mnist_core.store import Run, Stores
 from mnist_core.sweeps import named_runs
 
@@ -83,6 +84,15 @@ def model(key: str):
     if run is None:
         raise KeyError(key)
     return run.load_model()
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def errors_of(key: str):
+    """A run's error table and its misclassified images by test index, read once per process."""
+    run = get(key)
+    if run is None:
+        raise KeyError(key)
+    return error_table(run), images_by_index(run)
 
 
 def selected_run() -> Run | None:

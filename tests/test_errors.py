@@ -1,0 +1,50 @@
+"""The error analysis on committed runs (no MNIST or TensorFlow needed)."""
+
+import numpy as np
+import pytest
+
+from mnist_core.data import STANDARD_FINGERPRINT, TEST_LABEL_COUNTS
+from mnist_core.errors import compare, confusion, error_table, images_by_index, sort_errors
+from mnist_core.store import Stores
+from mnist_core.sweeps import named_runs
+
+
+@pytest.fixture(scope="module")
+def runs():
+    named = named_runs(Stores.default(committed=True), STANDARD_FINGERPRINT)
+    return named["reference_cnn"], named["baseline_mlp"]
+
+
+def test_confusion_rows_count_every_test_image(runs):
+    cnn, _ = runs
+    table = error_table(cnn)
+    matrix = confusion(table)
+    assert matrix.sum(axis=1).tolist() == [TEST_LABEL_COUNTS[d] for d in range(10)]
+    assert matrix.sum() - np.trace(matrix) == len(table)
+    assert 1 - len(table) / 10_000 == pytest.approx(cnn.test_accuracy)
+
+
+def test_table_and_images_describe_the_same_mistakes(runs):
+    cnn, _ = runs
+    table, images = error_table(cnn), images_by_index(cnn)
+    assert set(images) == set(table["index"])
+    assert all(image.shape == (28, 28) for image in images.values())
+    assert (table["true"] != table["predicted"]).all()
+    assert table["confidence"].between(0, 1).all() and (table["loss"] >= 0).all()
+
+
+def test_sorting_puts_the_most_confident_or_costly_mistakes_first(runs):
+    table = error_table(runs[1])
+    for by in ("confidence", "loss"):
+        assert sort_errors(table, by)[by].is_monotonic_decreasing
+    with pytest.raises(ValueError, match="confidence"):
+        sort_errors(table, "index")
+
+
+def test_compare_splits_the_two_runs_mistakes(runs):
+    a, b = runs
+    groups = compare(a, b)
+    wrong_a, wrong_b = set(error_table(a)["index"]), set(error_table(b)["index"])
+    assert set(groups["only A"]) | set(groups["both"]) == wrong_a
+    assert set(groups["only B"]) | set(groups["both"]) == wrong_b
+    assert not set(groups["only A"]) & set(groups["only B"])

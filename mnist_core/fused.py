@@ -69,7 +69,8 @@ class FusedMLPs:
         self.step = tf.Variable(0.0)
         self.learning_rate = self.configs[0].learning_rate
         self.batch_size = self.configs[0].batch_size
-        self.epoch_fn = tf.function(self._epoch, jit_compile=False)
+        self.group_steps = [self._compiled_group_step(g) for g in range(len(self.groups))]
+        self.epoch_fn = tf.function(self._epoch)
 
     @staticmethod
     def forward(params, x):
@@ -99,44 +100,57 @@ class FusedMLPs:
 
         n = tf.shape(order)[1]
         steps = (n + self.batch_size - 1) // self.batch_size
-        models = len(self.order)
-        loss_sum = tf.zeros([models])
-        correct = tf.zeros([models])
+        loss_sum = tf.zeros([len(self.order)])
+        correct = tf.zeros([len(self.order)])
         for step in tf.range(steps):
             batch = order[:, step * self.batch_size:(step + 1) * self.batch_size]
-            batch_n = tf.cast(tf.shape(batch)[1], tf.float32)
-            with tf.GradientTape() as tape:
-                losses, hits, start = [], [], 0
-                for params, l2, group in zip(self.params, self.l2, self.groups):
-                    rows = batch[start:start + len(group)]
-                    start += len(group)
-                    logits = self.forward(params, tf.gather(x, rows))
-                    labels = tf.gather(y, rows)
-                    ce = tf.reduce_mean(
-                        tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits), axis=1)
-                    losses.append(ce + self.penalty(params, l2))
-                    hits.append(tf.reduce_sum(tf.cast(
-                        tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32), axis=1))
-                per_model = tf.concat(losses, 0)
-                total = tf.reduce_sum(per_model)  # each model's gradient is its own loss's
-            grads = tape.gradient(total, self.variables)
-            self._adam(grads)
-            loss_sum += per_model * batch_n
+            t = self.step.assign_add(1.0)
+            losses, hits = zip(*(group_step(x, y, batch, t) for group_step in self.group_steps))
+            loss_sum += tf.concat(losses, 0) * tf.cast(tf.shape(batch)[1], tf.float32)
             correct += tf.concat(hits, 0)
         n_float = tf.cast(n, tf.float32)
         return loss_sum / n_float, correct / n_float
 
-    def _adam(self, grads) -> None:
+    def _compiled_group_step(self, group: int):
+        """One training step of one shape group, compiled by XLA.
+
+        Each group is its own compiled function: XLA fuses a group's many small ops (which
+        is what the small models' steps are made of) and the groups, being independent,
+        can run at the same time.
+        """
+        import tensorflow as tf
+
+        params, l2 = self.params[group], self.l2[group]
+        first = sum(len(self.groups[g]) for g in range(group))
+        rows = slice(first, first + len(self.groups[group]))
+        offset = sum(len(self.params[g]) for g in range(group))
+        adam_state = list(zip(self.adam_m[offset:offset + len(params)],
+                              self.adam_v[offset:offset + len(params)]))
+
+        def step(x, y, batch, t):
+            indices = batch[rows]
+            labels = tf.gather(y, indices)
+            with tf.GradientTape() as tape:
+                logits = self.forward(params, tf.gather(x, indices))
+                ce = tf.reduce_mean(
+                    tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits), axis=1)
+                per_model = ce + self.penalty(params, l2)
+                total = tf.reduce_sum(per_model)  # each model's gradient is its own loss's
+            self._adam(params, tape.gradient(total, params), adam_state, t)
+            hits = tf.reduce_sum(tf.cast(
+                tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32), axis=1)
+            return per_model, hits
+
+        return tf.function(step, jit_compile=True)
+
+    def _adam(self, params, grads, adam_state, t) -> None:
         """Keras's Adam update, in TensorFlow's fused kernel (one pass over each tensor)."""
         import tensorflow as tf
 
-        step = self.step.assign_add(1.0)
-        shared = {name: tf.constant(value, tf.float32) for name, value in (
-            ("lr", self.learning_rate), ("beta1", ADAM_BETA_1), ("beta2", ADAM_BETA_2),
-            ("epsilon", ADAM_EPSILON))}
-        shared["beta1_power"] = tf.pow(ADAM_BETA_1, step)  # once per step, not per variable
-        shared["beta2_power"] = tf.pow(ADAM_BETA_2, step)
-        for var, grad, m, v in zip(self.variables, grads, self.adam_m, self.adam_v):
+        shared = {"lr": self.learning_rate, "beta1": ADAM_BETA_1, "beta2": ADAM_BETA_2,
+                  "epsilon": ADAM_EPSILON, "beta1_power": tf.pow(ADAM_BETA_1, t),
+                  "beta2_power": tf.pow(ADAM_BETA_2, t)}
+        for var, grad, (m, v) in zip(params, grads, adam_state):
             tf.raw_ops.ResourceApplyAdam(var=var.handle, m=m.handle, v=v.handle, grad=grad, **shared)
 
     def evaluate(self, x, y) -> tuple[np.ndarray, np.ndarray]:

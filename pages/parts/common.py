@@ -5,6 +5,7 @@ Only thin Streamlit wiring lives here; the work is in mnist_core.
 
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 
 from mnist_core.data import STANDARD_FINGERPRINT, MNISTError, load_mnist, mnist_available
@@ -83,7 +84,9 @@ def model(key: str):
     run = get(key)
     if run is None:
         raise KeyError(key)
-    return run.load_model()
+    loaded = run.load_model()
+    loaded.predict_on_batch(np.zeros((1, 28, 28), np.float32))  # compile now, not on a drawing
+    return loaded
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)

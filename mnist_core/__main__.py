@@ -115,6 +115,7 @@ def build_parser() -> Parser:
     report = commands.add_parser("report", help="results table and sweep images from stored runs")
     report.add_argument("--store", help="also read this store (default: the user store)")
     report.add_argument("--no-figures", action="store_true", help="print the table only")
+    report.add_argument("--data", help="MNIST .npz or IDX folder (for the ensemble's test labels)")
 
     listing = commands.add_parser("list", help="list stored runs")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
@@ -207,11 +208,13 @@ def cmd_list(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from .data import STANDARD_FINGERPRINT
+    from .data import STANDARD_FINGERPRINT, load_mnist, mnist_available
     from .report import markdown, plot_sweeps, results
 
     stores = Stores.default(args.store)
-    print(markdown(results(stores, STANDARD_FINGERPRINT)))
+    # The ensemble row needs the test labels; the rest of the report does not.
+    test_labels = load_mnist(args.data).y_test if mnist_available(args.data) else None
+    print(markdown(results(stores, STANDARD_FINGERPRINT, test_labels)))
     if not args.no_figures:
         for path in plot_sweeps(stores, STANDARD_FINGERPRINT):
             print(f"wrote {path}")

@@ -24,18 +24,35 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+from playwright.async_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 from playwright.async_api import async_playwright  # noqa: E402
 
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, DIGITS, streamlit_server, strokes_read  # noqa: E402
 
 
-async def stroke(page, box, points) -> None:
+async def stroke(page, canvas, points) -> None:
+    """One pen stroke, the hand arriving at its start from a little way off first."""
+    box = await canvas.bounding_box()  # where the canvas is now: the layout may have moved
     scale = box["width"] / 280
-    await page.mouse.move(box["x"] + points[0][0] * scale, box["y"] + points[0][1] * scale)
+
+    def at(x, y):
+        return box["x"] + x * scale, box["y"] + y * scale
+
+    (x0, y0) = points[0]
+    await page.mouse.move(*at(x0 - 12, y0 - 12))
+    await page.mouse.move(*at(x0, y0), steps=3)
     await page.mouse.down()
     for x, y in points[1:]:
-        await page.mouse.move(box["x"] + x * scale, box["y"] + y * scale, steps=4)
+        await page.mouse.move(*at(x, y), steps=4)
     await page.mouse.up()
+
+
+async def settled(canvas) -> None:
+    """Wait until the canvas stops moving: while a loaded page settles, its layout shifts."""
+    previous = None
+    while (box := await canvas.bounding_box()) != previous:
+        previous = box
+        await asyncio.sleep(0.3)
 
 
 async def open_draw_page(browser, url: str, ready: list, errors: list, index: int):
@@ -46,6 +63,7 @@ async def open_draw_page(browser, url: str, ready: list, errors: list, index: in
         await page.goto(f"{url}/draw", timeout=300_000)
         await page.get_by_text("Draw a digit on the black canvas").wait_for(timeout=300_000)
         await page.locator("canvas.upper-canvas").first.wait_for(timeout=300_000)
+        await settled(page.locator("canvas.upper-canvas").first)
         ready.append(time.perf_counter() - started)
         return page
     except Exception as exc:
@@ -61,12 +79,17 @@ async def draw_digits(page, drawings: int, latencies: list, errors: list, index:
         for n in range(drawings):
             digit = list(DIGITS)[(index + n) % len(DIGITS)]
             canvas = page.locator("canvas.upper-canvas").first
-            box = await canvas.bounding_box()
+            await settled(canvas)
             for points in DIGITS[digit]:
-                await stroke(page, box, points)
+                await stroke(page, canvas, points)
             released = time.perf_counter()
-            await page.get_by_text(strokes_read(len(DIGITS[digit])), exact=True) \
-                .wait_for(timeout=60_000)
+            try:
+                await page.get_by_text(strokes_read(len(DIGITS[digit])), exact=True) \
+                    .wait_for(timeout=60_000)
+            except PlaywrightTimeout:
+                shown = await page.get_by_text("Read after").all_inner_texts()
+                raise PlaywrightTimeout(f"drawing {n + 1} ({digit}): after 60 s the page shows "
+                                        f"{shown or 'no prediction'}") from None
             latencies.append(time.perf_counter() - released)
             if await page.get_by_test_id("stException").count():
                 errors.append(f"session {index}: exception shown")

@@ -21,6 +21,7 @@ from .store import Run, RunStore
 from .training import EpochCallback, arrays_for, publish_model
 
 ADAM_BETA_1, ADAM_BETA_2, ADAM_EPSILON = 0.9, 0.999, 1e-7  # keras.optimizers.Adam defaults
+STEPS_PER_CALL = 4
 
 
 def compatible(configs: list[RunConfig]) -> None:
@@ -69,7 +70,7 @@ class FusedMLPs:
         self.step = tf.Variable(0.0)
         self.learning_rate = self.configs[0].learning_rate
         self.batch_size = self.configs[0].batch_size
-        self.group_steps = [self._compiled_group_step(g) for g in range(len(self.groups))]
+        self.group_steps = [self._compiled_group_steps(g) for g in range(len(self.groups))]
         self.epoch_fn = tf.function(self._epoch)
 
     @staticmethod
@@ -95,24 +96,35 @@ class FusedMLPs:
         return l2 * tf.add_n([tf.reduce_sum(tf.square(k), axis=[1, 2]) for k in hidden_kernels])
 
     def _epoch(self, x, y, order):
-        """One epoch. `order` (models, N) holds each model's shuffled sample indices."""
+        """One epoch. `order` (models, N) holds each model's shuffled sample indices.
+
+        Steps go STEPS_PER_CALL at a time through each group's compiled function, which
+        spreads the cost of a call over several steps; the steps left over (and a last,
+        partial batch) go one at a time.
+        """
         import tensorflow as tf
 
         n = tf.shape(order)[1]
-        steps = (n + self.batch_size - 1) // self.batch_size
+        chunk = self.batch_size * STEPS_PER_CALL
         loss_sum = tf.zeros([len(self.order)])
         correct = tf.zeros([len(self.order)])
-        for step in tf.range(steps):
-            batch = order[:, step * self.batch_size:(step + 1) * self.batch_size]
-            t = self.step.assign_add(1.0)
-            losses, hits = zip(*(group_step(x, y, batch, t) for group_step in self.group_steps))
-            loss_sum += tf.concat(losses, 0) * tf.cast(tf.shape(batch)[1], tf.float32)
+        for start in tf.range(0, n - chunk + 1, chunk):
+            batches = tf.reshape(order[:, start:start + chunk], [-1, STEPS_PER_CALL, self.batch_size])
+            t = self.step.assign_add(float(STEPS_PER_CALL)) - STEPS_PER_CALL
+            losses, hits = zip(*(steps(x, y, batches, t) for steps in self.group_steps))
+            loss_sum += tf.concat(losses, 0)
+            correct += tf.concat(hits, 0)
+        for start in tf.range(n // chunk * chunk, n, self.batch_size):
+            batch = order[:, start:start + self.batch_size][:, None, :]
+            t = self.step.assign_add(1.0) - 1.0
+            losses, hits = zip(*(steps(x, y, batch, t) for steps in self.group_steps))
+            loss_sum += tf.concat(losses, 0)
             correct += tf.concat(hits, 0)
         n_float = tf.cast(n, tf.float32)
         return loss_sum / n_float, correct / n_float
 
-    def _compiled_group_step(self, group: int):
-        """One training step of one shape group, compiled by XLA.
+    def _compiled_group_steps(self, group: int):
+        """Training steps of one shape group, compiled by XLA.
 
         Each group is its own compiled function: XLA fuses a group's many small ops (which
         is what the small models' steps are made of) and the groups, being independent,
@@ -127,21 +139,26 @@ class FusedMLPs:
         adam_state = list(zip(self.adam_m[offset:offset + len(params)],
                               self.adam_v[offset:offset + len(params)]))
 
-        def step(x, y, batch, t):
-            indices = batch[rows]
-            labels = tf.gather(y, indices)
-            with tf.GradientTape() as tape:
-                logits = self.forward(params, tf.gather(x, indices))
-                ce = tf.reduce_mean(
-                    tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits), axis=1)
-                per_model = ce + self.penalty(params, l2)
-                total = tf.reduce_sum(per_model)  # each model's gradient is its own loss's
-            self._adam(params, tape.gradient(total, params), adam_state, t)
-            hits = tf.reduce_sum(tf.cast(
-                tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32), axis=1)
-            return per_model, hits
+        def steps(x, y, batches, t):
+            """batches (models, steps, batch): one step per batch, in order, from step t."""
+            loss_sum, hits = 0.0, 0.0
+            for k in range(batches.shape[1]):
+                indices = batches[rows, k]
+                labels = tf.gather(y, indices)
+                with tf.GradientTape() as tape:
+                    logits = self.forward(params, tf.gather(x, indices))
+                    ce = tf.reduce_mean(
+                        tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits), axis=1)
+                    per_model = ce + self.penalty(params, l2)
+                    total = tf.reduce_sum(per_model)  # each model's gradient is its own loss's
+                self._adam(params, tape.gradient(total, params), adam_state, t + k + 1)
+                loss_sum += per_model * tf.cast(tf.shape(indices)[1], tf.float32)
+                hits += tf.reduce_sum(tf.cast(
+                    tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32), axis=1)
+            models = rows.stop - rows.start
+            return tf.reshape(loss_sum, [models]), tf.reshape(hits, [models])  # static shapes
 
-        return tf.function(step, jit_compile=True)
+        return tf.function(steps, jit_compile=True)
 
     def _adam(self, params, grads, adam_state, t) -> None:
         """Keras's Adam update, in TensorFlow's fused kernel (one pass over each tensor)."""

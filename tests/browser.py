@@ -78,22 +78,34 @@ def strokes_read(count: int) -> str:
     return f"Read after {count} stroke{'' if count == 1 else 's'}."
 
 
+def settled(canvas) -> None:
+    """Wait until the canvas stops moving: while a page settles, its layout can still shift."""
+    previous = None
+    while (box := canvas.bounding_box()) != previous:
+        previous = box
+        time.sleep(0.3)
+
+
 def draw(page, canvas, digit: int) -> None:
     """Draw a digit stroke by stroke, pausing after each one until the app has caught up."""
+    settled(canvas)
     for points in DIGITS[digit]:
         stroke(page, canvas, points)
         settle(page)
 
 
 def stroke(page, canvas, points) -> None:
-    """One pen stroke through `points` (canvas pixels): move there first, as a hand does."""
+    """One pen stroke through `points` (canvas pixels). The hand arrives at the start from a
+    little way off, as a hand does: the canvas ignores a press with no move before it."""
     box = canvas.bounding_box()
     scale = box["width"] / 280
 
     def at(x, y):
         return box["x"] + x * scale, box["y"] + y * scale
 
-    page.mouse.move(*at(*points[0]))
+    x0, y0 = points[0]
+    page.mouse.move(*at(x0 - 12, y0 - 12))
+    page.mouse.move(*at(x0, y0), steps=3)
     page.mouse.down()
     for point in points[1:]:
         page.mouse.move(*at(*point), steps=4)

@@ -6,7 +6,16 @@ import shutil
 
 import pytest
 
-from tests.browser import CHROMIUM, DIGITS, draw, launch_chromium, streamlit_server, stroke, strokes_read
+from tests.browser import (
+    CHROMIUM,
+    DIGITS,
+    draw,
+    launch_chromium,
+    settled,
+    streamlit_server,
+    stroke,
+    strokes_read,
+)
 
 pytestmark = pytest.mark.browser
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -105,6 +114,7 @@ def test_strokes_drawn_in_quick_succession_are_all_read(page, server):
     canvas = page.locator("canvas.upper-canvas").first
     canvas.wait_for()
     expect(page.get_by_text("Draw a digit on the black canvas")).to_be_visible()
+    settled(canvas)
     for points in DIGITS[7]:  # the second stroke starts while the first one's rerun may run
         stroke(page, canvas, points)
     expect(page.get_by_text(strokes_read(2), exact=True)).to_be_visible()

@@ -5,6 +5,8 @@ Only thin Streamlit wiring lives here; the work is in mnist_core.
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import streamlit as st
 
@@ -86,6 +88,10 @@ def model(key: str):
         raise KeyError(key)
     loaded = run.load_model()
     loaded.predict_on_batch(np.zeros((1, 28, 28), np.float32))  # compile now, not on a drawing
+    # Streamlit calls keras.backend.clear_session() after every script run once Keras is
+    # imported, and that runs a full gc.collect(): over TensorFlow's object graph, ~0.1 s per
+    # rerun of every session. Freezing what exists now (TensorFlow, the models) keeps it cheap.
+    gc.freeze()
     return loaded
 
 

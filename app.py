@@ -4,6 +4,8 @@ import os
 
 import streamlit as st
 
+from pages.parts.common import through_navigation
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 st.set_page_config(page_title="MNIST lab", page_icon=":material/draw:", layout="wide")
 navigation = st.navigation([
@@ -13,4 +15,5 @@ navigation = st.navigation([
     st.Page("pages/errors.py", title="Errors", icon=":material/error:"),
     st.Page("pages/draw.py", title="Draw", icon=":material/draw:"),
 ])
-navigation.run()
+with through_navigation():
+    navigation.run()

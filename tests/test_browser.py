@@ -81,6 +81,21 @@ def test_a_deep_link_as_the_servers_first_request_gets_our_navigation(page, serv
     no_exception(page)
 
 
+def test_visitors_arriving_together_by_deep_link_all_get_our_navigation(browser, tmp_path):
+    with streamlit_server(tmp_path / "store", tmp_path / "streamlit.log") as url:
+        contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(4)]
+        pages = [context.new_page() for context in contexts]
+        for page in pages:  # all four sessions start before any has run app.py
+            page.goto(f"{url}/draw", wait_until="commit")
+        for page in pages:
+            expect(page.get_by_text("Draw a digit on the black canvas")).to_be_visible()
+            navigation = page.get_by_test_id("stSidebarNav")
+            expect(navigation.get_by_role("link", name="Overview")).to_be_visible()
+            expect(navigation.get_by_role("link")).to_have_count(5)
+        for context in contexts:
+            context.close()
+
+
 def test_every_page_opens(page, server):
     page.goto(server)
     expect(page.get_by_role("heading", name="MNIST lab")).to_be_visible()

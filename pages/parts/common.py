@@ -6,6 +6,8 @@ Only thin Streamlit wiring lives here; the work is in mnist_core.
 from __future__ import annotations
 
 import gc
+import threading
+from contextlib import contextmanager
 
 import numpy as np
 import streamlit as st
@@ -18,16 +20,31 @@ from mnist_core.sweeps import named_runs
 SELECTED = "selected_run"  # session key (and query parameter) of the run chosen on any page
 
 
+_run = threading.local()  # per script run (each run has its own thread)
+
+
+@contextmanager
+def through_navigation():
+    """app.py runs the chosen page inside this, so the page knows it came through app.py."""
+    _run.through_navigation = True
+    try:
+        yield
+    finally:
+        _run.through_navigation = False
+
+
 def page_setup() -> None:
     """Call first in every page script.
 
-    When a server's very first request is a deep link (say /draw), Streamlit runs the page
-    in its legacy `pages/` mode, without app.py, so without our navigation or page config.
-    Leave that mode and rerun, which goes through app.py's st.navigation to the same page.
+    When a session's first request is a deep link (say /draw) before any session has run
+    st.navigation, Streamlit runs the page in its legacy `pages/` mode, without app.py, so
+    without our navigation, page config or layout (several sessions opening at once can
+    all start that way). Leave that mode and rerun, which goes through app.py's
+    st.navigation to the same page.
     """
     from streamlit.runtime.pages_manager import PagesManager
 
-    if PagesManager.uses_pages_directory:
+    if not getattr(_run, "through_navigation", False):
         PagesManager.uses_pages_directory = False
         st.rerun()
 

@@ -49,10 +49,11 @@ def page_times(repeats: int) -> dict[str, float]:
 
 
 def draw_times(count: int) -> tuple[list[float], list[float], int]:
+    import keras
     from drawing_robustness import as_canvas
 
     from mnist_core.data import load_mnist
-    from mnist_core.predict import classify_drawing
+    from mnist_core.predict import classify_drawing, predictor
     from mnist_core.preprocess import to_mnist
     from mnist_core.store import Stores
     from mnist_core.sweeps import named_runs
@@ -61,13 +62,15 @@ def draw_times(count: int) -> tuple[list[float], list[float], int]:
     models = {name: run.load_model() for name, run in named_runs(Stores.default(), data.fingerprint).items()}
     rng = np.random.default_rng(0)
     canvases = [as_canvas(data.x_test[i], rng) for i in range(count)]
-    classify_drawing(canvases[0], models)  # warm-up
+    predictors = {name: predictor(model) for name, model in models.items()}
+    classify_drawing(canvases[0], predictors)  # warm-up
     for model in models.values():
         model.predict(to_mnist(canvases[0])[None], verbose=0)
     direct, predict = [], []
     for canvas in canvases:
+        keras.backend.clear_session()  # as Streamlit does after every script run
         started = time.perf_counter()
-        classify_drawing(canvas, models)
+        classify_drawing(canvas, predictors)
         direct.append(time.perf_counter() - started)
         started = time.perf_counter()
         image = to_mnist(canvas)[None]

@@ -49,9 +49,10 @@ with result_column:
     if image28 is None:
         st.info("Draw a digit on the black canvas: every model will classify it after each stroke.")
         for key in models_to_use.values():  # load now, while the visitor starts drawing
-            common.model(key)
+            common.predictor(key)
     else:
-        probabilities = classify(image28, {name: common.model(key) for name, key in models_to_use.items()})
+        predictors = {name: common.predictor(key) for name, key in models_to_use.items()}
+        probabilities = classify(image28, predictors)
         differs = disagreements(probabilities)
         if any(differs.values()):
             st.warning("The models disagree: the ones outlined in red differ from the majority.")
@@ -59,6 +60,6 @@ with result_column:
         for column, (name, probs) in zip(columns, probabilities.items()):
             column.metric(name, str(int(probs.argmax())), f"{probs.max():.1%} sure",
                           delta_color="off" if not differs[name] else "inverse", border=differs[name])
-        st.plotly_chart(charts.probability_figure(probabilities, differs))
+        st.html(charts.probability_bars(probabilities, differs))
         strokes = len((canvas.json_data or {}).get("objects", []))
         st.caption(f"Read after {strokes} stroke{'' if strokes == 1 else 's'}.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import math
 
 import numpy as np
@@ -100,14 +101,25 @@ def confusion_figure(matrix: np.ndarray) -> go.Figure:
     return figure
 
 
-def probability_figure(probabilities: dict[str, np.ndarray], highlight: dict[str, bool]) -> go.Figure:
-    """Grouped bars: each model's probability for each digit."""
-    figure = go.Figure()
+def probability_bars(probabilities: dict[str, np.ndarray], highlight: dict[str, bool]) -> str:
+    """HTML: per model, ten bars (digits 0-9) as tall as its probabilities, the top one dark.
+
+    Plain HTML rather than a chart: it redraws after every stroke in every open tab, and a
+    browser draws it for a fraction of a chart's cost.
+    """
+    def bar(digit: int, probability: float, top: bool) -> str:
+        colour, weight = ("#1f77b4", 700) if top else ("#9ecae1", 400)
+        return (f'<div title="{digit}: {probability:.1%}" style="flex:1;display:flex;'
+                f'flex-direction:column;justify-content:flex-end;align-items:center;height:64px">'
+                f'<div style="width:70%;height:{max(probability * 48, 1):.0f}px;background:{colour}">'
+                f'</div><div style="font-size:12px;font-weight:{weight}">{digit}</div></div>')
+
+    rows = []
     for name, probs in probabilities.items():
-        figure.add_trace(go.Bar(x=[str(d) for d in range(10)], y=probs, name=name,
-                                marker_line_width=3 if highlight.get(name) else 0,
-                                marker_line_color="#d62728"))
-    figure.update_layout(barmode="group", yaxis={"range": [0, 1], "title": "probability"},
-                         xaxis_title="digit", height=320, margin={"t": 10, "b": 30},
-                         legend={"orientation": "h", "y": -0.3})
-    return figure
+        top = int(np.argmax(probs))
+        bars = "".join(bar(digit, float(p), digit == top) for digit, p in enumerate(probs))
+        border = "2px solid #d62728" if highlight.get(name) else "1px solid #ddd"
+        rows.append(f'<div style="border:{border};border-radius:6px;padding:4px 8px;margin-bottom:6px">'
+                    f'<div style="font-size:13px">{html.escape(name)}: <b>{top}</b> ({probs[top]:.1%})'
+                    f'</div><div style="display:flex;gap:2px">{bars}</div></div>')
+    return "".join(rows)

@@ -9,7 +9,6 @@ import gc
 import threading
 from contextlib import contextmanager
 
-import numpy as np
 import streamlit as st
 
 from mnist_core.data import STANDARD_FINGERPRINT, MNISTError, load_mnist, mnist_available
@@ -98,18 +97,20 @@ def named() -> dict[str, Run]:
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=16)
-def model(key: str):
-    """A run's Keras model, loaded once per server process (safe_mode, from the stores only)."""
+def predictor(key: str):
+    """A run's model as a compiled predictor (mnist_core.predict.predictor), loaded once per
+    server process (safe_mode, from the stores only)."""
+    from mnist_core.predict import predictor as compile_predictor
+
     run = get(key)
     if run is None:
         raise KeyError(key)
-    loaded = run.load_model()
-    loaded.predict_on_batch(np.zeros((1, 28, 28), np.float32))  # compile now, not on a drawing
-    # Streamlit calls keras.backend.clear_session() after every script run once Keras is
-    # imported, and that runs a full gc.collect(): over TensorFlow's object graph, ~0.1 s per
-    # rerun of every session. Freezing what exists now (TensorFlow, the models) keeps it cheap.
+    forward = compile_predictor(run.load_model())
+    # Streamlit's keras.backend.clear_session() after every script run also runs a full
+    # gc.collect(): over TensorFlow's object graph, ~0.1-0.2 s per rerun of every session.
+    # Freezing what exists now (TensorFlow, the models) keeps it cheap.
     gc.freeze()
-    return loaded
+    return forward
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)

@@ -1,12 +1,14 @@
 """Many people drawing at once: concurrent browser sessions on the Draw page.
 
-    python benchmarks/draw_load.py [--sessions 10] [--drawings 5]
+    python benchmarks/draw_load.py [--sessions 10] [--drawings 5] [--think 1]
 
 Starts `streamlit run app.py` on a free local port, opens one Chromium with N pages,
 opens the Draw page in every one, then has every page draw digits at the same time. For
 each drawing it measures, on the page's own clock, the time from the last stroke's mouse-up
 to the first frame that shows the predictions for the whole drawing (the page's "Read after
-N strokes" caption), and reports p50, p95 and errors.
+N strokes" caption), and reports p50, p95 and errors. Strokes follow each other without a
+pause; after each answer a session waits --think seconds (a person reading it) and clears.
+All pages, the server and Playwright share this machine's cores.
 Target on 2 cores: no errors, p95 under 1 s.
 """
 
@@ -94,7 +96,7 @@ async def open_draw_page(browser, url: str, ready: list, errors: list, index: in
         return None
 
 
-async def draw_digits(page, drawings: int, latencies: list, errors: list, index: int):
+async def draw_digits(page, drawings: int, think: float, latencies: list, errors: list, index: int):
     """Draw digits stroke after stroke (no waiting between strokes), timing mouse-up of the
     last stroke to the prediction that covers every stroke being shown."""
     try:
@@ -116,6 +118,7 @@ async def draw_digits(page, drawings: int, latencies: list, errors: list, index:
                                         f"{shown or 'no prediction'}, not {expected!r}") from None
             timing = await page.evaluate("() => window.drawLoad")
             latencies.append((timing["shown"] - timing["up"]) / 1000)
+            await asyncio.sleep(think)  # a person looks at the answer before clearing
             if await page.get_by_test_id("stException").count():
                 errors.append(f"session {index}: exception shown")
             await page.get_by_role("button", name="Clear").click()
@@ -126,14 +129,14 @@ async def draw_digits(page, drawings: int, latencies: list, errors: list, index:
         errors.append(f"session {index}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
 
 
-async def run(url: str, sessions: int, drawings: int) -> tuple[list, list, list]:
+async def run(url: str, sessions: int, drawings: int, think: float) -> tuple[list, list, list]:
     """Open every session's page first (people arrive), then all draw at once."""
     ready, latencies, errors = [], [], []
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         pages = await asyncio.gather(*(open_draw_page(browser, url, ready, errors, i)
                                        for i in range(sessions)))
-        await asyncio.gather(*(draw_digits(page, drawings, latencies, errors, i)
+        await asyncio.gather(*(draw_digits(page, drawings, think, latencies, errors, i)
                                for i, page in enumerate(pages) if page is not None))
         await browser.close()
     return ready, latencies, errors
@@ -143,12 +146,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=10)
     parser.add_argument("--drawings", type=int, default=5, help="drawings per session")
+    parser.add_argument("--think", type=float, default=1.0,
+                        help="seconds a session looks at each answer before clearing (default 1)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         with streamlit_server(Path(folder) / "store", Path(folder) / "streamlit.log") as url:
-            ready, latencies, errors = asyncio.run(run(url, args.sessions, args.drawings))
+            ready, latencies, errors = asyncio.run(run(url, args.sessions, args.drawings, args.think))
     print(f"cores={os.cpu_count()} sessions={args.sessions} drawings={len(latencies)} "
-          f"errors={len(errors)}")
+          f"think={args.think:g}s errors={len(errors)}")
     if ready:
         print(f"{len(ready)} pages opened together, the slowest ready after {max(ready):.1f} s")
     for error in errors[:10]:

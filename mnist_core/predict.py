@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from .preprocess import to_mnist
@@ -24,10 +26,15 @@ def predictor(model):
     """
     import tensorflow as tf
 
-    forward = tf.function(lambda batch: model(batch, training=False), jit_compile=True,
-                          autograph=False)
+    # A partial, not a lambda: TensorFlow counts traces per code object, and one trace for
+    # each of several models would look to it like retracing and draw a warning.
+    forward = tf.function(partial(_forward, model), jit_compile=True, autograph=False)
     forward(tf.zeros((1, 28, 28)))  # compile now, not on the first drawing
     return forward
+
+
+def _forward(model, batch):
+    return model(batch, training=False)
 
 
 def classify(image28: np.ndarray, predictors: dict) -> dict[str, np.ndarray]:

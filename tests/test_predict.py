@@ -1,0 +1,39 @@
+"""Classifying one drawing with several models through their compiled predictors."""
+
+import numpy as np
+import pytest
+
+from mnist_core.data import STANDARD_FINGERPRINT
+from mnist_core.predict import classify, classify_drawing, disagreements, predictor
+from mnist_core.store import Stores
+from mnist_core.sweeps import named_runs
+
+
+@pytest.fixture(scope="module")
+def predictors():
+    named = named_runs(Stores.default(committed=True), STANDARD_FINGERPRINT)
+    return {name: predictor(run.load_model()) for name, run in named.items()}
+
+
+def test_every_model_reads_test_digits_and_survives_streamlits_clear_session(mnist, predictors):
+    import keras
+
+    for index in range(5):
+        keras.backend.clear_session()  # Streamlit calls it after every script run
+        probabilities = classify(mnist.x_test[index] / 255.0, predictors)
+        assert set(probabilities) == set(predictors)
+        for probs in probabilities.values():
+            assert probs.shape == (10,) and probs.sum() == pytest.approx(1.0)
+        assert probabilities["improved_cnn"].argmax() == mnist.y_test[index]
+
+
+def test_an_empty_canvas_is_not_classified(predictors):
+    image28, probabilities = classify_drawing(np.zeros((280, 280, 4), np.uint8), predictors)
+    assert image28 is None and probabilities == {}
+
+
+def test_disagreements_mark_the_minority():
+    one_hot = np.eye(10)
+    flags = disagreements({"a": one_hot[3], "b": one_hot[3], "c": one_hot[5]})
+    assert flags == {"a": False, "b": False, "c": True}
+    assert disagreements({}) == {}

@@ -1,7 +1,8 @@
 """Train many MLPs of a sweep at once, in one compiled TensorFlow graph.
 
 Models of the same shape are stacked (weights gain a leading model axis) and run as
-batched matmuls; groups of different shapes sit side by side in the same graph. Per
+batched matmuls; each shape group's training step is compiled by XLA, several steps per
+call, and the groups sit side by side in the same graph. Per
 model the math is the reference's: Keras's own initial weights for its seed, its own
 shuffle each epoch, batch 32, softmax cross-entropy from logits plus its own L2 penalty
 on hidden kernels, and Adam (lr 1e-3, Keras's betas and epsilon) with its own state.
@@ -106,20 +107,24 @@ class FusedMLPs:
 
         n = tf.shape(order)[1]
         chunk = self.batch_size * STEPS_PER_CALL
+
+        def train_on(batches, steps):
+            """Every group trains on its rows of `batches` (models, steps, batch)."""
+            t = self.step.assign_add(float(steps)) - steps
+            losses, hits = zip(*(group_steps(x, y, batches, t) for group_steps in self.group_steps))
+            return tf.concat(losses, 0), tf.concat(hits, 0)
+
         loss_sum = tf.zeros([len(self.order)])
         correct = tf.zeros([len(self.order)])
         for start in tf.range(0, n - chunk + 1, chunk):
             batches = tf.reshape(order[:, start:start + chunk], [-1, STEPS_PER_CALL, self.batch_size])
-            t = self.step.assign_add(float(STEPS_PER_CALL)) - STEPS_PER_CALL
-            losses, hits = zip(*(steps(x, y, batches, t) for steps in self.group_steps))
-            loss_sum += tf.concat(losses, 0)
-            correct += tf.concat(hits, 0)
+            losses, hits = train_on(batches, STEPS_PER_CALL)
+            loss_sum += losses
+            correct += hits
         for start in tf.range(n // chunk * chunk, n, self.batch_size):
-            batch = order[:, start:start + self.batch_size][:, None, :]
-            t = self.step.assign_add(1.0) - 1.0
-            losses, hits = zip(*(steps(x, y, batch, t) for steps in self.group_steps))
-            loss_sum += tf.concat(losses, 0)
-            correct += tf.concat(hits, 0)
+            losses, hits = train_on(order[:, start:start + self.batch_size][:, None, :], 1)
+            loss_sum += losses
+            correct += hits
         n_float = tf.cast(n, tf.float32)
         return loss_sum / n_float, correct / n_float
 

@@ -47,10 +47,10 @@ def sort_errors(table: pd.DataFrame, by: str) -> pd.DataFrame:
     return table.sort_values([by, "index"], ascending=[False, True], kind="stable")
 
 
-def compare(a: Run, b: Run) -> dict[str, np.ndarray]:
-    """Test indices that only A gets wrong, only B, and both."""
-    wrong_a = set(a.errors()["index"].tolist())
-    wrong_b = set(b.errors()["index"].tolist())
+def compare(table_a: pd.DataFrame, table_b: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Test indices that only run A gets wrong, only B, and both, from their error_tables."""
+    wrong_a = set(table_a["index"].tolist())
+    wrong_b = set(table_b["index"].tolist())
     return {"only A": np.array(sorted(wrong_a - wrong_b), dtype=int),
             "only B": np.array(sorted(wrong_b - wrong_a), dtype=int),
             "both": np.array(sorted(wrong_a & wrong_b), dtype=int)}

@@ -72,12 +72,13 @@ with tab_browse:
 
 with tab_compare:
     run_b = common.run_selectbox("Run B", "errors_other", named.get("reference_cnn"))
-    groups = compare(run, run_b)
+    table_b, images_b = common.errors_of(run_b.key)
+    groups = compare(table, table_b)
     st.markdown(f"A = {run.config.label}  \nB = {run_b.config.label}")
     counts = st.columns(3)
     for column, (name, indices) in zip(counts, groups.items()):
         column.metric(name, len(indices))
     which = st.radio("Show", list(groups), horizontal=True, key="errors_compare_group")
-    source, source_images = common.errors_of(run_b.key) if which == "only B" else (table, images)
+    source, source_images = (table_b, images_b) if which == "only B" else (table, images)
     chosen = source[source["index"].isin(groups[which])]
     grid(sort_errors(chosen, "confidence"), source_images, f"compare_{which}")

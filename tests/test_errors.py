@@ -43,8 +43,9 @@ def test_sorting_puts_the_most_confident_or_costly_mistakes_first(runs):
 
 def test_compare_splits_the_two_runs_mistakes(runs):
     a, b = runs
-    groups = compare(a, b)
-    wrong_a, wrong_b = set(error_table(a)["index"]), set(error_table(b)["index"])
+    table_a, table_b = error_table(a), error_table(b)
+    groups = compare(table_a, table_b)
+    wrong_a, wrong_b = set(table_a["index"]), set(table_b["index"])
     assert set(groups["only A"]) | set(groups["both"]) == wrong_a
     assert set(groups["only B"]) | set(groups["both"]) == wrong_b
     assert not set(groups["only A"]) & set(groups["only B"])

@@ -102,10 +102,7 @@ def predictor(key: str):
     server process (safe_mode, from the stores only)."""
     from mnist_core.predict import predictor as compile_predictor
 
-    run = get(key)
-    if run is None:
-        raise KeyError(key)
-    forward = compile_predictor(run.load_model())
+    forward = compile_predictor(_stored(key).load_model())
     # Streamlit's keras.backend.clear_session() after every script run also runs a full
     # gc.collect(): over TensorFlow's object graph, ~0.1-0.2 s per rerun of every session.
     # Freezing what exists now (TensorFlow, the models) keeps it cheap.
@@ -116,10 +113,15 @@ def predictor(key: str):
 @st.cache_resource(show_spinner=False, max_entries=16)
 def errors_of(key: str):
     """A run's error table and its misclassified images by test index, read once per process."""
+    run = _stored(key)
+    return error_table(run), images_by_index(run)
+
+
+def _stored(key: str) -> Run:
     run = get(key)
     if run is None:
         raise KeyError(key)
-    return error_table(run), images_by_index(run)
+    return run
 
 
 def selected_run() -> Run | None:

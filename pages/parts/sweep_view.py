@@ -166,8 +166,9 @@ def _training_controls(kind: str, missing, fp: str) -> None:
 
 @st.fragment(run_every=2)
 def _job_panel(kind: str) -> None:
-    active = [j for j in jobs.list_jobs(common.stores()) if j.status in ("queued", "running")]
-    recent = [j for j in jobs.list_jobs(common.stores())[:3] if j.status == "failed"]
+    listed = jobs.list_jobs(common.stores())
+    active = [j for j in listed if j.status in ("queued", "running")]
+    recent = [j for j in listed[:3] if j.status == "failed"]
     for job in active:
         st.progress(job.progress, text=f"{job.state.get('title', 'job')}: {job.message}")
     for job in recent:

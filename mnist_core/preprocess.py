@@ -39,12 +39,15 @@ def ink(image) -> np.ndarray:
     else:
         raise PreprocessError(
             f"canvas image must be (H, W), (H, W, 3) or (H, W, 4), got shape {array.shape}")
-    values = np.nan_to_num(array.astype(np.float64), nan=0.0, posinf=255.0, neginf=0.0)
-    scale = 255.0 if np.issubdtype(array.dtype, np.integer) or values.max(initial=0) > 1.0 else 1.0
-    values = np.clip(values / scale, 0.0, 1.0)
+    if np.issubdtype(array.dtype, np.floating):
+        values = np.nan_to_num(array.astype(np.float64), nan=0.0, posinf=255.0, neginf=0.0)
+        scale = 255.0 if values.max(initial=0) > 1.0 else 1.0
+        values = np.clip(values / scale, 0.0, 1.0).astype(np.float32)
+    else:  # integers, as a canvas sends them: no NaN to handle, float32 is exact enough
+        values = np.clip(array.astype(np.float32) / 255.0, 0.0, 1.0)
     channels = values.shape[2]
     if channels == 1:
-        return values[:, :, 0].astype(np.float32)
+        return values[:, :, 0]
     luminance = values[:, :, :3].mean(axis=2)
     alpha = values[:, :, 3] if channels == 4 else 1.0
     return (luminance * alpha).astype(np.float32)

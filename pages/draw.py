@@ -1,8 +1,6 @@
 """Draw a digit and watch every named model (and the selected run) classify it live."""
 
-import numpy as np
 import streamlit as st
-from PIL import Image
 from streamlit_drawable_canvas import st_canvas
 
 from mnist_core.predict import classify, disagreements
@@ -22,32 +20,27 @@ if not models_to_use:
     st.stop()
 
 
+def _clear() -> None:
+    st.session_state.canvas_generation += 1  # a new canvas: the old one and its strokes go
+
+
 @st.fragment
 def drawing_area() -> None:
     """The canvas and what the models make of it: a stroke reruns only this."""
     st.session_state.setdefault("canvas_generation", 0)
-    draw_column, input_column, result_column = st.columns([3, 2, 5])
+    draw_column, result_column = st.columns([3, 7])
     with draw_column:
         stroke = st.slider("Stroke width", 8, 40, 20, key="stroke_width")
         canvas = st_canvas(stroke_width=stroke, stroke_color="#FFFFFF", background_color="#000000",
                            height=280, width=280, drawing_mode="freedraw", return_image_data=True,
                            update_streamlit=True, key=f"canvas_{st.session_state.canvas_generation}")
-        if st.button("Clear", key="clear_canvas"):
-            st.session_state.canvas_generation += 1
-            st.rerun(scope="fragment")
+        st.button("Clear", key="clear_canvas", on_click=_clear)  # before the rerun: one, not two
 
     try:
         image28 = to_mnist(canvas.image_data) if canvas.image_data is not None else None
     except PreprocessError as exc:
         image28 = None
         st.error(f"Could not read the drawing: {exc}")
-
-    with input_column:
-        st.markdown("**What the models see** (28×28, MNIST-style)")
-        if image28 is not None:
-            st.image(Image.fromarray((image28 * 255).astype(np.uint8)).resize((168, 168),
-                     Image.Resampling.NEAREST))
-            st.caption("Cropped to the ink, scaled into 20×20, centred by centre of mass.")
 
     with result_column:
         if image28 is None:
@@ -57,16 +50,8 @@ def drawing_area() -> None:
         else:
             predictors = {name: common.predictor(key) for name, key in models_to_use.items()}
             probabilities = classify(image28, predictors)
-            differs = disagreements(probabilities)
-            if any(differs.values()):
-                st.warning("The models disagree: the ones outlined in red differ from the majority.")
-            columns = st.columns(len(probabilities))
-            for column, (name, probs) in zip(columns, probabilities.items()):
-                column.metric(name, str(int(probs.argmax())), f"{probs.max():.1%} sure",
-                              delta_color="off" if not differs[name] else "inverse", border=differs[name])
-            st.html(charts.probability_bars(probabilities, differs))
             strokes = len((canvas.json_data or {}).get("objects", []))
-            st.caption(f"Read after {strokes} stroke{'' if strokes == 1 else 's'}.")
+            st.html(charts.drawing_readout(image28, probabilities, disagreements(probabilities), strokes))
 
 
 drawing_area()

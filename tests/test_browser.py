@@ -60,14 +60,13 @@ def no_exception(page):
 
 
 def cnn_prediction(page):
-    """The metric widget of the best CNN on the draw page (improved, else reference)."""
-    metrics = page.get_by_test_id("stMetric")
-    expect(metrics.filter(has_text=re.compile("improved_cnn|reference_cnn")).first).to_be_visible()
+    """The digit the best CNN reads on the draw page (improved, else reference)."""
+    readouts = page.locator("[data-model]")
+    expect(readouts.filter(has_text=re.compile("improved_cnn|reference_cnn")).first).to_be_visible()
     for name in ("improved_cnn", "reference_cnn"):
-        label = page.get_by_test_id("stMetricLabel").filter(has_text=re.compile(f"^{name}$"))
-        candidate = metrics.filter(has=label)
+        candidate = page.locator(f'[data-model="{name}"]')
         if candidate.count():
-            return candidate.get_by_test_id("stMetricValue")
+            return candidate.get_by_test_id("predicted-digit")
     raise AssertionError("no CNN is shown on the draw page")
 
 
@@ -116,12 +115,12 @@ def test_drawn_digit_is_read_by_the_cnn_then_cleared(page, server, digit):
     canvas.wait_for()
     draw(page, canvas, digit)
     expect(page.get_by_text(strokes_read(len(DIGITS[digit])), exact=True)).to_be_visible()
-    expect(page.get_by_test_id("stImage")).to_have_count(1)
+    expect(page.get_by_alt_text("the drawing as a 28x28 MNIST-style image")).to_be_visible()
     expect(cnn_prediction(page)).to_have_text(str(digit))
     no_exception(page)
     page.get_by_role("button", name="Clear").click()
     expect(page.get_by_text("Draw a digit on the black canvas")).to_be_visible()
-    expect(page.get_by_test_id("stMetric")).to_have_count(0)
+    expect(page.locator("[data-model]")).to_have_count(0)
 
 
 def test_strokes_drawn_in_quick_succession_are_all_read(page, server):

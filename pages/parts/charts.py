@@ -1,13 +1,16 @@
-"""Plotly figures for the pages. Pure functions of DataFrames: no Streamlit here."""
+"""Figures (plotly) and HTML for the pages. Pure functions of data: no Streamlit here."""
 
 from __future__ import annotations
 
+import base64
 import html
+import io
 import math
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from PIL import Image
 
 COLORS = {"train_error": "#1f77b4", "test_error": "#d62728"}
 NAMES = {"train_error": "train error", "test_error": "test error"}
@@ -101,25 +104,49 @@ def confusion_figure(matrix: np.ndarray) -> go.Figure:
     return figure
 
 
-def probability_bars(probabilities: dict[str, np.ndarray], highlight: dict[str, bool]) -> str:
-    """HTML: per model, ten bars (digits 0-9) as tall as its probabilities, the top one dark.
+def drawing_readout(image28: np.ndarray, probabilities: dict[str, np.ndarray],
+                    differs: dict[str, bool], strokes: int) -> str:
+    """HTML for everything the Draw page shows about a drawing, as one element.
 
-    Plain HTML rather than a chart: it redraws after every stroke in every open tab, and a
-    browser draws it for a fraction of a chart's cost.
+    What the models see (the 28x28 input, pixelated), then per model its digit, how sure
+    it is and ten bars (digits 0-9) as tall as its probabilities, outlined in red when it
+    disagrees with the majority, and how many strokes the reading covers. One element, not
+    a dozen widgets: it is resent after every stroke in every open tab, and each widget is
+    a message of its own for the server to send and the browser to render.
     """
-    def bar(digit: int, probability: float, top: bool) -> str:
-        colour, weight = ("#1f77b4", 700) if top else ("#9ecae1", 400)
-        return (f'<div title="{digit}: {probability:.1%}" style="flex:1;display:flex;'
-                f'flex-direction:column;justify-content:flex-end;align-items:center;height:64px">'
-                f'<div style="width:70%;height:{max(probability * 48, 1):.0f}px;background:{colour}">'
-                f'</div><div style="font-size:12px;font-weight:{weight}">{digit}</div></div>')
+    rows = "".join(_model_readout(name, probs, differs.get(name, False))
+                   for name, probs in probabilities.items())
+    warning = ('<p style="color:#d62728;margin:0 0 6px">The models disagree: the ones outlined '
+               'in red differ from the majority.</p>') if any(differs.values()) else ""
+    count = f"Read after {strokes} stroke{'' if strokes == 1 else 's'}."
+    return (f'<div style="display:flex;gap:18px;align-items:flex-start">'
+            f'<div style="flex:0 0 150px"><div style="font-weight:600">What the models see</div>'
+            f'<img alt="the drawing as a 28x28 MNIST-style image" src="{_png_data_uri(image28)}" '
+            f'style="width:140px;height:140px;image-rendering:pixelated;margin:6px 0"/>'
+            f'<div style="font-size:12px;color:#666">Cropped to the ink, scaled into 20×20, centred '
+            f'by centre of mass.</div></div>'
+            f'<div style="flex:1">{warning}{rows}'
+            f'<p style="font-size:13px;color:#666;margin:4px 0 0">{count}</p></div></div>')
 
-    rows = []
-    for name, probs in probabilities.items():
-        top = int(np.argmax(probs))
-        bars = "".join(bar(digit, float(p), digit == top) for digit, p in enumerate(probs))
-        border = "2px solid #d62728" if highlight.get(name) else "1px solid #ddd"
-        rows.append(f'<div style="border:{border};border-radius:6px;padding:4px 8px;margin-bottom:6px">'
-                    f'<div style="font-size:13px">{html.escape(name)}: <b>{top}</b> ({probs[top]:.1%})'
-                    f'</div><div style="display:flex;gap:2px">{bars}</div></div>')
-    return "".join(rows)
+
+def _model_readout(name: str, probs: np.ndarray, differs: bool) -> str:
+    top = int(np.argmax(probs))
+    bars = "".join(
+        f'<div title="{digit}: {p:.1%}" style="flex:1;text-align:center;font-size:11px">'
+        f'<div style="height:40px;display:flex;align-items:flex-end;justify-content:center">'
+        f'<div style="width:70%;height:{max(p * 40, 1):.0f}px;background:'
+        f'{"#1f77b4" if digit == top else "#9ecae1"}"></div></div>{digit}</div>'
+        for digit, p in enumerate(map(float, probs)))
+    border = "2px solid #d62728" if differs else "1px solid #ddd"
+    return (f'<div data-model="{html.escape(name)}" style="border:{border};border-radius:6px;'
+            f'padding:4px 8px;margin-bottom:6px;display:flex;gap:12px;align-items:center">'
+            f'<div style="flex:0 0 180px"><div style="font-size:13px;overflow-wrap:anywhere">'
+            f'{html.escape(name)}</div><span data-testid="predicted-digit" style="font-size:30px;'
+            f'font-weight:700">{top}</span> <span style="font-size:13px">{probs[top]:.1%} sure'
+            f'</span></div><div style="flex:1;display:flex;gap:2px">{bars}</div></div>')
+
+
+def _png_data_uri(image28: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray((np.clip(image28, 0, 1) * 255).astype(np.uint8)).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -43,13 +43,11 @@ def drawing_area() -> None:
         st.error(f"Could not read the drawing: {exc}")
 
     with result_column:
+        predict = common.predictor(tuple(models_to_use.items()))  # loaded before the first stroke
         if image28 is None:
             st.info("Draw a digit on the black canvas: every model will classify it after each stroke.")
-            for key in models_to_use.values():  # load now, while the visitor starts drawing
-                common.predictor(key)
         else:
-            predictors = {name: common.predictor(key) for name, key in models_to_use.items()}
-            probabilities = classify(image28, predictors)
+            probabilities = classify(image28, predict)
             strokes = len((canvas.json_data or {}).get("objects", []))
             st.html(charts.drawing_readout(image28, probabilities, disagreements(probabilities), strokes))
 

@@ -10,25 +10,34 @@ from mnist_core.sweeps import named_runs
 
 
 @pytest.fixture(scope="module")
-def predictors():
+def models():
     named = named_runs(Stores.default(committed=True), STANDARD_FINGERPRINT)
-    return {name: predictor(run.load_model()) for name, run in named.items()}
+    return {name: run.load_model() for name, run in named.items()}
 
 
-def test_every_model_reads_test_digits_and_survives_streamlits_clear_session(mnist, predictors):
+@pytest.fixture(scope="module")
+def predict(models):
+    return predictor(models)
+
+
+def test_every_model_reads_test_digits_and_survives_streamlits_clear_session(mnist, models, predict):
     import keras
 
     for index in range(5):
         keras.backend.clear_session()  # Streamlit calls it after every script run
-        probabilities = classify(mnist.x_test[index] / 255.0, predictors)
-        assert set(probabilities) == set(predictors)
-        for probs in probabilities.values():
+        image = mnist.x_test[index] / 255.0
+        probabilities = classify(image, predict)
+        assert list(probabilities) == list(models)
+        for name, probs in probabilities.items():
             assert probs.shape == (10,) and probs.sum() == pytest.approx(1.0)
+            # the compiled predictor gives each model's own answer, in its own name
+            expected = keras.ops.softmax(models[name](image[None].astype(np.float32), training=False))[0]
+            np.testing.assert_allclose(probs, keras.ops.convert_to_numpy(expected), atol=1e-6)
         assert probabilities["improved_cnn"].argmax() == mnist.y_test[index]
 
 
-def test_an_empty_canvas_is_not_classified(predictors):
-    image28, probabilities = classify_drawing(np.zeros((280, 280, 4), np.uint8), predictors)
+def test_an_empty_canvas_is_not_classified(predict):
+    image28, probabilities = classify_drawing(np.zeros((280, 280, 4), np.uint8), predict)
     assert image28 is None and probabilities == {}
 
 

@@ -97,17 +97,22 @@ def named() -> dict[str, Run]:
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=16)
-def predictor(key: str):
-    """A run's model as a compiled predictor (mnist_core.predict.predictor), loaded once per
-    server process (safe_mode, from the stores only)."""
+def model(key: str):
+    """A run's Keras model, loaded once per server process (safe_mode, from the stores only)."""
+    return _stored(key).load_model()
+
+
+@st.cache_resource(show_spinner="Preparing the models…", max_entries=8)
+def predictor(keys_by_name: tuple[tuple[str, str], ...]):
+    """The named runs' models as one compiled predictor (mnist_core.predict.predictor)."""
     from mnist_core.predict import predictor as compile_predictor
 
-    forward = compile_predictor(_stored(key).load_model())
+    predict = compile_predictor({name: model(key) for name, key in keys_by_name})
     # Streamlit's keras.backend.clear_session() after every script run also runs a full
     # gc.collect(): over TensorFlow's object graph, ~0.1-0.2 s per rerun of every session.
     # Freezing what exists now (TensorFlow, the models) keeps it cheap.
     gc.freeze()
-    return forward
+    return predict
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)

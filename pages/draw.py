@@ -45,7 +45,7 @@ def drawing_area() -> None:
     with result_column:
         predict = common.predictor(tuple(models_to_use.items()))  # loaded before the first stroke
         if image28 is None:
-            st.info("Draw a digit on the black canvas: every model will classify it after each stroke.")
+            st.html(charts.drawing_invitation())
         else:
             probabilities = classify(image28, predict)
             strokes = len((canvas.json_data or {}).get("objects", []))

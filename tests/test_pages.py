@@ -81,7 +81,7 @@ def test_errors_page_filters_sorts_and_compares():
 
 def test_draw_page_asks_for_a_digit_before_guessing():
     app = open_page("pages/draw.py")
-    assert any("Draw a digit" in i.value for i in app.info)
+    assert any("Draw a digit" in element.value for element in app.html)
     app.slider(key="stroke_width").set_value(30).run()
     app.button(key="clear_canvas").click().run()
     assert not app.exception

@@ -31,7 +31,7 @@ MAX_JOB_WIDTH = 1200
 
 
 class JobError(ValueError):
-    """A job request is over a limit or malformed; the message says which."""
+    """A job request is over a limit, malformed or cannot be saved; the message says which."""
 
 
 @dataclass(frozen=True)
@@ -123,24 +123,28 @@ def start(configs: list[RunConfig], stores: Stores, fingerprint: str, title: str
     check_limits(todo)
     root = jobs_root(stores)
     folder = root / job_id(todo, fingerprint)
-    folder.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root / "start.lock")):
-        existing = load(folder)
-        if existing and existing.status in ("queued", "running", "done"):
-            return existing
-        running = [j for j in list_jobs(stores) if j.status in ("queued", "running")]
-        if len(running) >= MAX_RUNNING_JOBS:
-            raise JobError(f"{len(running)} training job is already running (limit "
-                           f"{MAX_RUNNING_JOBS}); wait for it to finish")
-        state = {"status": "queued", "title": title, "configs": [c.to_dict() for c in todo],
-                 "store": str(stores.writable.root), "epochs_done": 0,
-                 "epochs_total": max(c.epochs for c in todo), "launched": time.time(),
-                 "message": "starting"}
-        _write_state(folder, state)
-        subprocess.Popen([sys.executable, "-m", "mnist_core.jobs", str(folder)],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=open(folder / "worker.log", "ab"), start_new_session=True,
-                         cwd=Path(__file__).resolve().parent.parent)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(root / "start.lock")):
+            existing = load(folder)
+            if existing and existing.status in ("queued", "running", "done"):
+                return existing
+            running = [j for j in list_jobs(stores) if j.status in ("queued", "running")]
+            if len(running) >= MAX_RUNNING_JOBS:
+                raise JobError(f"{len(running)} training job is already running (limit "
+                               f"{MAX_RUNNING_JOBS}); wait for it to finish")
+            state = {"status": "queued", "title": title, "configs": [c.to_dict() for c in todo],
+                     "store": str(stores.writable.root), "epochs_done": 0,
+                     "epochs_total": max(c.epochs for c in todo), "launched": time.time(),
+                     "message": "starting"}
+            _write_state(folder, state)
+            subprocess.Popen([sys.executable, "-m", "mnist_core.jobs", str(folder)],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=open(folder / "worker.log", "ab"), start_new_session=True,
+                             cwd=Path(__file__).resolve().parent.parent)
+    except OSError as exc:  # a store under a file, a read-only folder, a full disk
+        raise JobError(f"cannot save the training job in {root}: {exc.strerror or exc}; set "
+                       f"MNIST_LAB_STORE to a writable folder with free space") from None
     return load(folder)
 
 

@@ -167,3 +167,15 @@ def test_background_training_from_the_lambda_page_shared_by_two_tabs(page, brows
         no_exception(tab)
     assert len([p for p in (store / ".jobs").iterdir() if p.is_dir()]) == 1
     other.context.close()
+
+
+def test_training_into_a_store_that_cannot_be_written_shows_why(browser, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("a file where the user store's folder should be")
+    with streamlit_server(blocker / "store", tmp_path / "streamlit.log") as url:
+        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        ask_for_tiny_lambda_sweep(page, url)
+        page.get_by_role("button", name=re.compile("Train 2 missing")).click()
+        expect(page.get_by_text(re.compile("cannot save the training job .*MNIST_LAB_STORE"))).to_be_visible()
+        no_exception(page)
+        page.context.close()

@@ -99,3 +99,69 @@ def test_pages_without_models_do_not_import_tensorflow():
                             cwd=Path(APP).parent, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "False"]
+
+
+def committed_run_key(named: bool) -> str:
+    from mnist_core.data import STANDARD_FINGERPRINT
+    from mnist_core.store import Stores
+    from mnist_core.sweeps import named_runs
+
+    stores = Stores.default(committed=True)
+    names = {run.key for run in named_runs(stores, STANDARD_FINGERPRINT).values()}
+    return next(run.key for run in stores.runs() if (run.key in names) == named)
+
+
+@pytest.mark.parametrize("value", ["../../etc/passwd", "/etc/passwd", "%2e%2e%2f", "A" * 64, "0" * 64,
+                                   "<script>alert(1)</script>", ""])
+def test_a_hostile_run_parameter_selects_nothing(value):
+    for page in ("pages/errors.py", "pages/draw.py", "pages/overview.py", "pages/lambda_sweep.py"):
+        app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+        app.query_params["run"] = value
+        app.run()
+        app.switch_page(page)
+        app.run()
+        assert not app.exception, (page, [e.value for e in app.exception])
+        if page == "pages/errors.py":  # nothing selected: the page's own default run
+            assert app.selectbox(key="errors_run").value.startswith("improved_cnn")
+
+
+def test_a_run_parameter_naming_a_stored_run_selects_it():
+    key = committed_run_key(named=False)
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    app.query_params["run"] = key
+    app.run()
+    app.switch_page("pages/errors.py")
+    app.run()
+    assert not app.exception
+    assert app.selectbox(key="errors_run").value.endswith(key[:6])
+
+
+@pytest.fixture
+def own_user_store(monkeypatch):
+    """For tests that point MNIST_LAB_STORE elsewhere: the pages' cached stores must not outlive it."""
+    import streamlit as st
+
+    st.cache_resource.clear()
+    yield
+    st.cache_resource.clear()
+
+
+@pytest.mark.usefixtures("own_user_store")
+def test_a_job_whose_worker_died_is_shown_failed_and_can_be_retried(tmp_path, monkeypatch, mnist):
+    import json
+    import time
+
+    monkeypatch.setenv("MNIST_PATH", mnist.source)
+    store = tmp_path / "store"
+    monkeypatch.setenv("MNIST_LAB_STORE", str(store))
+    job = store / ".jobs" / ("ab" * 16)
+    job.mkdir(parents=True)
+    # what a worker killed mid-run leaves: state "running", and no process holding the job's lock
+    (job / "state.json").write_text(json.dumps({
+        "status": "running", "title": "lambda sweep: 3 runs", "configs": [], "store": str(store),
+        "epochs_done": 4, "epochs_total": 60, "launched": time.time() - 60, "pid": 999999}))
+    app = open_page("pages/lambda_sweep.py")
+    app.radio(key="lambda_grid_mode").set_value("Explicit values").run()
+    app.text_input(key="lambda_values").input("0.0005").run()
+    assert any("lambda sweep: 3 runs failed" in e.value and "retry" in e.value for e in app.error)
+    assert any(b.label.startswith("Train 3 missing") for b in app.button)  # the retry

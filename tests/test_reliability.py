@@ -141,6 +141,24 @@ def test_job_runs_in_background_is_shared_survives_death_and_retries(tmp_path, m
     assert all(stores.get(c.key(mnist.fingerprint)) for c in configs)
 
 
+def test_a_job_that_cannot_be_saved_is_refused_with_a_clear_error(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("a file where the store should be")
+    stores = Stores(RunStore(blocker / "store"))
+    configs = [RunConfig(hidden=(25, 15), epochs=1, limit=1000)]
+    with pytest.raises(jobs.JobError, match="cannot save the training job .*Not a directory.*STORE"):
+        jobs.start(configs, stores, "f" * 64, "job in a store under a file")
+
+    def disk_full(folder, state):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(jobs, "_write_state", disk_full)
+    stores = Stores(RunStore(tmp_path / "store"))
+    with pytest.raises(jobs.JobError, match="No space left on device"):
+        jobs.start(configs, stores, "f" * 64, "job on a full disk")
+    assert jobs.list_jobs(stores) == []  # nothing half-made is listed
+
+
 @pytest.mark.parametrize("configs, message", [
     ([], "nothing to train"),
     ([RunConfig(seed=s) for s in range(jobs.MAX_POINTS + 1)], "at most"),

@@ -45,7 +45,7 @@ def drawing_area() -> None:
     with result_column:
         predict = common.predictor(tuple(models_to_use.items()))  # loaded before the first stroke
         if image28 is None:
-            st.html(charts.drawing_invitation())
+            st.html(charts.drawing_invitation(list(models_to_use)))
         else:
             probabilities = classify(image28, predict)
             strokes = len((canvas.json_data or {}).get("objects", []))

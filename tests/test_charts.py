@@ -7,7 +7,7 @@ import re
 import numpy as np
 from PIL import Image
 
-from pages.parts.charts import drawing_readout
+from pages.parts.charts import drawing_invitation, drawing_readout
 
 
 def probabilities(top: int, sure: float) -> np.ndarray:
@@ -46,3 +46,9 @@ def test_readout_shows_the_models_input_pixel_for_pixel():
     shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(encoded))))
     assert shown.shape == (28, 28)
     assert np.abs(shown / 255.0 - image).max() <= 1 / 255
+
+
+def test_invitation_names_the_models_that_will_read_the_drawing():
+    invitation = drawing_invitation(["baseline_mlp", "selected: <MLP 25-15>"])
+    assert "Draw a digit on the black canvas" in invitation
+    assert "<b>baseline_mlp</b>, <b>selected: &lt;MLP 25-15&gt;</b>" in invitation

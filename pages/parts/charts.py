@@ -129,15 +129,16 @@ def drawing_readout(image28: np.ndarray, probabilities: dict[str, np.ndarray],
             f'<p style="font-size:13px;color:#666;margin:4px 0 0">{count}</p></div></div>')
 
 
-def drawing_invitation() -> str:
-    """HTML for the Draw page's readout while the canvas is empty.
+def drawing_invitation(model_names: list[str]) -> str:
+    """HTML for the Draw page's readout while the canvas is empty, naming the models that will read.
 
     HTML like the readout itself, so the readout is one element of one kind throughout:
     the first stroke only changes its content (no element to mount, no code to load).
     """
+    names = ", ".join(f"<b>{html.escape(name)}</b>" for name in model_names)
     return ('<div style="background:rgba(28,131,225,0.1);color:rgb(0,66,128);border-radius:8px;'
             'padding:16px">Draw a digit on the black canvas: every model will classify it after '
-            'each stroke.</div>')
+            f'each stroke.<div style="margin-top:8px;font-size:14px">Models: {names}</div></div>')
 
 
 def _model_readout(name: str, probs: np.ndarray, differs: bool) -> str:

@@ -1,6 +1,6 @@
 """What a run gets wrong: confusion matrix, sorted misclassifications, and two runs compared.
 
-Works from a run's stored errors.npz alone, so it needs neither MNIST nor TensorFlow.
+Works from a run's stored errors.npz (Run.errors()) alone, so it needs neither MNIST nor TensorFlow.
 """
 
 from __future__ import annotations
@@ -9,12 +9,11 @@ import numpy as np
 import pandas as pd
 
 from .data import TEST_LABEL_COUNTS
-from .store import Run
 
 
-def error_table(run: Run) -> pd.DataFrame:
-    """One row per misclassified test image: index, true, predicted, confidence, loss."""
-    errors = run.errors()
+def error_table(errors: dict[str, np.ndarray]) -> pd.DataFrame:
+    """One row per misclassified test image (from Run.errors()): index, true, predicted,
+    confidence, loss."""
     true_probability = np.clip(errors["true_probability"].astype(np.float64), 1e-12, 1.0)
     return pd.DataFrame({
         "index": errors["index"].astype(int),
@@ -25,8 +24,8 @@ def error_table(run: Run) -> pd.DataFrame:
     })
 
 
-def images_by_index(run: Run) -> dict[int, np.ndarray]:
-    errors = run.errors()
+def images_by_index(errors: dict[str, np.ndarray]) -> dict[int, np.ndarray]:
+    """The misclassified images (from Run.errors()) by test index."""
     return dict(zip(errors["index"].astype(int).tolist(), errors["image"]))
 
 

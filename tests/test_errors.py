@@ -17,7 +17,7 @@ def runs():
 
 def test_confusion_rows_count_every_test_image(runs):
     cnn, _ = runs
-    table = error_table(cnn)
+    table = error_table(cnn.errors())
     matrix = confusion(table)
     assert matrix.sum(axis=1).tolist() == [TEST_LABEL_COUNTS[d] for d in range(10)]
     assert matrix.sum() - np.trace(matrix) == len(table)
@@ -26,7 +26,7 @@ def test_confusion_rows_count_every_test_image(runs):
 
 def test_table_and_images_describe_the_same_mistakes(runs):
     cnn, _ = runs
-    table, images = error_table(cnn), images_by_index(cnn)
+    table, images = error_table(cnn.errors()), images_by_index(cnn.errors())
     assert set(images) == set(table["index"])
     assert all(image.shape == (28, 28) for image in images.values())
     assert (table["true"] != table["predicted"]).all()
@@ -34,7 +34,7 @@ def test_table_and_images_describe_the_same_mistakes(runs):
 
 
 def test_sorting_puts_the_most_confident_or_costly_mistakes_first(runs):
-    table = error_table(runs[1])
+    table = error_table(runs[1].errors())
     for by in ("confidence", "loss"):
         assert sort_errors(table, by)[by].is_monotonic_decreasing
     with pytest.raises(ValueError, match="confidence"):
@@ -43,7 +43,7 @@ def test_sorting_puts_the_most_confident_or_costly_mistakes_first(runs):
 
 def test_compare_splits_the_two_runs_mistakes(runs):
     a, b = runs
-    table_a, table_b = error_table(a), error_table(b)
+    table_a, table_b = error_table(a.errors()), error_table(b.errors())
     groups = compare(table_a, table_b)
     wrong_a, wrong_b = set(table_a["index"]), set(table_b["index"])
     assert set(groups["only A"]) | set(groups["both"]) == wrong_a

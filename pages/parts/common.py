@@ -118,8 +118,8 @@ def predictor(keys_by_name: tuple[tuple[str, str], ...]):
 @st.cache_resource(show_spinner=False, max_entries=16)
 def errors_of(key: str):
     """A run's error table and its misclassified images by test index, read once per process."""
-    run = _stored(key)
-    return error_table(run), images_by_index(run)
+    errors = _stored(key).errors()
+    return error_table(errors), images_by_index(errors)
 
 
 def _stored(key: str) -> Run:

@@ -136,6 +136,18 @@ def test_strokes_drawn_in_quick_succession_are_all_read(page, server):
     no_exception(page)
 
 
+def test_undo_on_the_canvas_toolbar_rereads_the_drawing(page, server):
+    page.goto(f"{server}/draw")
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.wait_for()
+    draw(page, canvas, 7)
+    expect(page.get_by_text(strokes_read(2), exact=True)).to_be_visible()
+    canvas.hover()  # the toolbar shows while the pointer is over the canvas
+    page.get_by_role("button", name="Undo").click()
+    expect(page.get_by_text(strokes_read(1), exact=True)).to_be_visible()
+    no_exception(page)
+
+
 def slider_to_minimum(page, label):
     thumb = page.get_by_role("slider", name=label)
     thumb.focus()

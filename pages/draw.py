@@ -43,7 +43,10 @@ def drawing_area() -> None:
         st.error(f"Could not read the drawing: {exc}")
 
     with result_column:
-        predict = common.predictor(tuple(models_to_use.items()))  # loaded before the first stroke
+        try:
+            predict = common.predictor(tuple(models_to_use.items()))  # loaded before the first stroke
+        except common.RunUnavailable as exc:
+            common.show_unavailable(exc)
         if image28 is None:
             st.html(charts.drawing_invitation(list(models_to_use)))
         else:

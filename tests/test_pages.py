@@ -171,3 +171,30 @@ def test_a_job_whose_worker_died_is_shown_failed_and_can_be_retried(tmp_path, mo
     app.text_input(key="lambda_values").input("0.0005").run()
     assert any("lambda sweep: 3 runs failed" in e.value and "retry" in e.value for e in app.error)
     assert any(b.label.startswith("Train 3 missing") for b in app.button)  # the retry
+
+
+@pytest.mark.usefixtures("own_user_store")
+def test_a_run_whose_files_change_under_the_server_is_reported_not_raised(tmp_path, monkeypatch, mnist):
+    from mnist_core.configs import RunConfig
+    from mnist_core.store import Stores
+    from mnist_core.sweeps import ensure_runs
+
+    store = tmp_path / "store"
+    monkeypatch.setenv("MNIST_LAB_STORE", str(store))
+    (run,) = ensure_runs([RunConfig(hidden=(25, 15), epochs=1, limit=1000)], mnist, Stores.default(store),
+                         fused=False, progress=False)
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    app.query_params["run"] = run.key
+    app.run()  # the dashboard has listed and verified the run, and selected it
+    for name in ("model.keras", "errors.npz"):
+        with open(run.path / name, "r+b") as handle:
+            handle.truncate(100)
+    app.switch_page("pages/draw.py")
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert any("no longer verify" in w.value for w in app.warning)
+    app.switch_page("pages/errors.py")  # the damaged run is no longer listed, so not selected
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert app.selectbox(key="errors_run").value.startswith("improved_cnn")
+    assert run.key[:6] not in " ".join(app.selectbox(key="errors_run").options)

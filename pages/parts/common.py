@@ -122,11 +122,30 @@ def errors_of(key: str):
     return error_table(errors), images_by_index(errors)
 
 
+class RunUnavailable(LookupError):
+    """A run the page listed is gone or no longer verifies (its files changed under the server)."""
+
+
 def _stored(key: str) -> Run:
-    run = get(key)
+    """The run, verified again now: the cached index is only as fresh as the store's key list."""
+    run = stores().get(key)
     if run is None:
-        raise KeyError(key)
+        _index.clear()  # the listing still shows it: make the next run list the stores afresh
+        raise RunUnavailable(f"Run {key[:12]}… is no longer stored, or its files changed and no "
+                             "longer verify (the server log says which); it is treated as missing.")
     return run
+
+
+def show_unavailable(exc: RunUnavailable) -> None:
+    """Say so instead of a traceback, and stop the page."""
+    st.warning(f"{exc} Reload the page to see what is stored now.")
+    st.stop()
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def history_of(key: str):
+    """A run's per-epoch history, read once per process."""
+    return _stored(key).history()
 
 
 def selected_run() -> Run | None:

@@ -43,10 +43,8 @@ def drawing_area() -> None:
         st.error(f"Could not read the drawing: {exc}")
 
     with result_column:
-        try:
-            predict = common.predictor(tuple(models_to_use.items()))  # loaded before the first stroke
-        except common.RunUnavailable as exc:
-            common.show_unavailable(exc)
+        # loaded before the first stroke
+        predict = common.loaded(common.predictor, tuple(models_to_use.items()))
         if image28 is None:
             st.html(charts.drawing_invitation(list(models_to_use)))
         else:

@@ -42,10 +42,7 @@ default = common.selected_run() or named.get("improved_cnn") or named.get("basel
 run = common.run_selectbox("Run", "errors_run", default)
 if default is None or run.key != default.key:
     common.select(run.key)
-try:
-    table, images = common.errors_of(run.key)
-except common.RunUnavailable as exc:
-    common.show_unavailable(exc)
+table, images = common.loaded(common.errors_of, run.key)
 st.caption(f"{len(table)} of 10,000 test images wrong ({len(table) / 100:.2f}% error).")
 
 tab_browse, tab_compare = st.tabs(["Browse", "Compare two runs"])
@@ -75,10 +72,7 @@ with tab_browse:
 
 with tab_compare:
     run_b = common.run_selectbox("Run B", "errors_other", named.get("reference_cnn"))
-    try:
-        table_b, images_b = common.errors_of(run_b.key)
-    except common.RunUnavailable as exc:
-        common.show_unavailable(exc)
+    table_b, images_b = common.loaded(common.errors_of, run_b.key)
     groups = compare(table, table_b)
     st.markdown(f"A = {run.config.label}  \nB = {run_b.config.label}")
     counts = st.columns(3)

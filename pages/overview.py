@@ -49,10 +49,7 @@ st.dataframe(pd.DataFrame(rows), hide_index=True)
 st.subheader("Training curves")
 default = common.selected_run() or named.get("reference_cnn") or next(iter(named.values()))
 run = common.run_selectbox("Run", "overview_run", default)
-try:
-    history = common.history_of(run.key)
-except common.RunUnavailable as exc:
-    common.show_unavailable(exc)
+history = common.loaded(common.history_of, run.key)
 left, right = st.columns(2)
 left.plotly_chart(charts.history_figure(history, "loss", "Loss (validation = test set)"))
 right.plotly_chart(charts.history_figure(history, "accuracy", "Accuracy (validation = test set)"))

@@ -136,10 +136,14 @@ def _stored(key: str) -> Run:
     return run
 
 
-def show_unavailable(exc: RunUnavailable) -> None:
-    """Say so instead of a traceback, and stop the page."""
-    st.warning(f"{exc} Reload the page to see what is stored now.")
-    st.stop()
+def loaded(load, *args):
+    """`load(*args)` (model, errors or history of a run), or, if the run is no longer
+    stored, a warning instead of a traceback and the page stops there."""
+    try:
+        return load(*args)
+    except RunUnavailable as exc:
+        st.warning(f"{exc} Reload the page to see what is stored now.")
+        st.stop()
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)

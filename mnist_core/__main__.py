@@ -43,6 +43,19 @@ def _count(text: str, low: int = 1) -> int:
     return value
 
 
+def _folder(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the store path is empty; pass a folder, e.g. --store ~/mnist-runs")
+    return text
+
+
+def _seconds(text: str) -> float:
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number of seconds > 0")
+    return value
+
+
 def _seed(text: str) -> int:
     return _count(text, low=0)
 
@@ -73,9 +86,16 @@ def _width_pairs(text: str) -> list[tuple[int, ...]]:
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=_count, help=f"epochs (1..{MAX_EPOCHS}; default: the model's)")
     parser.add_argument("--limit", type=_count, help="train on the first N training images only")
-    parser.add_argument("--store", help="folder for new runs (default: the user store)")
+    parser.add_argument("--store", type=_folder, help="folder for new runs (default: the user store)")
     parser.add_argument("--data", help="MNIST .npz or IDX folder (default: $MNIST_PATH, Keras cache)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_wait_timeout(parser)
+
+
+def _add_wait_timeout(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--wait-timeout", type=_seconds, metavar="SECONDS",
+                        help="give up (exit 2) after waiting this long for another process training "
+                             "the same run (default: wait, saying so every 15 s)")
     parser.add_argument("--no-committed", action="store_true",
                         help="ignore cached_results/: reuse only runs in --store (to measure training)")
 
@@ -108,18 +128,19 @@ def build_parser() -> Parser:
     reproduce.add_argument("--seeds", type=_list_of(_seed), default=[0, 1, 2])
     reproduce.add_argument("--improved-seeds", type=_list_of(_seed), default=[0])
     reproduce.add_argument("--one-at-a-time", action="store_true", help="one Keras fit per point, not fused")
-    reproduce.add_argument("--store", help="folder for new runs (default: the user store)")
+    reproduce.add_argument("--store", type=_folder, help="folder for new runs (default: the user store)")
     reproduce.add_argument("--data", help="MNIST .npz or IDX folder")
     reproduce.add_argument("--quiet", action="store_true")
+    _add_wait_timeout(reproduce)
 
     report = commands.add_parser("report", help="results table and sweep images from stored runs")
-    report.add_argument("--store", help="also read this store (default: the user store)")
+    report.add_argument("--store", type=_folder, help="also read this store (default: the user store)")
     report.add_argument("--no-figures", action="store_true", help="print the table only")
     report.add_argument("--data", help="MNIST .npz or IDX folder (for the ensemble's test labels)")
 
     listing = commands.add_parser("list", help="list stored runs")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
-    listing.add_argument("--store", help="also list this store (default: the user store)")
+    listing.add_argument("--store", type=_folder, help="also list this store (default: the user store)")
     return parser
 
 
@@ -134,7 +155,8 @@ def cmd_train(args) -> None:
     config = RunConfig.for_model(args.model, **overrides)
     stores = Stores.default(args.store, committed=not args.no_committed)
     data = load_mnist(args.data)
-    (run,) = ensure_runs([config], data, stores, fused=False, progress=not args.quiet)
+    (run,) = ensure_runs([config], data, stores, fused=False, progress=not args.quiet,
+                         wait_timeout=args.wait_timeout)
     print(f"{config.label}: train accuracy {run.train_accuracy:.4f}, test accuracy "
           f"{run.test_accuracy:.4f}, {run.metrics['wall_time_s']:.0f} s  [{run.key[:12]}] {run.path}")
 
@@ -144,7 +166,7 @@ def cmd_sweep(args) -> None:
 
     stores = Stores.default(args.store, committed=not args.no_committed)
     common = dict(seeds=args.seeds, limit=args.limit, stores=stores, fused=not args.one_at_a_time,
-                  progress=not args.quiet)
+                  progress=not args.quiet, wait_timeout=args.wait_timeout)
     epochs = args.epochs or 60
     if args.kind == "lambda":
         RunConfig(l2=0.0, epochs=epochs)  # validate before loading data
@@ -168,7 +190,8 @@ def cmd_reproduce(args) -> None:
     for title, configs in reproduce_steps(args.seeds, args.improved_seeds):
         done = sum(stores.get(c.key(data.fingerprint)) is not None for c in configs)
         print(f"== {title}: {len(configs)} runs, {done} already stored", flush=True)
-        ensure_runs(configs, data, stores, fused=not args.one_at_a_time, progress=not args.quiet)
+        ensure_runs(configs, data, stores, fused=not args.one_at_a_time, progress=not args.quiet,
+                    wait_timeout=args.wait_timeout)
     print("reproduce: every reference experiment is stored in", stores.writable.root)
 
 
@@ -197,14 +220,21 @@ def cmd_list(args) -> None:
     stores = Stores.default(args.store)
     for store in stores.all:
         store.check_readable()
+    cleaned = stores.writable.clean_leftovers() if os.access(stores.writable.root, os.W_OK) else 0
     entries = list_entries(stores)
+    note = (f"removed {cleaned} leftover folder(s) of interrupted writes, older than a day, "
+            f"from {stores.writable.root}")
     if args.json:
         print(json.dumps(entries, indent=2))
+        if cleaned:
+            print(note, file=sys.stderr)
         return
     for e in entries:
         print(f"{e['key'][:12]}  {e['name'] or '-':15s} {e['label']:45s} "
               f"train {e['train_accuracy']:.4f}  test {e['test_accuracy']:.4f}")
     print(f"{len(entries)} runs in {', '.join(str(s.root) for s in stores.all)}")
+    if cleaned:
+        print(note)
 
 
 def cmd_report(args) -> None:

@@ -63,7 +63,7 @@ class RunConfig:
                 raise ConfigError(f"l2 must be a number from 0 to {MAX_L2}, got {l2!r}")
             if not math.isfinite(l2) or not 0 <= l2 <= MAX_L2:
                 raise ConfigError(f"l2 must be a finite number from 0 to {MAX_L2}, got {l2!r}")
-            object.__setattr__(self, "l2", float(l2))
+            object.__setattr__(self, "l2", float(l2) + 0.0)  # + 0.0 turns -0.0 into 0.0: one key
         else:
             # The CNNs have fixed architectures; width and L2 do not apply to them.
             object.__setattr__(self, "hidden", ())

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
+import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from .safe_read import UnsafeFile, read_npz
 
 ENV_VAR = "MNIST_PATH"
 KERAS_CACHE = Path("~/.keras/datasets/mnist.npz").expanduser()
@@ -31,6 +35,12 @@ STANDARD_FINGERPRINT = "52cd6c10ae77107af32269dd9d10ca19c1b749e83235a0c75e2f0729
 
 # how many test images each digit has in standard MNIST (checked against the data by the tests)
 TEST_LABEL_COUNTS = (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009)
+
+
+# Real MNIST has every digit in 8.9% to 11.4% of either split's labels and no blank image;
+# data far from that is refused as not MNIST (a placeholder of zeros would score 100%).
+MIN_CLASS_SHARE = 0.01
+MAX_BLANK_SHARE = 0.01
 
 
 class MNISTError(ValueError):
@@ -95,21 +105,13 @@ def _load_cached(path: str) -> MNIST:
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    expected = {name: ("u", len(shape)) for name, shape in EXPECTED_SHAPES.items()}
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            missing = [name for name in EXPECTED_SHAPES if name not in npz.files]
-            if missing:
-                raise MNISTError(
-                    f"{path} lacks {', '.join(missing)}: {ENV_VAR} must point to a Keras-layout "
-                    "mnist.npz (x_train, y_train, x_test, y_test)"
-                )
-            return {name: npz[name] for name in EXPECTED_SHAPES}
-    except MNISTError:
-        raise
-    except Exception as exc:  # zip, pickle and format errors all mean "not an MNIST npz"
+        return read_npz(path, expected, max_bytes=60000 * 28 * 28)
+    except UnsafeFile as exc:
         raise MNISTError(
-            f"{path} is not a readable .npz file ({type(exc).__name__}: {exc}); "
-            f"point {ENV_VAR} at a valid Keras-layout mnist.npz"
+            f"{path}: {str(exc).removeprefix(path.name + ': ')}; {ENV_VAR} must point to a "
+            "Keras-layout mnist.npz (uint8 x_train, y_train, x_test, y_test)"
         ) from None
 
 
@@ -122,27 +124,39 @@ def _read_idx_folder(folder: Path) -> dict[str, np.ndarray]:
             raise MNISTError(
                 f"{folder} has no {stem}[.gz]: {ENV_VAR} folders must hold the four MNIST IDX files"
             )
-        arrays[name] = _read_idx(found)
+        arrays[name] = _read_idx(found, EXPECTED_SHAPES[name])
     return arrays
 
 
-def _read_idx(path: Path) -> np.ndarray:
+def _read_idx(path: Path, expected_shape: tuple[int, ...]) -> np.ndarray:
+    """An IDX file's array, after its header is checked against `expected_shape` and, for an
+    uncompressed file, the header's size against the file's: nothing is read on trust."""
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as handle:
-            raw = handle.read()
-    except (OSError, EOFError) as exc:
+            magic = handle.read(4)
+            if len(magic) < 4 or magic[:3] != b"\x00\x00\x08":
+                raise MNISTError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
+            ndim = magic[3]
+            if ndim != len(expected_shape):
+                raise MNISTError(f"{path} has {ndim} dimensions, MNIST's has {len(expected_shape)}")
+            raw_shape = handle.read(4 * ndim)
+            if len(raw_shape) < 4 * ndim:
+                raise MNISTError(f"{path} is truncated (header)")
+            shape = tuple(int.from_bytes(raw_shape[4 * i: 4 * i + 4], "big") for i in range(ndim))
+            if shape != expected_shape:
+                raise MNISTError(f"{path} holds shape {shape}, expected {expected_shape}; "
+                                 f"{ENV_VAR} must point to the full MNIST")
+            size = math.prod(shape)
+            if opener is open and path.stat().st_size != 4 + 4 * ndim + size:
+                raise MNISTError(f"{path} is {path.stat().st_size:,} bytes, but its header says "
+                                 f"{4 + 4 * ndim + size:,}: truncated or padded")
+            raw = handle.read(size + 1)  # one byte more than expected shows padding
+    except (OSError, EOFError, zlib.error) as exc:
         raise MNISTError(f"cannot read {path}: {exc}; check the file named by {ENV_VAR}") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise MNISTError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise MNISTError(f"{path} is truncated (header)")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    if len(raw) - header != int(np.prod(shape)):
+    if len(raw) != size:
         raise MNISTError(f"{path} is truncated or padded: header says shape {shape}")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+    return np.frombuffer(raw, dtype=np.uint8).reshape(shape)
 
 
 def _validated(arrays: dict[str, np.ndarray], source: str) -> MNIST:
@@ -158,6 +172,15 @@ def _validated(arrays: dict[str, np.ndarray], source: str) -> MNIST:
     for name in ("y_train", "y_test"):
         if arrays[name].max() > 9:
             raise MNISTError(f"{source}: {name} holds label {arrays[name].max()}, expected 0..9")
+        counts = np.bincount(arrays[name], minlength=10)
+        if counts.min() < MIN_CLASS_SHARE * len(arrays[name]):
+            raise MNISTError(f"{source}: {name} has {counts.min()} images of digit {counts.argmin()}; "
+                             f"real MNIST has every digit in at least {MIN_CLASS_SHARE:.0%} of its labels")
+    for name in ("x_train", "x_test"):
+        blank = int((arrays[name].reshape(len(arrays[name]), -1).max(axis=1) == 0).sum())
+        if blank > MAX_BLANK_SHARE * len(arrays[name]):
+            raise MNISTError(f"{source}: {blank:,} of the {len(arrays[name]):,} images in {name} are "
+                             "blank; this is not MNIST (real MNIST has none)")
     frozen = {}
     for name, array in arrays.items():
         array = np.ascontiguousarray(array)

@@ -116,7 +116,7 @@ class FusedMLPs:
 
         loss_sum = tf.zeros([len(self.order)])
         correct = tf.zeros([len(self.order)])
-        for start in tf.range(0, n - chunk + 1, chunk):
+        for start in tf.range(0, tf.maximum(n - chunk + 1, 0), chunk):  # none if n < chunk
             batches = tf.reshape(order[:, start:start + chunk], [-1, STEPS_PER_CALL, self.batch_size])
             losses, hits = train_on(batches, STEPS_PER_CALL)
             loss_sum += losses

@@ -5,7 +5,9 @@ so identical requests share one job. Its state lives on disk (state.json, replac
 atomically) and a worker process holds the job's lock while it runs: the lock, not a pid,
 tells whether a job is alive, so a server restart or a killed worker is seen for what it is.
 Nothing a visitor enters reaches a shell: the worker is started with an argument list
-holding only the job's folder.
+holding only the job's folder. A worker touches its heartbeat file every few seconds from a
+thread of its own; a live worker whose heartbeat stops (a stopped process) is "stalled", and
+cancelling a job ends its worker.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +26,16 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from .configs import RunConfig
+from .safe_read import read_json
 from .store import Stores
 
 MAX_RUNNING_JOBS = 1  # two cores: one training at a time keeps the dashboard responsive
 MAX_POINTS = 24
 MAX_JOB_EPOCHS = 60
 MAX_JOB_WIDTH = 1200
+HEARTBEAT_EVERY_S = 5
+STALL_AFTER_S = 60  # no heartbeat for this long: the worker is stopped or hung
+ACTIVE = ("queued", "running", "stalled")  # statuses that hold the job slot
 
 
 class JobError(ValueError):
@@ -42,8 +50,12 @@ class Job:
 
     @property
     def status(self) -> str:
-        """queued, running, done, or failed (including a worker that died)."""
+        """queued, running, stalled, done, cancelled, or failed (including a worker that died)."""
         return self.state["status"]
+
+    @property
+    def keys(self) -> list[str]:
+        return self.state.get("keys", [])
 
     @property
     def progress(self) -> float:
@@ -97,16 +109,37 @@ def _alive(folder: Path) -> bool:
 
 
 def load(folder: Path) -> Job | None:
+    """The job in `folder` as it is now, or None if its state is missing or malformed."""
     try:
-        state = json.loads((folder / "state.json").read_text())
+        state = read_json(folder / "state.json")
     except (OSError, ValueError):
         return None
-    if state.get("status") in ("queued", "running") and not _alive(folder):
+    if not isinstance(state, dict) or state.get("status") not in ACTIVE + ("done", "failed", "cancelled"):
+        return None
+    if state["status"] in ("queued", "running") and not _alive(folder):
         # a worker that took the lock and lost it died; a new one gets 30 s to take it
-        if state.get("status") == "running" or time.time() - state.get("launched", 0) > 30:
+        if state["status"] == "running" or time.time() - _number(state.get("launched")) > 30:
             state = {**state, "status": "failed",
                      "message": "the training process stopped before finishing; retry to resume"}
+    elif state["status"] == "running":
+        silent = time.time() - _heartbeat(folder, state)
+        if silent > STALL_AFTER_S:
+            state = {**state, "status": "stalled",
+                     "message": f"no sign of life from the training process (pid {state.get('pid')}) "
+                                f"for {silent:.0f} s: it is stopped or hung; cancel the job to free the slot"}
     return Job(folder.name, folder, state)
+
+
+def _number(value) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+
+
+def _heartbeat(folder: Path, state: dict) -> float:
+    """When the worker last showed it was alive: its heartbeat file, else its last state write."""
+    try:
+        return (folder / "heartbeat").stat().st_mtime
+    except OSError:
+        return _number(state.get("updated"))
 
 
 def list_jobs(stores: Stores) -> list[Job]:
@@ -117,35 +150,71 @@ def list_jobs(stores: Stores) -> list[Job]:
     return sorted((j for j in jobs if j), key=lambda j: j.state.get("launched", 0), reverse=True)
 
 
-def start(configs: list[RunConfig], stores: Stores, fingerprint: str, title: str) -> Job:
-    """Start a job for `configs` (skipping stored ones), or return the identical one already there."""
-    todo = [c for c in configs if stores.get(c.key(fingerprint)) is None]
+def start(configs: list[RunConfig], stores: Stores, fingerprint: str, title: str,
+          data_path: str | None = None) -> Job:
+    """Start a job for `configs` (skipping stored ones), or return the identical one still active.
+
+    `data_path` is the MNIST the worker loads (default: the loader's own search); the worker
+    refuses data whose fingerprint is not `fingerprint`.
+    """
+    keys = {c: c.key(fingerprint) for c in configs}
+    todo = [c for c in configs if stores.get(keys[c]) is None]
     check_limits(todo)
     root = jobs_root(stores)
     folder = root / job_id(todo, fingerprint)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(root / "start.lock")):
+        with FileLock(str(root / "start.lock"), timeout=10):
             existing = load(folder)
-            if existing and existing.status in ("queued", "running", "done"):
+            if existing and existing.status in ACTIVE:
                 return existing
-            running = [j for j in list_jobs(stores) if j.status in ("queued", "running")]
-            if len(running) >= MAX_RUNNING_JOBS:
-                raise JobError(f"{len(running)} training job is already running (limit "
-                               f"{MAX_RUNNING_JOBS}); wait for it to finish")
+            active = [j for j in list_jobs(stores) if j.status in ACTIVE]
+            if len(active) >= MAX_RUNNING_JOBS:
+                raise JobError(f"{len(active)} training job is already {active[0].status} (limit "
+                               f"{MAX_RUNNING_JOBS}); wait for it to finish or cancel it")
             state = {"status": "queued", "title": title, "configs": [c.to_dict() for c in todo],
+                     "keys": [keys[c] for c in todo], "fingerprint": fingerprint,
+                     "data": str(Path(data_path).absolute()) if data_path else None,
                      "store": str(stores.writable.root), "epochs_done": 0,
                      "epochs_total": max(c.epochs for c in todo), "launched": time.time(),
                      "message": "starting"}
+            (folder / "heartbeat").unlink(missing_ok=True)
             _write_state(folder, state)
             subprocess.Popen([sys.executable, "-m", "mnist_core.jobs", str(folder)],
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=open(folder / "worker.log", "ab"), start_new_session=True,
                              cwd=Path(__file__).resolve().parent.parent)
+    except Timeout:
+        raise JobError(f"another request is starting a job in {root} and has not finished in 10 s; "
+                       "try again") from None
     except OSError as exc:  # a store under a file, a read-only folder, a full disk
         raise JobError(f"cannot save the training job in {root}: {exc.strerror or exc}; set "
                        f"MNIST_LAB_STORE to a writable folder with free space") from None
     return load(folder)
+
+
+def cancel(job: Job) -> Job:
+    """End the job's worker (stopped or not) and mark the job cancelled; finished runs stay stored."""
+    pid = job.state.get("pid")
+    if isinstance(pid, int) and _is_worker_of(pid, job.folder):
+        try:
+            os.kill(pid, signal.SIGKILL)  # SIGKILL: a stopped process never sees SIGTERM
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + 10
+        while _alive(job.folder) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    _write_state(job.folder, {**job.state, "status": "cancelled", "message": "cancelled"})
+    return load(job.folder)
+
+
+def _is_worker_of(pid: int, folder: Path) -> bool:
+    """True if `pid` is this job's worker (not another process that got its number since)."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"mnist_core.jobs" in command and str(folder).encode() in command
 
 
 def run_worker(folder: Path) -> int:
@@ -158,26 +227,46 @@ def run_worker(folder: Path) -> int:
         lock.acquire(timeout=0)
     except Timeout:
         return 0  # another worker already runs this job
+    beating = threading.Event()
+    threading.Thread(target=_beat, args=(folder, beating), daemon=True).start()
     state = json.loads((folder / "state.json").read_text())
     try:
         configs = [RunConfig.from_dict(c) for c in state["configs"]]
         stores = Stores.default(state["store"])
-        _write_state(folder, {**state, "status": "running", "pid": os.getpid(),
-                              "message": "loading MNIST"})
-        data = load_mnist()
+        state.update(status="running", pid=os.getpid(), message="loading MNIST")
+        _write_state(folder, state)
+        data = load_mnist(state.get("data"))
+        if state.get("fingerprint") not in (None, data.fingerprint):
+            raise JobError(f"the MNIST at {data.source} is not the data the job was asked for "
+                           "(its fingerprint differs)")
 
         def on_epoch(done: int, logs: dict) -> None:
             state.update(status="running", epochs_done=done,
                          message=f"epoch {done}/{state['epochs_total']}")
             _write_state(folder, state)
 
-        ensure_runs(configs, data, stores, fused=True, progress=False, on_epoch=on_epoch)
+        def on_wait(message: str) -> None:
+            _write_state(folder, {**state, "message": message})
+
+        ensure_runs(configs, data, stores, fused=True, progress=False, on_epoch=on_epoch,
+                    on_wait=on_wait)
         state.update(status="done", epochs_done=state["epochs_total"], message="finished")
     except Exception as exc:  # recorded for the page to show; the job can be retried
         state.update(status="failed", message=f"{type(exc).__name__}: {exc}")
+    beating.set()
     _write_state(folder, state)
     lock.release()
     return 0 if state["status"] == "done" else 1
+
+
+def _beat(folder: Path, stop: threading.Event) -> None:
+    """Touch the job's heartbeat file until `stop` is set (a stopped process stops beating)."""
+    while not stop.is_set():
+        try:
+            (folder / "heartbeat").touch()
+        except OSError:
+            pass
+        stop.wait(HEARTBEAT_EVERY_S)
 
 
 if __name__ == "__main__":

@@ -15,16 +15,20 @@ import logging
 import os
 import re
 import shutil
-import tempfile
+import socket
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
-from .configs import ConfigError, RunConfig
+from . import run_files
+from .configs import RunConfig
+from .safe_read import UnsafeFile
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +48,16 @@ KEY_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 _reported: set[tuple[str, str]] = set()
 
 
+STALE_AFTER_S = 24 * 3600  # leftover staging and trash folders older than this are removed
+WAIT_REPORT_EVERY_S = 15
+
+
 class StoreError(RuntimeError):
     """A store cannot be read or written; the message says which and what to do."""
+
+
+class RunUnreadable(StoreError):
+    """An entry exists but this process may not read it (permissions, I/O): left as it is."""
 
 
 def validate_key(key: str) -> str:
@@ -62,12 +74,38 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def store_path(text: str | os.PathLike) -> Path:
+    """A store folder as an absolute path, so it means the same to every process it is passed to."""
+    if not str(text).strip():
+        raise StoreError("the store path is empty; pass a folder, e.g. --store ~/mnist-runs")
+    return Path(os.path.abspath(Path(text).expanduser()))
+
+
 def default_user_store() -> Path:
     if os.environ.get(STORE_ENV_VAR):
-        return Path(os.environ[STORE_ENV_VAR]).expanduser()
+        return store_path(os.environ[STORE_ENV_VAR])
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("mnist-lab")) / "runs"
+
+
+def holder_description(owner: Path) -> str:
+    """Who holds a run's lock, from the note its holder left: pid, host and, here, its state."""
+    try:
+        note = json.loads(owner.read_text())
+        pid, host = int(note["pid"]), str(note["host"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process is computing it"
+    if host != socket.gethostname():
+        return f"process {pid} on {host} is computing it"
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return f"process {pid} is computing it"
+    if state in "Tt":
+        return (f"process {pid} holds it but is stopped: resume it (kill -CONT {pid}) or end it "
+                f"(kill {pid})")
+    return f"process {pid} is computing it"
 
 
 @dataclass(frozen=True)
@@ -92,32 +130,31 @@ class Run:
     def train_accuracy(self) -> float:
         return self.metrics["train_accuracy"]
 
+    # The readers check what they read (mnist_core.run_files) and raise UnsafeFile, a
+    # ValueError, if the files changed into something else since the run was verified.
     def history(self):
         import pandas as pd
 
-        return pd.read_csv(self.path / "history.csv")
+        return pd.DataFrame(run_files.read_history(self.path / "history.csv"))
 
     def predictions(self) -> np.ndarray:
         """Test-set class probabilities, (10000, 10) float32."""
-        with np.load(self.path / "predictions.npz", allow_pickle=False) as npz:
-            return npz["probabilities"].astype(np.float32)
+        return run_files.read_predictions(self.path / "predictions.npz").astype(np.float32)
 
     def errors(self) -> dict[str, np.ndarray]:
-        """Misclassified test images: index, image, true, predicted, confidence."""
-        with np.load(self.path / "errors.npz", allow_pickle=False) as npz:
-            return {name: npz[name] for name in npz.files}
+        """Misclassified test images: index, image, true, predicted, confidence, true_probability."""
+        return run_files.read_errors(self.path / "errors.npz")
 
     def load_model(self):
-        import keras
-
-        return keras.saving.load_model(self.model_path, compile=False, safe_mode=True)
+        """The Keras model (safe_mode), checked to have this run's architecture."""
+        return run_files.load_model(self.model_path, self.config)
 
 
 class RunStore:
     """One folder of runs. `read_only` stores are never written (the committed results)."""
 
     def __init__(self, root: str | os.PathLike, read_only: bool = False):
-        self.root = Path(root).expanduser()
+        self.root = store_path(root)
         self.read_only = read_only
 
     def __repr__(self) -> str:
@@ -132,20 +169,41 @@ class RunStore:
             raise StoreError(f"store {self.root} is not a readable folder; pass a folder to --store")
 
     def keys(self) -> list[str]:
-        if not self.root.is_dir():
+        try:
+            return sorted(p.name for p in self.root.iterdir() if KEY_PATTERN.match(p.name))
+        except FileNotFoundError:
             return []
-        return sorted(p.name for p in self.root.iterdir() if KEY_PATTERN.match(p.name))
+        except OSError as exc:
+            self._report("*", f"the store folder cannot be listed ({exc.strerror or exc})")
+            return []
 
     def get(self, key: str) -> Run | None:
-        """The run stored under `key`, or None if absent or failing verification."""
+        """The run stored under `key`, or None if absent, unreadable or failing verification."""
+        try:
+            return self.load(key)
+        except RunUnreadable as exc:
+            self._report(key, f"{exc}; left in place")
+        except (UnsafeFile, ValueError) as exc:
+            self._report(key, f"{exc}; it will be retrained")
+        return None
+
+    def load(self, key: str) -> Run | None:
+        """The verified run under `key`, or None if there is none.
+
+        Raises RunUnreadable if the entry cannot be read here (permissions, I/O), and
+        UnsafeFile (a ValueError) if it is proven corrupt: a file is missing, differs from
+        the manifest, or holds the wrong kind of content.
+        """
         folder = self.path(key)
-        if not folder.is_dir():
+        if not (folder.is_dir() or folder.is_symlink()):
             return None
         try:
             return self._verified(key, folder)
-        except (OSError, ValueError, KeyError, TypeError, ConfigError) as exc:
-            self._report(key, f"{type(exc).__name__}: {exc}")
-            return None
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+            raise UnsafeFile(f"{Path(exc.filename or folder).name} is missing") from None
+        except OSError as exc:
+            raise RunUnreadable(f"run {key[:12]} in {self.root} cannot be read "
+                                f"({exc.strerror or exc}: {exc.filename})") from None
 
     def runs(self) -> Iterator[Run]:
         for key in self.keys():
@@ -154,45 +212,85 @@ class RunStore:
                 yield run
 
     def _verified(self, key: str, folder: Path) -> Run:
-        manifest = json.loads((folder / MANIFEST).read_text())
-        files = manifest["files"]
-        if sorted(files) != sorted(RUN_FILES):
-            raise ValueError(f"manifest lists {sorted(files)}, expected {sorted(RUN_FILES)}")
+        files = run_files.read_manifest(folder / MANIFEST, RUN_FILES)
         for name, expected in files.items():
             path = folder / name
             size = path.stat().st_size
             if size != expected["size"]:
-                raise ValueError(f"{name} has {size} bytes, manifest says {expected['size']}")
+                raise UnsafeFile(f"{name} has {size} bytes, manifest says {expected['size']}")
             if sha256_file(path) != expected["sha256"]:
-                raise ValueError(f"{name} does not match its sha256 in the manifest")
-        stored = json.loads((folder / "config.json").read_text())
-        config = RunConfig.from_dict(stored["config"])
-        if config.key(stored["data_fingerprint"]) != key:
-            raise ValueError("config.json does not hash to the folder's key")
-        metrics = json.loads((folder / "metrics.json").read_text())
-        return Run(key, folder, config, metrics, stored["data_fingerprint"])
+                raise UnsafeFile(f"{name} does not match its sha256 in the manifest")
+        config, fingerprint = run_files.read_config(folder / "config.json")
+        if config.key(fingerprint) != key:
+            raise UnsafeFile("config.json does not hash to the folder's key")
+        metrics = run_files.read_metrics(folder / "metrics.json")
+        run_files.read_history(folder / "history.csv", metrics["epochs_trained"])
+        run_files.read_predictions(folder / "predictions.npz")
+        run_files.read_errors(folder / "errors.npz", metrics["test_error"])
+        run_files.check_model_file(folder / "model.keras")
+        return Run(key, folder, config, metrics, fingerprint)
 
     def _report(self, key: str, reason: str) -> None:
         marker = (str(self.root), key)
         if marker not in _reported:
             _reported.add(marker)
-            log.warning("ignoring invalid run %s in %s (%s); it will be retrained", key, self.root, reason)
+            log.warning("ignoring run %s in %s: %s", key, self.root, reason)
 
-    def lock(self, key: str) -> FileLock:
-        """A cross-process lock for computing `key`; released by the OS if the holder dies."""
+    @contextmanager
+    def lock(self, key: str, what: str = "", wait_timeout: float | None = None,
+             on_wait: Callable[[str], None] | None = None):
+        """Hold the cross-process lock for computing `key` (the OS drops it if the holder dies).
+
+        While another process holds it, says every WAIT_REPORT_EVERY_S seconds which run it
+        waits for and which process holds it (through `on_wait`, else the log); gives up with
+        StoreError after `wait_timeout` seconds.
+        """
         locks = self.root / ".locks"
         self._writable_dir(locks)
-        return FileLock(str(locks / f"{validate_key(key)}.lock"))
+        lock = FileLock(str(locks / f"{validate_key(key)}.lock"))
+        owner = locks / f"{key}.owner"
+        started = time.monotonic()
+        reported = None
+        while True:
+            try:
+                lock.acquire(timeout=1)
+                break
+            except Timeout:
+                waited = time.monotonic() - started
+                message = (f"waiting for run {key[:12]}{f' ({what})' if what else ''}: "
+                           f"{holder_description(owner)}; waited {waited:.0f} s")
+                if wait_timeout is not None and waited >= wait_timeout:
+                    raise StoreError(f"gave up after {waited:.0f} s (--wait-timeout) waiting for run "
+                                     f"{key[:12]}: {holder_description(owner)}") from None
+                if reported is None or time.monotonic() - reported >= WAIT_REPORT_EVERY_S:
+                    reported = time.monotonic()
+                    hint = "" if wait_timeout is not None else " (--wait-timeout SECONDS gives up)"
+                    (on_wait or log.warning)(message + hint)
+        try:
+            try:
+                owner.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                             "since": time.time()}))
+            except OSError:
+                pass  # the owner note only makes waiting messages clearer
+            yield
+        finally:
+            owner.unlink(missing_ok=True)
+            lock.release()
 
     def publish(self, key: str, config: RunConfig, data_fingerprint: str,
                 write: Callable[[Path], None]) -> Run:
-        """Build a run with `write(folder)`, add config.json and the manifest, rename into place."""
+        """Build a run with `write(folder)`, add config.json and the manifest, rename into place.
+
+        Files and folders get the modes the umask allows, so a group sharing a store can read it.
+        """
         if self.read_only:
             raise StoreError(f"store {self.root} is read-only; pass a writable --store")
         target = self.path(key)
         self._writable_dir(self.root)
+        self.clean_leftovers()
+        staging = self.root / f".tmp-{key[:12]}-{uuid.uuid4().hex[:8]}"
         try:
-            staging = Path(tempfile.mkdtemp(prefix=f".tmp-{key[:12]}-", dir=self.root))
+            staging.mkdir()
         except OSError as exc:
             raise StoreError(f"cannot write to store {self.root}: {exc.strerror}") from None
         try:
@@ -208,39 +306,88 @@ class RunStore:
             _write_synced(staging / MANIFEST, json.dumps({"files": files}, indent=2))
             for name in RUN_FILES:
                 _fsync_file(staging / name)
-            if target.exists():
-                if self.get(key) is not None:
-                    shutil.rmtree(staging, ignore_errors=True)
-                    return self.get(key)
-                self.discard(key)
+            existing = self._existing(key)
+            if existing is not None:
+                _remove(staging)
+                return existing
             os.replace(staging, target)
             _fsync_dir(self.root)
         except OSError as exc:
-            shutil.rmtree(staging, ignore_errors=True)
+            _remove(staging)
             raise StoreError(f"cannot write run {key[:12]} to {self.root}: {exc.strerror or exc}") from None
         except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
+            _remove(staging)
             raise
         run = self.get(key)
         if run is None:
             raise StoreError(f"run {key} failed verification right after publishing")
         return run
 
+    def _existing(self, key: str) -> Run | None:
+        """A good run already under `key`; a corrupt one is set aside, an unreadable one refused."""
+        try:
+            run = self.load(key)
+        except RunUnreadable as exc:
+            raise StoreError(f"{exc}; left as it is: fix its permissions or use another store") from None
+        except ValueError:
+            self.discard(key)
+            return None
+        return run
+
+    def check_writable_entry(self, key: str) -> None:
+        """Raise StoreError if `key` has an entry here that this process cannot read (before
+        training for it: publishing would have to refuse)."""
+        try:
+            self.load(key)
+        except RunUnreadable as exc:
+            raise StoreError(f"{exc}; fix its permissions or use another store") from None
+        except ValueError:
+            pass
+
     def discard(self, key: str) -> None:
-        """Remove an entry (a bad one): renamed aside first so no reader sees it half-deleted."""
+        """Remove an entry proven corrupt: renamed aside first so no reader sees it half-deleted."""
         target = self.path(key)
-        if target.exists():
+        if target.exists() or target.is_symlink():
             aside = self.root / f".trash-{key[:12]}-{uuid.uuid4().hex[:8]}"
             os.replace(target, aside)
-            shutil.rmtree(aside, ignore_errors=True)
+            _remove(aside)
         _reported.discard((str(self.root), key))
+
+    def clean_leftovers(self, older_than_s: float = STALE_AFTER_S) -> int:
+        """Remove staging and trash folders older than `older_than_s` whose key nobody is
+        computing (left by writers that died); returns how many were removed."""
+        if self.read_only or not self.root.is_dir():
+            return 0
+        removed = 0
+        now = time.time()
+        for leftover in self.root.glob(".t[mr][pa]*-*"):
+            prefix = leftover.name.split("-")[1]
+            if not leftover.name.startswith((".tmp-", ".trash-")) or self._locked(prefix):
+                continue
+            try:
+                if now - leftover.lstat().st_mtime > older_than_s:
+                    _remove(leftover)
+                    removed += 1
+            except OSError:
+                continue
+        return removed
+
+    def _locked(self, prefix: str) -> bool:
+        for lock_file in (self.root / ".locks").glob(f"{prefix}*.lock"):
+            probe = FileLock(str(lock_file))
+            try:
+                probe.acquire(timeout=0)
+            except Timeout:
+                return True
+            probe.release()
+        return False
 
     def clean_staging(self, key: str) -> None:
         """Delete folders left for `key` by writers that died; call while holding its lock."""
         if self.root.is_dir():
             for prefix in (".tmp-", ".trash-"):
                 for leftover in self.root.glob(f"{prefix}{validate_key(key)[:12]}-*"):
-                    shutil.rmtree(leftover, ignore_errors=True)
+                    _remove(leftover)
 
     def _writable_dir(self, folder: Path) -> None:
         try:
@@ -249,6 +396,14 @@ class RunStore:
             raise StoreError(f"cannot create store folder {folder}: {exc.strerror}") from None
         if not os.access(folder, os.W_OK):
             raise StoreError(f"store folder {folder} is not writable; pass a writable --store")
+
+
+def _remove(path: Path) -> None:
+    """Delete a folder we made, or a link in its place (never what a link points to)."""
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _fsync_file(path: Path) -> None:

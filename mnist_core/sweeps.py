@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 
 import pandas as pd
@@ -31,27 +31,37 @@ SINGLE_SEED_WIDTHS = ((1200, 480),)
 def lambda_configs(values: Iterable[float] = REFERENCE_LAMBDAS, seeds: Iterable[int] = (0,),
                    epochs: int = 60, limit: int | None = None,
                    hidden: tuple[int, ...] = (25, 15)) -> list[RunConfig]:
-    return [RunConfig(hidden=hidden, l2=float(v), epochs=epochs, seed=s, limit=limit)
-            for v in values for s in seeds]
+    configs = [RunConfig(hidden=hidden, l2=float(v), epochs=epochs, seed=s, limit=limit)
+               for v in values for s in seeds]
+    return list(dict.fromkeys(configs))  # equal values (0 and -0 too) are one run
 
 
 def width_configs(pairs: Iterable[tuple[int, ...]] = REFERENCE_WIDTHS, seeds: Iterable[int] = (0,),
                   epochs: int = 60, limit: int | None = None, l2: float = 0.0) -> list[RunConfig]:
-    return [RunConfig(hidden=tuple(p), l2=l2, epochs=epochs, seed=s, limit=limit)
-            for p in pairs for s in seeds]
+    configs = [RunConfig(hidden=tuple(p), l2=l2, epochs=epochs, seed=s, limit=limit)
+               for p in pairs for s in seeds]
+    return list(dict.fromkeys(configs))
 
 
 def ensure_runs(configs: list[RunConfig], data: MNIST, stores: Stores, fused: bool = True,
-                progress: bool = True, on_epoch: EpochCallback | None = None) -> list[Run]:
-    """Every config's run: found in a store, or trained once (under a lock) and published."""
+                progress: bool = True, on_epoch: EpochCallback | None = None,
+                wait_timeout: float | None = None, on_wait: Callable[[str], None] | None = None) -> list[Run]:
+    """Every config's run: found in a store, or trained once (under a lock) and published.
+
+    While another process trains one of them, waits for it, saying so through `on_wait`
+    (else the log), and gives up with StoreError after `wait_timeout` seconds.
+    """
     keys = [c.key(data.fingerprint) for c in configs]
     runs = {k: stores.get(k) for k in keys}
     missing = sorted({k for k, run in runs.items() if run is None})
     if missing:
         store = stores.writable
+        for key in missing:
+            store.check_writable_entry(key)
+        labels = {k: c.label for c, k in zip(configs, keys)}
         with ExitStack() as held:
             for key in missing:  # sorted order: two sweeps never wait on each other in a cycle
-                held.enter_context(store.lock(key))
+                held.enter_context(store.lock(key, labels[key], wait_timeout, on_wait))
             todo = {}  # key -> config, each key once
             for config, key in zip(configs, keys):
                 if runs[key] is None and key not in todo:
@@ -119,16 +129,18 @@ def stored(configs: list[RunConfig], stores: Stores, fingerprint: str) -> list[R
 
 def lambda_sweep(values: Iterable[float] = REFERENCE_LAMBDAS, seeds: Iterable[int] = (0,),
                  epochs: int = 60, limit: int | None = None, *, data: MNIST, stores: Stores,
-                 fused: bool = True, progress: bool = True) -> pd.DataFrame:
+                 fused: bool = True, progress: bool = True,
+                 wait_timeout: float | None = None) -> pd.DataFrame:
     configs = lambda_configs(values, seeds, epochs, limit)
-    return table(ensure_runs(configs, data, stores, fused, progress))
+    return table(ensure_runs(configs, data, stores, fused, progress, wait_timeout=wait_timeout))
 
 
 def width_sweep(pairs: Iterable[tuple[int, ...]] = REFERENCE_WIDTHS, seeds: Iterable[int] = (0,),
                 epochs: int = 60, limit: int | None = None, *, data: MNIST, stores: Stores,
-                fused: bool = True, progress: bool = True) -> pd.DataFrame:
+                fused: bool = True, progress: bool = True,
+                wait_timeout: float | None = None) -> pd.DataFrame:
     configs = width_configs(pairs, seeds, epochs, limit)
-    return table(ensure_runs(configs, data, stores, fused, progress))
+    return table(ensure_runs(configs, data, stores, fused, progress, wait_timeout=wait_timeout))
 
 
 def best_width_config(stores: Stores, fingerprint: str) -> RunConfig | None:

@@ -15,6 +15,9 @@ models_to_use = {name: run.key for name, run in named.items()}
 selected = common.selected_run()
 if selected is not None and selected.key not in models_to_use.values():
     models_to_use[f"selected: {selected.config.label}"] = selected.key
+models_to_use, problems = common.loadable(models_to_use)
+for problem in problems:
+    st.warning(problem)
 if not models_to_use:
     st.info("No models are stored yet: run `python -m mnist_core reproduce`.")
     st.stop()

@@ -18,8 +18,9 @@ from hypothesis.extra import numpy as hnp
 from mnist_core import jobs
 from mnist_core.configs import RunConfig
 from mnist_core.preprocess import PreprocessError, to_mnist
-from mnist_core.store import RUN_FILES, RunStore, StoreError, Stores
+from mnist_core.store import RunStore, StoreError, Stores
 from mnist_core.sweeps import ensure_runs
+from tests.forge import write_small_run
 
 REPO = Path(__file__).resolve().parent.parent
 KILL_WORKER = """
@@ -82,11 +83,8 @@ def test_full_disk_gives_a_clear_error_and_leaves_nothing(store):
 
 def test_reading_while_publishing_never_sees_half_a_run(store):
     def slow_writer(folder):
-        for name in RUN_FILES:
-            if name != "config.json":
-                (folder / name).write_bytes(os.urandom(20_000))
-                time.sleep(0.002)
-        (folder / "metrics.json").write_text('{"test_accuracy": 0.5, "train_accuracy": 0.5}')
+        write_small_run(folder)
+        time.sleep(0.01)
 
     configs = [RunConfig(hidden=(10, 5), epochs=1, limit=100, seed=s) for s in range(25)]
     seen, problems, done = set(), [], threading.Event()
@@ -213,6 +211,6 @@ def test_no_pickles_and_safe_model_loading():
     text = "\n".join(p.read_text() for p in sources if p.name != "test_reliability.py")
     assert "allow_pickle=True" not in text and "import pickle" not in text
     assert "safe_mode=False" not in text and "shell=True" not in text
-    assert "safe_mode=True" in (REPO / "mnist_core" / "store.py").read_text()
+    assert "safe_mode=True" in (REPO / "mnist_core" / "run_files.py").read_text()
     committed = [p for p in (REPO / "cached_results").rglob("*") if p.suffix in (".pkl", ".pickle")]
     assert committed == []

@@ -1,30 +1,34 @@
+import ctypes
 import json
 import logging
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
 from mnist_core.configs import RunConfig
 from mnist_core.store import MANIFEST, RUN_FILES, RunStore, StoreError, Stores
+from tests.forge import write_small_run
 
 FINGERPRINT = "f" * 64
 CONFIG = RunConfig(hidden=(10, 5), epochs=1, limit=100)
 KEY = CONFIG.key(FINGERPRINT)
-
-
-def fake_run(folder):
-    for name in RUN_FILES:
-        if name != "config.json":
-            (folder / name).write_bytes(f"{name} contents".encode() * 10)
-    (folder / "metrics.json").write_text(json.dumps({"test_accuracy": 0.5, "train_accuracy": 0.6}))
+REPO = Path(__file__).resolve().parent.parent
 
 
 def publish(store):
-    return store.publish(KEY, CONFIG, FINGERPRINT, fake_run)
+    return store.publish(KEY, CONFIG, FINGERPRINT, write_small_run)
 
 
 def test_publish_then_get(store):
     run = publish(store)
-    assert run.key == KEY and run.config == CONFIG and run.test_accuracy == 0.5
+    assert run.key == KEY and run.config == CONFIG and run.test_accuracy == 0.999
     assert store.get(KEY) == run
     assert sorted(p.name for p in run.path.iterdir()) == sorted((*RUN_FILES, MANIFEST))
     assert [p.name for p in store.root.iterdir() if p.name.startswith(".tmp")] == []
@@ -66,20 +70,20 @@ def test_damaged_entry_is_reported_once_and_treated_as_missing(store, damage, ca
         assert store.get(KEY) is None
         assert list(store.runs()) == []
     warnings = [r for r in caplog.records if KEY in r.getMessage()]
-    assert len(warnings) == 1 and "invalid run" in warnings[0].getMessage()
+    assert len(warnings) == 1 and "ignoring run" in warnings[0].getMessage()
 
 
 def test_bad_entry_is_replaced_on_publish(store):
     run = publish(store)
     (run.path / "model.keras").write_bytes(b"corrupt")
     assert store.get(KEY) is None
-    assert publish(store).test_accuracy == 0.5
+    assert publish(store).test_accuracy == 0.999
     assert store.get(KEY) is not None
 
 
 def test_failed_write_leaves_nothing(store):
     def crash(folder):
-        fake_run(folder)
+        write_small_run(folder)
         raise RuntimeError("killed mid-write")
 
     with pytest.raises(RuntimeError):
@@ -120,3 +124,150 @@ def test_stores_look_up_in_order_and_deduplicate(tmp_path):
     publish(first)
     assert stores.get(KEY).path.parent == first.root
     assert len(stores.runs()) == 1
+
+
+@pytest.mark.parametrize("umask, folder_mode, file_mode", [(0o022, 0o755, 0o644), (0o027, 0o750, 0o640),
+                                                           (0o077, 0o700, 0o600)])
+def test_published_runs_get_the_modes_the_umask_allows(store, umask, folder_mode, file_mode):
+    old = os.umask(umask)
+    try:
+        run = publish(store)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(run.path.stat().st_mode) == folder_mode
+    assert {stat.S_IMODE(p.stat().st_mode) for p in run.path.iterdir()} == {file_mode}
+
+
+AS_ANOTHER_USER = """
+import sys
+from mnist_core.configs import RunConfig
+from mnist_core.store import RunStore, StoreError
+from tests.forge import write_small_run
+store, key = RunStore(sys.argv[1]), sys.argv[2]
+print("get:", store.get(key))
+try:
+    store.publish(key, RunConfig(hidden=(10, 5), epochs=1, limit=100), "f" * 64, write_small_run)
+except StoreError as exc:
+    print("publish:", exc)
+"""
+
+
+def without_dac_override():
+    """In a child before exec: drop the capabilities that let root read any file (prctl
+    PR_CAPBSET_DROP of CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH), so it is one user among others."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2):
+        if libc.prctl(24, capability, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as two users")
+def test_a_run_another_user_cannot_read_is_reported_and_left_in_place(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)  # everyone may write the store, but this run is its owner's alone
+    old = os.umask(0o077)
+    try:
+        run = publish(RunStore(shared))
+    finally:
+        os.umask(old)
+    for path in (run.path, *run.path.iterdir()):
+        os.chown(path, 65534, 65534)  # the first user: nobody
+    result = subprocess.run([sys.executable, "-c", AS_ANOTHER_USER, str(shared), KEY], cwd=REPO,
+                            preexec_fn=without_dac_override, capture_output=True, text=True, timeout=120)
+    assert "get: None" in result.stdout, result.stderr
+    assert "cannot be read (Permission denied" in result.stderr  # reported...
+    assert "left as it is" in result.stdout  # ...and publishing over it is refused
+    assert run.path.is_dir() and RunStore(shared).get(KEY) == run  # still there, whole
+    assert [p.name for p in shared.iterdir() if p.name.startswith((".trash", ".tmp"))] == []
+
+
+def test_stale_leftovers_are_cleaned_on_publish_fresh_and_locked_ones_kept(store):
+    store.root.mkdir(parents=True)
+    day_old = time.time() - 25 * 3600
+    stale = [store.root / ".tmp-aaaaaaaaaaaa-1", store.root / ".trash-bbbbbbbbbbbb-2"]
+    fresh = store.root / ".tmp-cccccccccccc-3"
+    locked = store.root / f".tmp-{'d' * 12}-4"
+    for folder in (*stale, fresh, locked):
+        folder.mkdir()
+        (folder / "metrics.json").write_text("{}")
+    for folder in (*stale, locked):
+        os.utime(folder, (day_old, day_old))
+    with store.lock("d" * 64):
+        publish(store)
+    assert [p.exists() for p in (*stale, fresh, locked)] == [False, False, True, True]
+    os.utime(fresh, (day_old, day_old))
+    assert store.clean_leftovers() == 2  # the fresh one, now old, and the one no longer locked
+
+
+def test_list_reports_how_many_leftovers_it_cleaned(tmp_path):
+    store = tmp_path / "store"
+    old_leftover = store / ".tmp-aaaaaaaaaaaa-1"
+    old_leftover.mkdir(parents=True)
+    os.utime(old_leftover, (time.time() - 2 * 86400,) * 2)
+    result = subprocess.run([sys.executable, "-m", "mnist_core", "list", "--store", str(store)],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "removed 1 leftover folder" in result.stdout
+    assert not old_leftover.exists()
+
+
+def test_a_symlinked_key_folder_is_discarded_without_touching_its_target(store, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("not ours")
+    store.root.mkdir(parents=True)
+    (store.root / KEY).symlink_to(elsewhere)
+    assert store.get(KEY) is None
+    run = publish(store)
+    assert run.path.is_dir() and not run.path.is_symlink()
+    assert (elsewhere / "keep.txt").read_text() == "not ours"
+    assert [p.name for p in store.root.iterdir() if p.name.startswith((".trash", ".tmp"))] == []
+
+
+HOLD_LOCK = """
+import sys, time
+from mnist_core.store import RunStore
+with RunStore(sys.argv[1]).lock(sys.argv[2]):
+    print("HOLDING", flush=True)
+    time.sleep(600)
+"""
+
+
+@contextmanager
+def stopped_lock_holder(store, key):
+    """A process holding `key`'s lock, stopped with SIGSTOP (not killed: the lock stays held)."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(store.root), key], cwd=REPO,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "HOLDING"
+        holder.send_signal(signal.SIGSTOP)
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+
+
+def test_waiting_for_a_stopped_lock_holder_says_who_and_gives_up(store):
+    said = []
+    with stopped_lock_holder(store, KEY) as holder:
+        started = time.monotonic()
+        with pytest.raises(StoreError, match=f"gave up .* process {holder.pid} holds it but is stopped"):
+            with store.lock(KEY, "a test run", wait_timeout=3, on_wait=said.append):
+                pass
+        assert 3 <= time.monotonic() - started < 10
+    assert said and f"waiting for run {KEY[:12]} (a test run)" in said[0]
+    assert f"kill -CONT {holder.pid}" in said[0]
+
+
+def test_train_waiting_for_a_stopped_lock_holder_exits_2_with_one_line(store, mnist):
+    args = ["--hidden", "10,5", "--epochs", "1", "--limit", "100", "--store", str(store.root), "--quiet",
+            "--wait-timeout", "2", "--no-committed"]
+    with stopped_lock_holder(store, CONFIG.key(mnist.fingerprint)):
+        result = subprocess.run([sys.executable, "-m", "mnist_core", "train", *args], cwd=REPO,
+                                timeout=120, capture_output=True, text=True,
+                                env={**os.environ, "MNIST_PATH": mnist.source})
+    lines = [line for line in result.stderr.splitlines() if "mnist_core" in line or "waiting" in line]
+    assert result.returncode == 2, result.stderr
+    assert lines[0].startswith("waiting for run") and "is stopped" in lines[0]
+    assert lines[-1].startswith("python -m mnist_core train: error: gave up after 2 s")
+    assert "Traceback" not in result.stderr

@@ -97,9 +97,31 @@ def named() -> dict[str, Run]:
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=16)
+def _model_or_problem(key: str) -> tuple[object | None, str | None]:
+    """A run's Keras model, or why it cannot be loaded: either is kept once per server process."""
+    try:
+        return _stored(key).load_model(), None
+    except (RunUnavailable, ValueError) as exc:
+        return None, str(exc)
+
+
 def model(key: str):
-    """A run's Keras model, loaded once per server process (safe_mode, from the stores only)."""
-    return _stored(key).load_model()
+    """A run's Keras model (safe_mode, from the stores only); RunUnavailable if it cannot load."""
+    loaded_model, problem = _model_or_problem(key)
+    if loaded_model is None:
+        raise RunUnavailable(f"Run {key[:12]}…: {problem}")
+    return loaded_model
+
+
+def loadable(keys_by_name: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """The named runs whose models load, and a one-line reason for each that does not."""
+    usable, problems = {}, []
+    for name, key in keys_by_name.items():
+        if _model_or_problem(key)[0] is not None:
+            usable[name] = key
+        else:
+            problems.append(f"{name} is left out: {_model_or_problem(key)[1]}")
+    return usable, problems
 
 
 @st.cache_resource(show_spinner="Preparing the models…", max_entries=8)
@@ -138,12 +160,17 @@ def _stored(key: str) -> Run:
 
 def loaded(load, *args):
     """`load(*args)` (model, errors or history of a run), or, if the run is no longer
-    stored, a warning instead of a traceback and the page stops there."""
+    stored or its files no longer hold what they should, a warning instead of a traceback
+    and the page stops there."""
     try:
         return load(*args)
     except RunUnavailable as exc:
         st.warning(f"{exc} Reload the page to see what is stored now.")
-        st.stop()
+    except ValueError as exc:  # mnist_core.safe_read.UnsafeFile: a file changed since it was verified
+        _index.clear()
+        st.warning(f"This run's files no longer hold what they should ({exc}); it is treated as "
+                   "missing. Reload the page to see what is stored now.")
+    st.stop()
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
@@ -183,6 +210,16 @@ def run_selectbox(label: str, key: str, default: Run | None) -> Run:
     index = keys.index(default.key) if default is not None and default.key in keys else 0
     chosen = st.selectbox(label, options, index=index, key=key)
     return get(by_option[chosen])
+
+
+def mnist_source() -> str | None:
+    """Where this server's MNIST is (for training jobs), or None without one."""
+    if not mnist_available():
+        return None
+    try:
+        return load_mnist().source
+    except MNISTError:
+        return None
 
 
 def need_mnist_message() -> str | None:

@@ -158,7 +158,8 @@ def _training_controls(kind: str, missing, fp: str) -> None:
     label = f"Train {len(missing)} missing run(s) in the background ({total_epochs} model-epochs)"
     if st.button(label, key=f"{kind}_train", type="primary"):
         try:
-            job = jobs.start(missing, common.stores(), fp, title=f"{kind} sweep: {len(missing)} runs")
+            job = jobs.start(missing, common.stores(), fp, title=f"{kind} sweep: {len(missing)} runs",
+                             data_path=common.mnist_source())
             st.toast(f"Training job {job.id[:8]} {job.status}")
         except (jobs.JobError, StoreError, OSError) as exc:
             st.error(str(exc))
@@ -167,10 +168,20 @@ def _training_controls(kind: str, missing, fp: str) -> None:
 @st.fragment(run_every=2)
 def _job_panel(kind: str) -> None:
     listed = jobs.list_jobs(common.stores())
-    active = [j for j in listed if j.status in ("queued", "running")]
+    active = [j for j in listed if j.status in jobs.ACTIVE]
     recent = [j for j in listed[:3] if j.status == "failed"]
     for job in active:
-        st.progress(job.progress, text=f"{job.state.get('title', 'job')}: {job.message}")
+        title = job.state.get("title", "job")
+        progress, cancel = st.columns([6, 1], vertical_alignment="bottom")
+        if job.status == "stalled":
+            progress.warning(f"{title} is stalled: {job.message}")
+        else:
+            progress.progress(job.progress, text=f"{title}: {job.message}")
+        if cancel.button("Cancel", key=f"cancel_{job.id}", help="End the training process; runs "
+                         "already finished stay stored"):
+            jobs.cancel(job)
+            st.toast(f"Cancelled {title}")
+            st.rerun(scope="app")
     for job in recent:
         st.error(f"{job.state.get('title', 'job')} failed: {job.message}")
     signature = common.store_signature()

@@ -33,6 +33,7 @@ def cli(*args, env=None):
     ["sweep", "width", "--widths", "10:0"],
     ["sweep", "width", "--widths", "10-5"],
     ["sweep", "depth"],
+    ["train", "--wait-timeout", "0"],
     ["frobnicate"],
     [],
 ])
@@ -72,3 +73,19 @@ def test_train_then_list_json(tmp_path, mnist):
     again = cli("train", "--hidden", "10,5", "--epochs", "1", "--limit", "500", "--seed", "4",
                 "--store", str(tmp_path), "--quiet", "--data", mnist.source)
     assert again.returncode == 0 and entry["key"][:12] in again.stdout
+
+
+@pytest.mark.parametrize("command", [["train"], ["sweep", "lambda"], ["list"], ["reproduce"]])
+def test_an_empty_store_path_is_an_error_not_the_default_store(command):
+    result = cli(*command, "--store", "")
+    assert result.returncode == 2 and "store path is empty" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_fused_sweeps_train_fewer_images_than_one_compiled_call(tmp_path, mnist):
+    # one compiled call takes 4 batches of 32 (128 images); --limit 10 to 126 once crashed here
+    result = cli("sweep", "lambda", "--values", "0,-0", "--limit", "100", "--epochs", "1", "--quiet",
+                 "--store", str(tmp_path), "--no-committed", env={"MNIST_PATH": mnist.source})
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines()[1:] if line.strip()]
+    assert len(rows) == 1  # -0 is 0: one run, not two

@@ -68,3 +68,11 @@ def test_round_trip_keeps_the_key(hidden, l2, epochs, seed, limit):
 def test_from_dict_rejects_unknown_fields():
     with pytest.raises(ConfigError, match="unknown"):
         RunConfig.from_dict({"model": "mlp", "dropout": 0.5})
+
+
+def test_negative_zero_lambda_is_the_same_config_and_key():
+    from mnist_core.sweeps import lambda_configs
+
+    assert RunConfig(l2=-0.0).key("f" * 64) == RunConfig(l2=0.0).key("f" * 64)
+    assert str(RunConfig(l2=-0.0).to_dict()["l2"]) == "0.0"
+    assert len(lambda_configs([0.0, -0.0, 0.001, 0.001])) == 2

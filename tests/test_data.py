@@ -1,5 +1,10 @@
 import gzip
+import io
 import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -122,3 +127,86 @@ def test_idx_bad_magic_and_truncation(tmp_path, mnist):
 def test_idx_folder_missing_file(tmp_path):
     with pytest.raises(MNISTError, match="IDX"):
         load_mnist(tmp_path)
+
+
+def idx_folder(folder, mnist, gz=False):
+    for name, stem in data_module.IDX_FILES.items():
+        write_idx(folder / stem, getattr(mnist, name), gz=gz)
+    return folder
+
+
+def raw_header(*dims, ndim=None):
+    return bytes([0, 0, 0x08, ndim if ndim is not None else len(dims)]) + b"".join(
+        d.to_bytes(4, "big") for d in dims)
+
+
+@pytest.mark.parametrize("header, message", [
+    (raw_header(2**32 - 1, 2**32 - 1, 2**32 - 1), "holds shape"),  # product past 2**64 wraps to 0
+    (raw_header(1, ndim=255) + b"\0" * 1016, "255 dimensions"),
+    (raw_header(60000, 28, 29), "holds shape"),
+])
+def test_idx_headers_are_checked_before_any_data_is_read(tmp_path, mnist, header, message):
+    folder = idx_folder(tmp_path, mnist)
+    (folder / data_module.IDX_FILES["x_train"]).write_bytes(header)
+    with pytest.raises(MNISTError, match=message):
+        load_mnist(folder)
+
+
+def test_a_huge_sparse_idx_file_is_refused_by_its_size(tmp_path, mnist):
+    folder = idx_folder(tmp_path, mnist)
+    images = folder / data_module.IDX_FILES["x_train"]
+    with open(images, "r+b") as handle:
+        handle.truncate(100 * 2**30)  # 100 GB, sparse: reading it would take minutes and all memory
+    with pytest.raises(MNISTError, match="truncated or padded"):
+        load_mnist(folder)
+
+
+def test_a_gzipped_idx_with_extra_data_is_refused(tmp_path, mnist):
+    folder = tmp_path
+    for name, stem in data_module.IDX_FILES.items():
+        write_idx(folder / f"{stem}.gz", getattr(mnist, name), gz=True)
+    labels = folder / f"{data_module.IDX_FILES['y_test']}.gz"
+    labels.write_bytes(gzip.compress(gzip.decompress(labels.read_bytes()) + b"\0" * 100))
+    with pytest.raises(MNISTError, match="truncated or padded"):
+        load_mnist(folder)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"x_train": np.zeros((60000, 28, 28), np.uint8), "x_test": np.zeros((10000, 28, 28), np.uint8)},
+     "blank"),
+    ({"y_train": np.zeros(60000, np.uint8)}, "digit 1"),
+    ({"y_test": np.full(10000, 3, np.uint8)}, "digit 0"),
+])
+def test_data_that_is_not_mnist_is_refused(tmp_path, mnist, change, message):
+    fake = tmp_path / "fake.npz"
+    write_npz(fake, mnist, **change)
+    with pytest.raises(MNISTError, match=message):
+        load_mnist(fake)
+
+
+def test_an_npz_whose_header_claims_a_huge_array_is_refused(tmp_path, mnist):
+    fake = tmp_path / "huge.npz"
+    with zipfile.ZipFile(fake, "w") as archive:
+        for name in ("x_train", "y_train", "y_test"):
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, getattr(mnist, name))
+            archive.writestr(f"{name}.npy", buffer.getvalue())
+        buffer = io.BytesIO()  # a header claiming 60 billion images, and no data behind it
+        np.lib.format.write_array_header_1_0(
+            buffer, {"descr": "|u1", "fortran_order": False, "shape": (60_000_000_000, 28, 28)})
+        archive.writestr("x_test.npy", buffer.getvalue())
+    with pytest.raises(MNISTError, match="too large"):
+        load_mnist(fake)
+
+
+def test_cli_refuses_an_all_zero_mnist_with_exit_2_and_one_line(tmp_path, mnist):
+    fake = tmp_path / "zeros.npz"
+    write_npz(fake, mnist, x_train=np.zeros((60000, 28, 28), np.uint8),
+              x_test=np.zeros((10000, 28, 28), np.uint8))
+    result = subprocess.run([sys.executable, "-m", "mnist_core", "train", "--epochs", "1", "--limit", "100",
+                             "--data", str(fake), "--store", str(tmp_path / "store")],
+                            cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("python -m mnist_core train: error:")
+    assert "blank" in result.stderr and "Traceback" not in result.stderr

@@ -63,3 +63,11 @@ def test_fused_agrees_with_one_fit_per_model_within_seed_spread(mnist, tmp_path)
     single = [train(c, mnist, RunStore(tmp_path / "s"), False).test_accuracy for c in configs]
     spread = max(np.std(fused), np.std(single))
     assert abs(np.mean(fused) - np.mean(single)) <= 2 * spread + 0.005, (fused, single)
+
+
+@pytest.mark.parametrize("limit", [10, 100, 126])
+def test_fused_trains_fewer_images_than_one_compiled_call(mnist, store, limit):
+    configs = [RunConfig(hidden=(10, 5), epochs=2, limit=limit, seed=s) for s in (0, 1)]
+    runs = train_fused(configs, mnist, store, progress=False)
+    assert [r.metrics["train_images"] for r in runs] == [limit, limit]
+    assert all(len(r.history()) == 2 for r in runs)

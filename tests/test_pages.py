@@ -198,3 +198,33 @@ def test_a_run_whose_files_change_under_the_server_is_reported_not_raised(tmp_pa
     assert not app.exception, [e.value for e in app.exception]
     assert app.selectbox(key="errors_run").value.startswith("improved_cnn")
     assert run.key[:6] not in " ".join(app.selectbox(key="errors_run").options)
+
+
+@pytest.mark.usefixtures("own_user_store")
+def test_a_stalled_job_is_shown_with_a_cancel_button_that_ends_it(tmp_path, monkeypatch, mnist):
+    import os
+    import signal
+
+    from mnist_core import jobs
+    from mnist_core.configs import RunConfig
+    from mnist_core.store import Stores
+    from tests.test_reliability import process_ended, wait_for, wait_for_message
+
+    monkeypatch.setattr(jobs, "STALL_AFTER_S", 8)
+    monkeypatch.setenv("MNIST_PATH", mnist.source)
+    store = tmp_path / "store"
+    monkeypatch.setenv("MNIST_LAB_STORE", str(store))
+    configs = [RunConfig(hidden=(25, 15), epochs=30, limit=20000, seed=s) for s in (5, 6)]
+    job = jobs.start(configs, Stores.default(store), mnist.fingerprint, "lambda sweep: 2 runs",
+                     data_path=mnist.source)
+    pid = wait_for(job.folder, {"running"}).state["pid"]
+    wait_for_message(job.folder, "epoch")
+    os.kill(pid, signal.SIGSTOP)
+    wait_for(job.folder, {"stalled"}, timeout=30)
+    app = open_page("pages/lambda_sweep.py")
+    stalled = [w.value for w in app.warning if "stalled" in w.value]
+    assert stalled and f"pid {pid}" in stalled[0]
+    app.button(key=f"cancel_{job.id}").click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert jobs.load(job.folder).status == "cancelled" and process_ended(pid)
+    assert not [w for w in app.warning if "stalled" in w.value]

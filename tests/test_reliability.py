@@ -2,6 +2,7 @@
 
 import errno
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -214,3 +215,72 @@ def test_no_pickles_and_safe_model_loading():
     assert "safe_mode=True" in (REPO / "mnist_core" / "run_files.py").read_text()
     committed = [p for p in (REPO / "cached_results").rglob("*") if p.suffix in (".pkl", ".pickle")]
     assert committed == []
+
+
+def test_a_finished_job_whose_runs_were_deleted_trains_again(tmp_path, mnist):
+    stores = Stores(RunStore(tmp_path))
+    configs = [RunConfig(hidden=(10, 5), epochs=1, limit=1000, seed=s) for s in (0, 1)]
+    first = jobs.start(configs, stores, mnist.fingerprint, "first", data_path=mnist.source)
+    assert wait_for(first.folder, {"done", "failed"}).status == "done"
+    for config in configs:
+        shutil.rmtree(stores.writable.path(config.key(mnist.fingerprint)))
+    again = jobs.start(configs, stores, mnist.fingerprint, "again", data_path=mnist.source)
+    assert again.id == first.id and again.status in ("queued", "running")  # not the old "done"
+    assert wait_for(again.folder, {"done", "failed"}).status == "done"
+    assert all(stores.get(c.key(mnist.fingerprint)) for c in configs)
+
+
+def test_a_relative_store_path_means_the_same_folder_to_the_job_worker(tmp_path, mnist, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MNIST_LAB_STORE", "relstore")
+    stores = Stores.default()
+    assert stores.writable.root == tmp_path / "relstore"
+    config = RunConfig(hidden=(10, 5), epochs=1, limit=1000, seed=3)
+    job = jobs.start([config], stores, mnist.fingerprint, "relative", data_path=mnist.source)
+    assert wait_for(job.folder, {"done", "failed"}).status == "done", jobs.load(job.folder).message
+    assert (tmp_path / "relstore" / config.key(mnist.fingerprint)).is_dir()
+    assert not (REPO / "relstore").exists()
+
+
+def test_a_job_worker_refuses_data_that_is_not_what_the_job_asked_for(tmp_path, mnist):
+    stores = Stores(RunStore(tmp_path))
+    config = RunConfig(hidden=(10, 5), epochs=1, limit=1000, seed=4)
+    job = jobs.start([config], stores, "0" * 64, "other data", data_path=mnist.source)
+    failed = wait_for(job.folder, {"done", "failed"})
+    assert failed.status == "failed" and "fingerprint differs" in failed.message
+
+
+def test_a_stopped_worker_is_shown_stalled_and_cancelling_frees_the_slot(tmp_path, mnist, monkeypatch):
+    monkeypatch.setattr(jobs, "STALL_AFTER_S", 8)  # the worker beats every 5 s
+    stores = Stores(RunStore(tmp_path))
+    slow = [RunConfig(hidden=(25, 15), epochs=30, limit=20000, seed=s) for s in (0, 1)]
+    job = jobs.start(slow, stores, mnist.fingerprint, "to be stopped", data_path=mnist.source)
+    pid = wait_for(job.folder, {"running"}).state["pid"]
+    wait_for_message(job.folder, "epoch")
+    os.kill(pid, signal.SIGSTOP)
+    stalled = wait_for(job.folder, {"stalled"}, timeout=30)
+    assert f"pid {pid}" in stalled.message and "cancel" in stalled.message
+    other = [RunConfig(hidden=(10, 5), epochs=1, limit=1000, seed=9)]
+    with pytest.raises(jobs.JobError, match="stalled"):
+        jobs.start(other, stores, mnist.fingerprint, "blocked", data_path=mnist.source)
+    assert jobs.cancel(stalled).status == "cancelled"
+    assert not jobs._alive(job.folder)
+    assert process_ended(pid)
+    after = jobs.start(other, stores, mnist.fingerprint, "after cancel", data_path=mnist.source)
+    assert wait_for(after.folder, {"done", "failed"}).status == "done"
+
+
+def wait_for_message(job_folder: Path, text: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in jobs.load(job_folder).message:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"job never said {text!r}: {jobs.load(job_folder).message}")
+
+
+def process_ended(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"  # not reaped yet
+    except FileNotFoundError:
+        return True

@@ -177,11 +177,8 @@ def _job_panel(kind: str) -> None:
             progress.warning(f"{title} is stalled: {job.message}")
         else:
             progress.progress(job.progress, text=f"{title}: {job.message}")
-        if cancel.button("Cancel", key=f"cancel_{job.id}", help="End the training process; runs "
-                         "already finished stay stored"):
-            jobs.cancel(job)
-            st.toast(f"Cancelled {title}")
-            st.rerun(scope="app")
+        cancel.button("Cancel", key=f"cancel_{job.id}", on_click=jobs.cancel, args=(job,),
+                      help="End the training process; runs already finished stay stored")
     for job in recent:
         st.error(f"{job.state.get('title', 'job')} failed: {job.message}")
     signature = common.store_signature()

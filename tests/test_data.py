@@ -144,7 +144,7 @@ def raw_header(*dims, ndim=None):
     (raw_header(2**32 - 1, 2**32 - 1, 2**32 - 1), "holds shape"),  # product past 2**64 wraps to 0
     (raw_header(1, ndim=255) + b"\0" * 1016, "255 dimensions"),
     (raw_header(60000, 28, 29), "holds shape"),
-])
+], ids=["dimensions overflow", "255 dimensions", "wrong shape"])
 def test_idx_headers_are_checked_before_any_data_is_read(tmp_path, mnist, header, message):
     folder = idx_folder(tmp_path, mnist)
     (folder / data_module.IDX_FILES["x_train"]).write_bytes(header)

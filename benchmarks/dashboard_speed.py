@@ -16,6 +16,7 @@ import os
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -55,17 +56,20 @@ def draw_times(count: int) -> tuple[dict[str, list[float]], int]:
     import keras
     from drawing_robustness import as_canvas
 
+    from mnist_core.catalog import named_runs
     from mnist_core.data import load_mnist
-    from mnist_core.predict import classify, classify_drawing, predictor
+    from mnist_core.predict import classify, predictor
     from mnist_core.preprocess import to_mnist
-    from mnist_core.store import Stores
-    from mnist_core.sweeps import named_runs
+    from mnist_core.store import StoreChain
+    from pages.parts import serving
 
     data = load_mnist()
-    models = {name: run.load_model() for name, run in named_runs(Stores.default(), data.fingerprint).items()}
+    named = named_runs(StoreChain.default(), data.fingerprint)
+    models = {name: run.load_model() for name, run in named.items()}
     rng = np.random.default_rng(0)
     canvases = [as_canvas(data.x_test[i], rng) for i in range(count)]
     together = predictor(models)
+    served = partial(serving.in_tensorflow_thread, together)  # as pages/parts/common.py serves it
     one_each = [predictor({name: model}) for name, model in models.items()]
 
     def through_predict(canvas):
@@ -75,7 +79,7 @@ def draw_times(count: int) -> tuple[dict[str, list[float]], int]:
 
     ways = {
         "draw path: preprocess + all models in one compiled predictor (the Draw page)":
-            lambda canvas, image: classify_drawing(canvas, together),
+            lambda canvas, image: classify(to_mnist(canvas), served),
         "models alone, one compiled predictor for all": lambda canvas, image: classify(image, together),
         "models alone, one compiled predictor per model":
             lambda canvas, image: [classify(image, predict) for predict in one_each],

@@ -29,25 +29,26 @@ import numpy as np  # noqa: E402
 from playwright.async_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 from playwright.async_api import async_playwright  # noqa: E402
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, DIGITS, streamlit_server, strokes_read  # noqa: E402
+from tests.browser import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    DIGITS,
+    streamlit_server,
+    stroke_moves,
+    strokes_read,
+)
 
 EMPTY_CANVAS = "Draw a digit on the black canvas"
 
 
 async def stroke(page, canvas, points) -> None:
-    """One pen stroke, the hand arriving at its start from a little way off first."""
-    box = await canvas.bounding_box()  # where the canvas is now: the layout may have moved
-    scale = box["width"] / 280
-
-    def at(x, y):
-        return box["x"] + x * scale, box["y"] + y * scale
-
-    (x0, y0) = points[0]
-    await page.mouse.move(*at(x0 - 12, y0 - 12))
-    await page.mouse.move(*at(x0, y0), steps=3)
+    """One pen stroke, as tests.browser.stroke draws it."""
+    approach, drawn = stroke_moves(await canvas.bounding_box(), points)
+    for x, y, steps in approach:
+        await page.mouse.move(x, y, steps=steps)
     await page.mouse.down()
-    for x, y in points[1:]:
-        await page.mouse.move(*at(x, y), steps=4)
+    for x, y, steps in drawn:
+        await page.mouse.move(x, y, steps=steps)
     await page.mouse.up()
 
 

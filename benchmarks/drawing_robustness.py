@@ -22,12 +22,19 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
+from mnist_core.catalog import named_runs  # noqa: E402
 from mnist_core.data import load_mnist  # noqa: E402
-from mnist_core.preprocess import naive_resize, to_mnist  # noqa: E402
-from mnist_core.store import Stores  # noqa: E402
-from mnist_core.sweeps import named_runs  # noqa: E402
+from mnist_core.preprocess import SIZE, ink, to_mnist  # noqa: E402
+from mnist_core.store import StoreChain  # noqa: E402
 
 CANVAS = 280
+
+
+
+def naive_resize(image) -> np.ndarray:
+    """What most digit apps do: squash the whole canvas to 28x28."""
+    small = Image.fromarray(ink(image), mode="F").resize((SIZE, SIZE), Image.Resampling.BILINEAR)
+    return np.clip(np.asarray(small), 0.0, 1.0).astype(np.float32)
 
 
 def as_canvas(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -72,7 +79,7 @@ def main() -> None:
         "canvas, our preprocessing": np.stack([to_mnist(c) for c in canvases]),
         "canvas, naive resize": np.stack([naive_resize(c) for c in canvases]),
     }
-    runs = named_runs(Stores.default(), data.fingerprint)
+    runs = named_runs(StoreChain.default(), data.fingerprint)
     print(f"{len(chosen)} MNIST test digits redrawn on a {CANVAS}x{CANVAS} canvas (seed {args.seed})")
     print(f"{'model':16s}" + "".join(f"{name:>28s}" for name in inputs) + f"{'loss (points)':>16s}")
     for name, run in runs.items():

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
+from mnist_core.catalog import REFERENCE_WIDTHS, lambda_configs, width_configs  # noqa: E402
 from mnist_core.data import load_mnist  # noqa: E402
-from mnist_core.sweeps import REFERENCE_WIDTHS, lambda_configs, width_configs  # noqa: E402
 
 
 def fused_epoch(configs, x, y):

@@ -10,9 +10,22 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from .configs import MAX_EPOCHS, MAX_WIDTH, ConfigError, RunConfig  # noqa: E402
-from .data import MNISTError, load_mnist  # noqa: E402
-from .store import StoreError, Stores  # noqa: E402
+from .catalog import (  # noqa: E402
+    REFERENCE_LAMBDAS,
+    REFERENCE_WIDTHS,
+    lambda_configs,
+    named_runs,
+    parse_lambda,
+    parse_lambdas,
+    parse_width_pairs,
+    reproduce_steps,
+    run_row,
+    runs_table,
+    width_configs,
+)
+from .configs import MAX_EPOCHS, MAX_WIDTH, MODELS, ConfigError, RunConfig  # noqa: E402
+from .data import STANDARD_FINGERPRINT, MNISTError, load_mnist, mnist_available  # noqa: E402
+from .store import StoreChain, StoreError  # noqa: E402
 
 
 class Parser(argparse.ArgumentParser):
@@ -60,12 +73,11 @@ def _seed(text: str) -> int:
     return _count(text, low=0)
 
 
-def _widths(text: str, sep: str = ",") -> tuple[int, ...]:
-    parts = text.split(sep)
-    widths = tuple(_count(p.strip()) if p.strip() else 0 for p in parts)
+def _widths(text: str) -> tuple[int, ...]:
+    widths = tuple(_count(p.strip()) if p.strip() else 0 for p in text.split(","))
     if not widths or any(w < 1 or w > MAX_WIDTH for w in widths):
         raise argparse.ArgumentTypeError(
-            f"{text!r}: widths must be whole numbers from 1 to {MAX_WIDTH}, separated by {sep!r}")
+            f"{text!r}: widths must be whole numbers from 1 to {MAX_WIDTH}, separated by commas")
     return widths
 
 
@@ -79,8 +91,15 @@ def _list_of(item):
     return parse
 
 
-def _width_pairs(text: str) -> list[tuple[int, ...]]:
-    return [_widths(p.strip(), sep=":") for p in text.split(",") if p.strip()] or _list_of(int)("")
+def _argument(parse):
+    """An argparse type from one of catalog's parsers (the dashboard uses the same ones)."""
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    convert.__name__ = parse.__name__.removeprefix("parse_")
+    return convert
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -105,9 +124,10 @@ def build_parser() -> Parser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     train = commands.add_parser("train", help="train one model (one Keras fit)")
-    train.add_argument("--model", choices=("mlp", "cnn", "improved_cnn"), default="mlp")
+    train.add_argument("--model", choices=MODELS, default="mlp")
     train.add_argument("--hidden", type=_widths, help="MLP hidden widths, e.g. 25,15 (default)")
-    train.add_argument("--l2", type=_number, help="L2 lambda on the MLP's hidden kernels (default 0)")
+    train.add_argument("--l2", type=_argument(parse_lambda),
+                       help="L2 lambda on the MLP's hidden kernels (default 0)")
     train.add_argument("--seed", type=_seed, default=0)
     train.add_argument("--batch-size", type=_count)
     _add_common(train)
@@ -115,10 +135,11 @@ def build_parser() -> Parser:
     sweep = commands.add_parser("sweep", help="train a lambda or width sweep, reusing stored runs")
     kinds = sweep.add_subparsers(dest="kind", required=True, parser_class=Parser)
     lam = kinds.add_parser("lambda", help="L2 sweep on the 25-15 MLP")
-    lam.add_argument("--values", type=_list_of(_number),
+    lam.add_argument("--values", type=_argument(parse_lambdas),
                      help="lambdas, e.g. 0,0.001,0.01 (default: the reference grid)")
     width = kinds.add_parser("width", help="width sweep over two hidden layers")
-    width.add_argument("--widths", type=_width_pairs, help="pairs, e.g. 10:5,25:10 (default: reference)")
+    width.add_argument("--widths", type=_argument(parse_width_pairs),
+                       help="pairs, e.g. 10:5,25:10 (default: reference)")
     for sub in (lam, width):
         sub.add_argument("--seeds", type=_list_of(_seed), default=[0], help="e.g. 0,1,2 (default 0)")
         sub.add_argument("--one-at-a-time", action="store_true", help="one Keras fit per point, not fused")
@@ -145,16 +166,16 @@ def build_parser() -> Parser:
 
 
 def cmd_train(args) -> None:
-    from .sweeps import ensure_runs
-
     overrides = dict(epochs=args.epochs, limit=args.limit, seed=args.seed, batch_size=args.batch_size)
     if args.model == "mlp":
         overrides.update(hidden=args.hidden, l2=args.l2)
     elif args.hidden is not None or args.l2 is not None:
         raise ConfigError(f"--hidden and --l2 apply to --model mlp only, not {args.model}")
     config = RunConfig.for_model(args.model, **overrides)
-    stores = Stores.default(args.store, committed=not args.no_committed)
+    stores = StoreChain.default(args.store, committed=not args.no_committed)
     data = load_mnist(args.data)
+    from .sweeps import ensure_runs
+
     (run,) = ensure_runs([config], data, stores, fused=False, progress=not args.quiet,
                          wait_timeout=args.wait_timeout)
     print(f"{config.label}: train accuracy {run.train_accuracy:.4f}, test accuracy "
@@ -162,62 +183,48 @@ def cmd_train(args) -> None:
 
 
 def cmd_sweep(args) -> None:
-    from .sweeps import REFERENCE_LAMBDAS, REFERENCE_WIDTHS, lambda_sweep, width_sweep
-
-    stores = Stores.default(args.store, committed=not args.no_committed)
-    common = dict(seeds=args.seeds, limit=args.limit, stores=stores, fused=not args.one_at_a_time,
-                  progress=not args.quiet, wait_timeout=args.wait_timeout)
     epochs = args.epochs or 60
     if args.kind == "lambda":
-        RunConfig(l2=0.0, epochs=epochs)  # validate before loading data
-        data = load_mnist(args.data)
-        frame = lambda_sweep(args.values or REFERENCE_LAMBDAS, epochs=epochs, data=data, **common)
-        columns = ["l2", "seed"]
+        configs = lambda_configs(args.values or REFERENCE_LAMBDAS, args.seeds, epochs, args.limit)
     else:
-        data = load_mnist(args.data)
-        frame = width_sweep(args.widths or REFERENCE_WIDTHS, epochs=epochs, data=data, **common)
-        columns = ["hidden", "seed"]
-    shown = frame[columns + ["train_error", "test_error", "test_accuracy", "key"]].copy()
+        configs = width_configs(args.widths or REFERENCE_WIDTHS, args.seeds, epochs, args.limit)
+    stores = StoreChain.default(args.store, committed=not args.no_committed)
+    data = load_mnist(args.data)
+    from .sweeps import ensure_runs
+
+    frame = runs_table(ensure_runs(configs, data, stores, fused=not args.one_at_a_time,
+                                   progress=not args.quiet, wait_timeout=args.wait_timeout))
+    shown = frame[["l2" if args.kind == "lambda" else "hidden", "seed", "train_error", "test_error",
+                   "test_accuracy", "key"]].copy()
     shown["key"] = shown["key"].str[:12]
     print(shown.to_string(index=False))
 
 
 def cmd_reproduce(args) -> None:
-    from .sweeps import ensure_runs, reproduce_steps
-
-    stores = Stores.default(args.store)
+    stores = StoreChain.default(args.store)
     data = load_mnist(args.data)
+    from .sweeps import ensure_runs
+
     for title, configs in reproduce_steps(args.seeds, args.improved_seeds):
-        done = sum(stores.get(c.key(data.fingerprint)) is not None for c in configs)
+        found = {key: stores.get(key) for key in (c.key(data.fingerprint) for c in configs)}
+        done = sum(run is not None for run in found.values())
         print(f"== {title}: {len(configs)} runs, {done} already stored", flush=True)
         ensure_runs(configs, data, stores, fused=not args.one_at_a_time, progress=not args.quiet,
-                    wait_timeout=args.wait_timeout)
+                    wait_timeout=args.wait_timeout, found=found)
     print("reproduce: every reference experiment is stored in", stores.writable.root)
 
 
-def list_entries(stores: Stores) -> list[dict]:
-    from .sweeps import named_runs
-
+def list_entries(stores: StoreChain) -> list[dict]:
     runs = stores.runs()
     names = {}
     for fingerprint in {r.data_fingerprint for r in runs}:
         names.update({run.key: name for name, run in named_runs(stores, fingerprint).items()})
-    return [{
-        "key": r.key,
-        "name": names.get(r.key),
-        "label": r.config.label,
-        "config": r.config.to_dict(),
-        "train_accuracy": r.train_accuracy,
-        "test_accuracy": r.test_accuracy,
-        "wall_time_s": r.metrics["wall_time_s"],
-        "trainer": r.metrics["trainer"],
-        "path": str(r.path),
-        "model_path": str(r.model_path),
-    } for r in runs]
+    return [{"name": names.get(r.key), "label": r.config.label, "config": r.config.to_dict(), **run_row(r),
+             "path": str(r.path), "model_path": str(r.model_path)} for r in runs]
 
 
 def cmd_list(args) -> None:
-    stores = Stores.default(args.store)
+    stores = StoreChain.default(args.store)
     for store in stores.all:
         store.check_readable()
     cleaned = stores.writable.clean_leftovers() if os.access(stores.writable.root, os.W_OK) else 0
@@ -238,10 +245,9 @@ def cmd_list(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from .data import STANDARD_FINGERPRINT, load_mnist, mnist_available
     from .report import markdown, plot_sweeps, results
 
-    stores = Stores.default(args.store)
+    stores = StoreChain.default(args.store)
     # The ensemble row needs the test labels; the rest of the report does not.
     test_labels = load_mnist(args.data).y_test if mnist_available(args.data) else None
     print(markdown(results(stores, STANDARD_FINGERPRINT, test_labels)))

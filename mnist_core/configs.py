@@ -105,9 +105,6 @@ class RunConfig:
         data["hidden"] = list(self.hidden)
         return data
 
-    def canonical_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-
     def key(self, data_fingerprint: str) -> str:
         """sha256 of (config, schema version, data fingerprint): the run's address in a store."""
         payload = json.dumps(

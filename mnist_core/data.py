@@ -89,8 +89,8 @@ def mnist_available(path: str | os.PathLike | None = None) -> bool:
     return KERAS_CACHE.is_file()
 
 
-@lru_cache(maxsize=4)
-def _load_cached(path: str) -> MNIST:
+def read_mnist(path: str | os.PathLike) -> MNIST:
+    """MNIST read and validated from `path` (.npz or IDX folder) every time; load_mnist caches it."""
     source = Path(path)
     if source.is_dir():
         arrays = _read_idx_folder(source)
@@ -102,6 +102,9 @@ def _load_cached(path: str) -> MNIST:
             "or a folder with the four IDX files"
         )
     return _validated(arrays, str(source))
+
+
+_load_cached = lru_cache(maxsize=4)(read_mnist)
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:

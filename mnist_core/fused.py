@@ -14,15 +14,24 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
+import keras
 import numpy as np
+import tensorflow as tf
+from tqdm.auto import tqdm
 
 from .configs import RunConfig
 from .data import MNIST
+from .models import build
 from .store import Run, RunStore
 from .training import EpochCallback, arrays_for, publish_model
 
 ADAM_BETA_1, ADAM_BETA_2, ADAM_EPSILON = 0.9, 0.999, 1e-7  # keras.optimizers.Adam defaults
 STEPS_PER_CALL = 4
+
+
+def group_key(config: RunConfig) -> tuple:
+    """MLP configs with the same group key can train in one fused graph."""
+    return config.epochs, config.batch_size, config.learning_rate, config.limit
 
 
 def compatible(configs: list[RunConfig]) -> None:
@@ -31,17 +40,12 @@ def compatible(configs: list[RunConfig]) -> None:
         raise ValueError("no configs to train")
     if any(c.model != "mlp" for c in configs):
         raise ValueError("only MLP configs can be fused")
-    shared = {(c.epochs, c.batch_size, c.learning_rate, c.limit) for c in configs}
-    if len(shared) > 1:
+    if len({group_key(c) for c in configs}) > 1:
         raise ValueError("fused configs must share epochs, batch_size, learning_rate and limit")
 
 
 def initial_weights(config: RunConfig) -> list[np.ndarray]:
     """The exact weights Keras gives this config's model when seeded as the fit path seeds it."""
-    import keras
-
-    from .models import build
-
     keras.utils.set_random_seed(config.seed)
     return build(config).get_weights()
 
@@ -50,8 +54,6 @@ class FusedMLPs:
     """The stacked variables, Adam state and compiled epoch of a list of MLP configs."""
 
     def __init__(self, configs: list[RunConfig]):
-        import tensorflow as tf
-
         compatible(configs)
         self.configs = list(configs)
         by_shape = defaultdict(list)
@@ -77,8 +79,6 @@ class FusedMLPs:
     @staticmethod
     def forward(params, x):
         """Logits (M, B, 10) for x: (M, B, 784) per model, or (B, 784) shared by all."""
-        import tensorflow as tf
-
         h = x
         for layer in range(0, len(params), 2):
             kernel = params[layer]
@@ -91,8 +91,6 @@ class FusedMLPs:
     @staticmethod
     def penalty(params, l2):
         """Per-model L2 penalty on hidden kernels (the output kernel is not regularized)."""
-        import tensorflow as tf
-
         hidden_kernels = params[0:-2:2]
         return l2 * tf.add_n([tf.reduce_sum(tf.square(k), axis=[1, 2]) for k in hidden_kernels])
 
@@ -103,8 +101,6 @@ class FusedMLPs:
         spreads the cost of a call over several steps; the steps left over (and a last,
         partial batch) go one at a time.
         """
-        import tensorflow as tf
-
         n = tf.shape(order)[1]
         chunk = self.batch_size * STEPS_PER_CALL
 
@@ -135,8 +131,6 @@ class FusedMLPs:
         is what the small models' steps are made of) and the groups, being independent,
         can run at the same time.
         """
-        import tensorflow as tf
-
         params, l2 = self.params[group], self.l2[group]
         first = sum(len(self.groups[g]) for g in range(group))
         rows = slice(first, first + len(self.groups[group]))
@@ -167,8 +161,6 @@ class FusedMLPs:
 
     def _adam(self, params, grads, adam_state, t) -> None:
         """Keras's Adam update, in TensorFlow's fused kernel (one pass over each tensor)."""
-        import tensorflow as tf
-
         shared = {"lr": self.learning_rate, "beta1": ADAM_BETA_1, "beta2": ADAM_BETA_2,
                   "epsilon": ADAM_EPSILON, "beta1_power": tf.pow(ADAM_BETA_1, t),
                   "beta2_power": tf.pow(ADAM_BETA_2, t)}
@@ -177,8 +169,6 @@ class FusedMLPs:
 
     def evaluate(self, x, y) -> tuple[np.ndarray, np.ndarray]:
         """Per-model (loss incl. L2, accuracy) on x, in stacked order, as Keras's val_ metrics."""
-        import tensorflow as tf
-
         losses, accuracies = [], []
         for params, l2 in zip(self.params, self.l2):
             ce_sum, hits = 0.0, 0.0
@@ -205,11 +195,6 @@ class FusedMLPs:
 def train_fused(configs: list[RunConfig], data: MNIST, store: RunStore, progress: bool = True,
                 on_epoch: EpochCallback | None = None) -> list[Run]:
     """Train every config in one graph and publish each as an ordinary run, in config order."""
-    import tensorflow as tf
-    from tqdm.auto import tqdm
-
-    from .models import build
-
     fused = FusedMLPs(configs)
     first = fused.configs[0]
     x, y, x_test, y_test = arrays_for(first, data)

@@ -27,7 +27,7 @@ from filelock import FileLock, Timeout
 
 from .configs import RunConfig
 from .safe_read import read_json
-from .store import Stores
+from .store import StoreChain
 
 MAX_RUNNING_JOBS = 1  # two cores: one training at a time keeps the dashboard responsive
 MAX_POINTS = 24
@@ -81,13 +81,12 @@ def check_limits(configs: list[RunConfig]) -> None:
             raise JobError(f"jobs may use widths up to {MAX_JOB_WIDTH}, got {max(c.hidden)}")
 
 
-def jobs_root(stores: Stores) -> Path:
+def jobs_root(stores: StoreChain) -> Path:
     return stores.writable.root / ".jobs"
 
 
-def job_id(configs: list[RunConfig], fingerprint: str) -> str:
-    keys = sorted({c.key(fingerprint) for c in configs})
-    return hashlib.sha256(" ".join(keys).encode()).hexdigest()[:32]
+def job_id(keys: list[str]) -> str:
+    return hashlib.sha256(" ".join(sorted(set(keys))).encode()).hexdigest()[:32]
 
 
 def _write_state(folder: Path, state: dict) -> None:
@@ -142,7 +141,7 @@ def _heartbeat(folder: Path, state: dict) -> float:
         return _number(state.get("updated"))
 
 
-def list_jobs(stores: Stores) -> list[Job]:
+def list_jobs(stores: StoreChain) -> list[Job]:
     root = jobs_root(stores)
     if not root.is_dir():
         return []
@@ -150,18 +149,19 @@ def list_jobs(stores: Stores) -> list[Job]:
     return sorted((j for j in jobs if j), key=lambda j: j.state.get("launched", 0), reverse=True)
 
 
-def start(configs: list[RunConfig], stores: Stores, fingerprint: str, title: str,
+def start(configs: list[RunConfig], stores: StoreChain, fingerprint: str, title: str,
           data_path: str | None = None) -> Job:
-    """Start a job for `configs` (skipping stored ones), or return the identical one still active.
+    """Start a job training `configs` (the caller's missing ones; the worker still reuses any
+    stored since), or return the identical job if it is still active.
 
     `data_path` is the MNIST the worker loads (default: the loader's own search); the worker
     refuses data whose fingerprint is not `fingerprint`.
     """
-    keys = {c: c.key(fingerprint) for c in configs}
-    todo = [c for c in configs if stores.get(keys[c]) is None]
+    todo = list(dict.fromkeys(configs))
     check_limits(todo)
+    keys = [c.key(fingerprint) for c in todo]
     root = jobs_root(stores)
-    folder = root / job_id(todo, fingerprint)
+    folder = root / job_id(keys)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with FileLock(str(root / "start.lock"), timeout=10):
@@ -173,7 +173,7 @@ def start(configs: list[RunConfig], stores: Stores, fingerprint: str, title: str
                 raise JobError(f"{len(active)} training job is already {active[0].status} (limit "
                                f"{MAX_RUNNING_JOBS}); wait for it to finish or cancel it")
             state = {"status": "queued", "title": title, "configs": [c.to_dict() for c in todo],
-                     "keys": [keys[c] for c in todo], "fingerprint": fingerprint,
+                     "keys": keys, "fingerprint": fingerprint,
                      "data": str(Path(data_path).absolute()) if data_path else None,
                      "store": str(stores.writable.root), "epochs_done": 0,
                      "epochs_total": max(c.epochs for c in todo), "launched": time.time(),
@@ -232,7 +232,7 @@ def run_worker(folder: Path) -> int:
     state = json.loads((folder / "state.json").read_text())
     try:
         configs = [RunConfig.from_dict(c) for c in state["configs"]]
-        stores = Stores.default(state["store"])
+        stores = StoreChain.default(state["store"])
         state.update(status="running", pid=os.getpid(), message="loading MNIST")
         _write_state(folder, state)
         data = load_mnist(state.get("data"))

@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import numpy as np
-
-from .preprocess import to_mnist
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
-
-
-# TensorFlow keeps per-thread state that keras.backend.clear_session() throws away; Streamlit
-# runs every script run in a new thread and calls clear_session() after it, so the first
-# TensorFlow call of every run rebuilt that state, holding the GIL while other sessions
-# waited. Every prediction runs in this one long-lived thread instead, where rebuilding is
-# cheaper, and callers wait for it without holding the GIL.
-_tensorflow_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
+import tensorflow as tf
+from scipy.special import softmax
 
 
 def predictor(models: dict):
@@ -29,14 +14,11 @@ def predictor(models: dict):
 
     Returns a function from a batch to {name: logits}. One call runs all the models: one
     input conversion and one dispatch instead of one per model (benchmarks/dashboard_speed.py
-    compares it with one compiled function per model and with Keras's ways). Compiled by XLA
-    rather than as a plain tf.function because Streamlit calls keras.backend.clear_session()
-    after every script run, which empties TensorFlow's kernel cache: a plain compiled
-    function then spends ~15 ms per model rebuilding kernels on every drawing, while an XLA
-    executable is kept.
+    compares it with one compiled function per model and with Keras's ways). XLA rather than
+    a plain tf.function because keras.backend.clear_session() (which Streamlit calls after
+    every script run) empties TensorFlow's kernel cache, which a plain compiled function
+    then rebuilds on every call, while an XLA executable is kept.
     """
-    import tensorflow as tf
-
     names = tuple(models)
     # A partial, not a lambda: TensorFlow counts traces per code object, and a trace for each
     # of several predictors would look to it like retracing and draw a warning.
@@ -44,8 +26,7 @@ def predictor(models: dict):
                           autograph=False)
 
     def predict(batch) -> dict[str, np.ndarray]:
-        logits = _tensorflow_thread.submit(lambda: [out.numpy() for out in forward(batch)]).result()
-        return dict(zip(names, logits))
+        return dict(zip(names, (out.numpy() for out in forward(batch))))
 
     predict(np.zeros((1, 28, 28), np.float32))  # compile now, not on the first drawing
     return predict
@@ -60,14 +41,6 @@ def classify(image28: np.ndarray, predict) -> dict[str, np.ndarray]:
     batch = np.asarray(image28, dtype=np.float32)[None]
     return {name: softmax(np.asarray(logits, dtype=np.float64)[0])
             for name, logits in predict(batch).items()}
-
-
-def classify_drawing(canvas_image, predict) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
-    """Preprocess a canvas image and classify it; (None, {}) when nothing is drawn."""
-    image28 = to_mnist(canvas_image)
-    if image28 is None:
-        return None, {}
-    return image28, classify(image28, predict)
 
 
 def disagreements(probabilities: dict[str, np.ndarray]) -> dict[str, bool]:

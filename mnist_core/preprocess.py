@@ -79,9 +79,3 @@ def to_mnist(image) -> np.ndarray | None:
         return None
     return np.clip(field / peak, 0.0, 1.0).astype(np.float32)
 
-
-def naive_resize(image) -> np.ndarray:
-    """What most digit apps do: squash the whole canvas to 28x28. Kept for the benchmark."""
-    strokes = ink(image)
-    small = Image.fromarray(strokes, mode="F").resize((SIZE, SIZE), Image.Resampling.BILINEAR)
-    return np.clip(np.asarray(small), 0.0, 1.0).astype(np.float32)

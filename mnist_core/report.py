@@ -7,36 +7,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .configs import RunConfig
-from .store import Run, Stores
-from .sweeps import (
+from .catalog import (
     LONG_CNN,
     REFERENCE_ACCURACY,
     REFERENCE_LAMBDAS,
     REFERENCE_SEEDS,
     REFERENCE_WIDTHS,
+    best_point,
     lambda_configs,
-    stored,
-    table,
+    runs_table,
+    seed_spread,
+    stored_runs,
     width_configs,
 )
+from .configs import RunConfig
+from .store import Run, StoreChain
 
 FIGURES = Path(__file__).resolve().parent.parent / "cached_results" / "figures"
-
-
-def _spread(accuracies: pd.Series) -> str:
-    if accuracies.empty:
-        return "not stored"
-    text = f"{accuracies.mean():.2%}"
-    if len(accuracies) > 1:
-        text += f" ± {accuracies.std(ddof=0):.2%}"
-    return text + f" ({len(accuracies)} seed{'s' if len(accuracies) > 1 else ''})"
-
-
-def _best(frame: pd.DataFrame, by: str) -> tuple[str, pd.Series]:
-    means = frame.groupby(by)["test_accuracy"].mean()
-    best = means.idxmax()
-    return best, frame.loc[frame[by] == best, "test_accuracy"]
 
 
 def ensemble_accuracy(runs: list[Run], test_labels: np.ndarray) -> float:
@@ -45,36 +32,39 @@ def ensemble_accuracy(runs: list[Run], test_labels: np.ndarray) -> float:
     return float(np.mean(probabilities.argmax(axis=1) == test_labels))
 
 
-def results(stores: Stores, fingerprint: str, test_labels: np.ndarray | None = None) -> pd.DataFrame:
+def results(stores: StoreChain, fingerprint: str, test_labels: np.ndarray | None = None) -> pd.DataFrame:
     """One row per reference experiment: reference figure, ours, and the command behind it.
 
     With the test labels, the improved CNN's seeds are also scored as one ensemble.
     """
-    lambdas = table(stored(lambda_configs(REFERENCE_LAMBDAS, REFERENCE_SEEDS), stores, fingerprint))
-    widths = table(stored(width_configs(REFERENCE_WIDTHS, REFERENCE_SEEDS), stores, fingerprint))
-    cnn = table(stored([RunConfig.for_model("cnn", seed=s) for s in REFERENCE_SEEDS], stores, fingerprint))
-    long_cnn = table(stored([LONG_CNN], stores, fingerprint))
-    improved_runs = [run for run in stored([RunConfig.for_model("improved_cnn", seed=s) for s in range(5)],
-                                           stores, fingerprint) if run]
-    improved = table(improved_runs)
+    def table_of(configs):
+        return runs_table(stored_runs(configs, stores, fingerprint))
+
+    lambdas = table_of(lambda_configs(REFERENCE_LAMBDAS, REFERENCE_SEEDS))
+    widths = table_of(width_configs(REFERENCE_WIDTHS, REFERENCE_SEEDS))
+    cnn = table_of([RunConfig.for_model("cnn", seed=s) for s in REFERENCE_SEEDS])
+    long_cnn = table_of([LONG_CNN])
+    improved_configs = [RunConfig.for_model("improved_cnn", seed=s) for s in range(5)]
+    improved_runs = [run for run in stored_runs(improved_configs, stores, fingerprint) if run]
+    improved = runs_table(improved_runs)
     rows = []
     baseline = lambdas[lambdas["l2"] == 0]["test_accuracy"] if not lambdas.empty else pd.Series(dtype=float)
-    rows.append(("Baseline MLP 25-15, 60 epochs", REFERENCE_ACCURACY["baseline_mlp"], _spread(baseline),
+    rows.append(("Baseline MLP 25-15, 60 epochs", REFERENCE_ACCURACY["baseline_mlp"], seed_spread(baseline),
                  "python -m mnist_core sweep lambda --values 0 --seeds 0,1,2"))
     if not lambdas.empty:
-        best, accuracies = _best(lambdas, "l2")
-        rows.append((f"Best lambda point (λ = {best:g})", None, _spread(accuracies),
+        best, accuracies = best_point(lambdas, "l2")
+        rows.append((f"Best lambda point (λ = {best:g})", None, seed_spread(accuracies),
                      "python -m mnist_core sweep lambda --seeds 0,1,2"))
     if not widths.empty:
-        best, accuracies = _best(widths, "hidden")
-        rows.append((f"Best width ({best.replace('-', '/')})", REFERENCE_ACCURACY["best_width_mlp"],
-                     _spread(accuracies), "python -m mnist_core sweep width --seeds 0,1,2"))
+        best, accuracies = best_point(widths, "hidden")
+        rows.append((f"Best width ({best})", REFERENCE_ACCURACY["best_width_mlp"],
+                     seed_spread(accuracies), "python -m mnist_core sweep width --seeds 0,1,2"))
     rows.append(("Reference CNN, 10 epochs", REFERENCE_ACCURACY["reference_cnn"],
-                 _spread(cnn["test_accuracy"]), "python -m mnist_core train --model cnn --seed S"))
+                 seed_spread(cnn["test_accuracy"]), "python -m mnist_core train --model cnn --seed S"))
     if not long_cnn.empty:
-        rows.append((f"Reference CNN, {LONG_CNN.epochs} epochs", None, _spread(long_cnn["test_accuracy"]),
+        rows.append((f"Reference CNN, {LONG_CNN.epochs} epochs", None, seed_spread(long_cnn["test_accuracy"]),
                      f"python -m mnist_core train --model cnn --epochs {LONG_CNN.epochs}"))
-    rows.append(("Improved CNN (ours), 20 epochs", None, _spread(improved["test_accuracy"]),
+    rows.append(("Improved CNN (ours), 20 epochs", None, seed_spread(improved["test_accuracy"]),
                  "python -m mnist_core train --model improved_cnn --seed S"))
     if test_labels is not None and len(improved_runs) > 1:
         seeds = ",".join(str(run.config.seed) for run in improved_runs)
@@ -93,7 +83,7 @@ def markdown(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def plot_sweeps(stores: Stores, fingerprint: str, folder: Path = FIGURES) -> list[Path]:
+def plot_sweeps(stores: StoreChain, fingerprint: str, folder: Path = FIGURES) -> list[Path]:
     """PNG images of train/test error vs lambda and vs width (mean and min-max over seeds)."""
     import matplotlib
 
@@ -109,7 +99,7 @@ def plot_sweeps(stores: Stores, fingerprint: str, folder: Path = FIGURES) -> lis
          "total hidden neurons (log)"),
     ]
     for name, configs, by, label in sweeps:
-        frame = table(stored(configs, stores, fingerprint))
+        frame = runs_table(stored_runs(configs, stores, fingerprint))
         if frame.empty:
             continue
         figure, axis = plt.subplots(figsize=(7, 4.2), dpi=110)

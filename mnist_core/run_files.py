@@ -157,7 +157,7 @@ def check_model_file(path: Path) -> None:
 
 def load_model(path: Path, config: RunConfig):
     """The Keras model in `path` (safe_mode), checked to be `config`'s architecture."""
-    import keras
+    import keras  # here, not at the top: reading a run's other files must not load TensorFlow
 
     from .models import build
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import platformdirs
 from filelock import FileLock, Timeout
 
 from . import run_files
@@ -84,8 +86,6 @@ def store_path(text: str | os.PathLike) -> Path:
 def default_user_store() -> Path:
     if os.environ.get(STORE_ENV_VAR):
         return store_path(os.environ[STORE_ENV_VAR])
-    import platformdirs
-
     return Path(platformdirs.user_cache_dir("mnist-lab")) / "runs"
 
 
@@ -132,9 +132,7 @@ class Run:
 
     # The readers check what they read (mnist_core.run_files) and raise UnsafeFile, a
     # ValueError, if the files changed into something else since the run was verified.
-    def history(self):
-        import pandas as pd
-
+    def history(self) -> pd.DataFrame:
         return pd.DataFrame(run_files.read_history(self.path / "history.csv"))
 
     def predictions(self) -> np.ndarray:
@@ -426,7 +424,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-class Stores:
+class StoreChain:
     """Where runs are looked up (in order) and where new ones are written."""
 
     def __init__(self, writable: RunStore, readable: list[RunStore] | None = None):
@@ -434,7 +432,7 @@ class Stores:
         self.all = [writable] + [s for s in (readable or []) if s.root != writable.root]
 
     @classmethod
-    def default(cls, store_dir: str | os.PathLike | None = None, committed: bool = True) -> Stores:
+    def default(cls, store_dir: str | os.PathLike | None = None, committed: bool = True) -> StoreChain:
         """Write to `store_dir` (else the user store); read it and (unless told not) the committed results."""
         writable = RunStore(store_dir if store_dir else default_user_store())
         return cls(writable, [RunStore(COMMITTED_STORE, read_only=True)] if committed else [])

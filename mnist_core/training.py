@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import time
 from collections.abc import Callable
@@ -9,10 +10,16 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
+import keras
 import numpy as np
+import pandas as pd
+import tensorflow as tf
+from scipy.special import log_softmax
+from tqdm.auto import tqdm
 
 from .configs import RunConfig
 from .data import MNIST
+from .models import build, compile_for_training
 from .store import Run, RunStore
 
 EpochCallback = Callable[[int, dict], None]  # (epochs done, logs) after each epoch
@@ -34,34 +41,28 @@ def arrays_for(config: RunConfig, data: MNIST) -> tuple[np.ndarray, ...]:
 def train(config: RunConfig, data: MNIST, store: RunStore, progress: bool = True,
           on_epoch: EpochCallback | None = None) -> Run:
     """One `model.fit` with the reference settings, validated on the test set each epoch."""
-    import keras
-
-    from .models import build, compile_for_training
-
     x, y, x_test, y_test = arrays_for(config, data)
     keras.utils.set_random_seed(config.seed)
     model = build(config)
-    steps = -(-len(x) // config.batch_size)
-    compile_for_training(model, config, steps)
-    bar = _EpochBar(config, progress, on_epoch)
-    started = time.perf_counter()
-    fitted = model.fit(shuffled_batches(x, y, config), epochs=config.epochs, shuffle=False,
-                       validation_data=(x_test, y_test), verbose=0, callbacks=[bar.keras_callback()])
-    seconds = time.perf_counter() - started
-    bar.close()
+    compile_for_training(model, config, steps_per_epoch=-(-len(x) // config.batch_size))
+    batches = shuffled_batches(x, y, config)
+    with tqdm(total=config.epochs, desc=config.label, unit="epoch", disable=not progress,
+              leave=False) as bar:
+        started = time.perf_counter()
+        fitted = model.fit(batches, epochs=config.epochs, shuffle=False, validation_data=(x_test, y_test),
+                           verbose=0, callbacks=[EpochProgress(bar, on_epoch)])
+        seconds = time.perf_counter() - started
     history = {name: fitted.history[name] for name in HISTORY_COLUMNS}
     return publish_model(store, config, data, model, history, seconds, trainer="keras_fit")
 
 
-def shuffled_batches(x: np.ndarray, y: np.ndarray, config: RunConfig):
+def shuffled_batches(x: np.ndarray, y: np.ndarray, config: RunConfig) -> tf.data.Dataset:
     """Batches in a fresh, seeded order every epoch.
 
     `fit(x, y, shuffle=True)` after `keras.utils.set_random_seed` replays the same order
     every epoch (its shuffle op gets the same seed each time it is rebuilt), which makes
     the reference MLP overfit more; an explicitly seeded, reshuffling dataset does not.
     """
-    import tensorflow as tf
-
     x_tf, y_tf = tf.constant(x), tf.constant(y)
     order = tf.data.Dataset.range(len(x)).shuffle(len(x), seed=config.seed, reshuffle_each_iteration=True)
     return (order.batch(config.batch_size)
@@ -69,53 +70,30 @@ def shuffled_batches(x: np.ndarray, y: np.ndarray, config: RunConfig):
             .prefetch(2))
 
 
-class _EpochBar:
-    """A tqdm bar over epochs that also forwards each epoch's logs to `on_epoch`."""
+class EpochProgress(keras.callbacks.Callback):
+    """After each epoch: advance the tqdm bar and pass the epoch's logs to `on_epoch`."""
 
-    def __init__(self, config: RunConfig, progress: bool, on_epoch: EpochCallback | None):
-        from tqdm.auto import tqdm
+    def __init__(self, bar, on_epoch: EpochCallback | None):
+        super().__init__()
+        self.bar, self.on_epoch = bar, on_epoch
 
-        self.bar = tqdm(total=config.epochs, desc=config.label, unit="epoch", disable=not progress,
-                        leave=False)
-        self.on_epoch = on_epoch
-
-    def update(self, epoch: int, logs: dict) -> None:
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
         self.bar.set_postfix(loss=f"{logs.get('loss', float('nan')):.4f}",
                              val_acc=f"{logs.get('val_accuracy', float('nan')):.4f}")
         self.bar.update(1)
         if self.on_epoch:
             self.on_epoch(epoch + 1, logs)
 
-    def keras_callback(self):
-        import keras
 
-        outer = self
-
-        class Callback(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch, logs=None):
-                outer.update(epoch, logs or {})
-
-        return Callback()
-
-    def close(self) -> None:
-        self.bar.close()
-
-
-def _logits(model, x: np.ndarray) -> np.ndarray:
-    return np.asarray(model.predict(x, batch_size=2000, verbose=0), dtype=np.float64)
-
-
-def _loss_and_probabilities(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    loss = float(-log_probs[np.arange(len(labels)), labels].mean())
-    return loss, np.exp(log_probs)
+def _loss_and_probabilities(model, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean cross-entropy and class probabilities of `model` on `x`, in float64."""
+    logits = np.asarray(model.predict(x, batch_size=2000, verbose=0), dtype=np.float64)
+    log_probs = log_softmax(logits, axis=1)
+    return float(-log_probs[np.arange(len(labels)), labels].mean()), np.exp(log_probs)
 
 
 def library_versions() -> dict:
-    import keras
-    import tensorflow as tf
-
     return {"python": platform.python_version(), "tensorflow": tf.__version__,
             "keras": keras.__version__, "numpy": np.__version__}
 
@@ -126,11 +104,9 @@ def publish_model(store: RunStore, config: RunConfig, data: MNIST, model, histor
 
     The saved model is a fresh copy holding only the weights, so no optimizer state is kept.
     """
-    from .models import build
-
     x, y, x_test, y_test = arrays_for(config, data)
-    train_loss, train_probs = _loss_and_probabilities(_logits(model, x), y)
-    test_loss, test_probs = _loss_and_probabilities(_logits(model, x_test), y_test)
+    train_loss, train_probs = _loss_and_probabilities(model, x, y)
+    test_loss, test_probs = _loss_and_probabilities(model, x_test, y_test)
     train_accuracy = float((train_probs.argmax(1) == y).mean())
     predicted = test_probs.argmax(1)
     test_accuracy = float((predicted == y_test).mean())
@@ -155,10 +131,6 @@ def publish_model(store: RunStore, config: RunConfig, data: MNIST, model, histor
     clean.set_weights(model.get_weights())
 
     def write(folder: Path) -> None:
-        import json
-
-        import pandas as pd
-
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
         table = pd.DataFrame({name: history[name] for name in HISTORY_COLUMNS})
         table.insert(0, "epoch", np.arange(1, len(table) + 1))

@@ -10,7 +10,7 @@ from pages.parts import charts, common
 common.page_setup()
 
 st.title("Draw a digit")
-named = common.named()
+named = common.named_runs()
 models_to_use = {name: run.key for name, run in named.items()}
 selected = common.selected_run()
 if selected is not None and selected.key not in models_to_use.values():
@@ -47,7 +47,7 @@ def drawing_area() -> None:
 
     with result_column:
         # loaded before the first stroke
-        predict = common.loaded(common.predictor, tuple(models_to_use.items()))
+        predict = common.read_or_stop(common.predictor, tuple(models_to_use.items()))
         if image28 is None:
             st.html(charts.drawing_invitation(list(models_to_use)))
         else:

@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from mnist_core.errors import compare, confusion, sort_errors
+from mnist_core.mistakes import compare, confusion, sort_errors
 from pages.parts import charts, common
 
 common.page_setup()
@@ -34,15 +34,15 @@ def grid(rows, images: dict, key: str) -> None:
 
 
 st.title("Misclassified test images")
-if not common.index():
+if not common.all_runs():
     st.info("No runs are stored yet: run `python -m mnist_core reproduce`.")
     st.stop()
-named = common.named()
+named = common.named_runs()
 default = common.selected_run() or named.get("improved_cnn") or named.get("baseline_mlp")
 run = common.run_selectbox("Run", "errors_run", default)
 if default is None or run.key != default.key:
     common.select(run.key)
-table, images = common.loaded(common.errors_of, run.key)
+table, images = common.read_or_stop(common.errors_of, run.key)
 st.caption(f"{len(table)} of 10,000 test images wrong ({len(table) / 100:.2f}% error).")
 
 tab_browse, tab_compare = st.tabs(["Browse", "Compare two runs"])
@@ -72,7 +72,7 @@ with tab_browse:
 
 with tab_compare:
     run_b = common.run_selectbox("Run B", "errors_other", named.get("reference_cnn"))
-    table_b, images_b = common.loaded(common.errors_of, run_b.key)
+    table_b, images_b = common.read_or_stop(common.errors_of, run_b.key)
     groups = compare(table, table_b)
     st.markdown(f"A = {run.config.label}  \nB = {run_b.config.label}")
     counts = st.columns(3)

@@ -5,7 +5,7 @@ import dataclasses
 import pandas as pd
 import streamlit as st
 
-from mnist_core.sweeps import REFERENCE_ACCURACY, REFERENCE_SEEDS
+from mnist_core.catalog import REFERENCE_ACCURACY, REFERENCE_SEEDS, seed_spread
 from pages.parts import charts, common
 
 common.page_setup()
@@ -21,7 +21,7 @@ st.title("MNIST lab")
 st.markdown("A reproduction of a small MNIST study with its own hyperparameters, and models "
             "of our own that beat it. Every number here comes from runs stored in "
             "`cached_results/` or your own store.")
-named = common.named()
+named = common.named_runs()
 if not named:
     st.info("No named runs are stored yet: run `python -m mnist_core reproduce` to train them.")
     st.stop()
@@ -29,8 +29,7 @@ if not named:
 fp = common.fingerprint()
 rows = []
 for name, run in named.items():
-    seeds = [common.get(dataclasses.replace(run.config, seed=s).key(fp)) for s in REFERENCE_SEEDS]
-    accuracies = pd.Series([r.test_accuracy for r in seeds if r is not None])
+    seeds = [common.run_by_key(dataclasses.replace(run.config, seed=s).key(fp)) for s in REFERENCE_SEEDS]
     reference = REFERENCE_ACCURACY.get(name)
     rows.append({
         "model": name,
@@ -38,9 +37,7 @@ for name, run in named.items():
         "parameters": run.metrics["param_count"],
         "reference": f"{reference:.2%}" if reference else "—",
         "ours (seed 0)": f"{run.test_accuracy:.2%}",
-        "ours, mean ± std": (
-            f"{accuracies.mean():.2%} ± {accuracies.std(ddof=0):.2%} ({len(accuracies)} seeds)"
-            if len(accuracies) > 1 else "1 seed"),
+        "ours, mean ± std": seed_spread(r.test_accuracy for r in seeds if r is not None),
         "train accuracy": f"{run.train_accuracy:.2%}",
         "training time": f"{run.metrics['wall_time_s']:.0f} s ({run.metrics['trainer']})",
     })
@@ -49,7 +46,7 @@ st.dataframe(pd.DataFrame(rows), hide_index=True)
 st.subheader("Training curves")
 default = common.selected_run() or named.get("reference_cnn") or next(iter(named.values()))
 run = common.run_selectbox("Run", "overview_run", default)
-history = common.loaded(common.history_of, run.key)
+history = common.read_or_stop(common.history_of, run.key)
 left, right = st.columns(2)
 left.plotly_chart(charts.history_figure(history, "loss", "Loss (validation = test set)"))
 right.plotly_chart(charts.history_figure(history, "accuracy", "Accuracy (validation = test set)"))

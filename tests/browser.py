@@ -94,21 +94,27 @@ def draw(page, canvas, digit: int) -> None:
         settle(page)
 
 
-def stroke(page, canvas, points) -> None:
-    """One pen stroke through `points` (canvas pixels). The hand arrives at the start from a
-    little way off, as a hand does: the canvas ignores a press with no move before it."""
-    box = canvas.bounding_box()
+def stroke_moves(box: dict, points) -> tuple[list, list]:
+    """The mouse moves (x, y, steps) of one pen stroke through `points` (canvas pixels) on a
+    canvas at `box`: before the press, the hand arriving at the start from a little way off
+    (the canvas ignores a press with no move before it), then while pressed."""
     scale = box["width"] / 280
 
-    def at(x, y):
-        return box["x"] + x * scale, box["y"] + y * scale
+    def at(x, y, steps):
+        return box["x"] + x * scale, box["y"] + y * scale, steps
 
     x0, y0 = points[0]
-    page.mouse.move(*at(x0 - 12, y0 - 12))
-    page.mouse.move(*at(x0, y0), steps=3)
+    return [at(x0 - 12, y0 - 12, 1), at(x0, y0, 3)], [at(x, y, 4) for x, y in points[1:]]
+
+
+def stroke(page, canvas, points) -> None:
+    """One pen stroke through `points`, where the canvas is now (the layout may have moved)."""
+    approach, drawn = stroke_moves(canvas.bounding_box(), points)
+    for x, y, steps in approach:
+        page.mouse.move(x, y, steps=steps)
     page.mouse.down()
-    for point in points[1:]:
-        page.mouse.move(*at(*point), steps=4)
+    for x, y, steps in drawn:
+        page.mouse.move(x, y, steps=steps)
     page.mouse.up()
 
 

@@ -5,7 +5,7 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from mnist_core.data import MNISTError, load_mnist  # noqa: E402
-from mnist_core.store import RunStore, Stores  # noqa: E402
+from mnist_core.store import RunStore, StoreChain  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -27,4 +27,4 @@ def store(tmp_path):
 @pytest.fixture
 def stores(store):
     """A fresh writable store only: tests never read or write cached_results/."""
-    return Stores(store)
+    return StoreChain(store)

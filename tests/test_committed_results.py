@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from mnist_core.store import COMMITTED_STORE, RunStore, Stores
-from mnist_core.sweeps import named_runs, reproduce_steps
+from mnist_core.catalog import named_runs, reproduce_steps
+from mnist_core.store import COMMITTED_STORE, RunStore, StoreChain
 
 COMMITTED = RunStore(COMMITTED_STORE, read_only=True)
 MAX_MEGABYTES = 60
@@ -23,7 +23,7 @@ def test_every_reference_experiment_is_committed_and_verifies(mnist):
 
 
 def test_named_runs_are_all_there(mnist):
-    names = named_runs(Stores(COMMITTED), mnist.fingerprint)
+    names = named_runs(StoreChain(COMMITTED), mnist.fingerprint)
     assert set(names) == {"baseline_mlp", "best_width_mlp", "reference_cnn", "improved_cnn"}
 
 
@@ -34,7 +34,7 @@ def test_committed_results_are_lean():
 
 def sample(fingerprint) -> dict[str, object]:
     """The four named runs, and every fifth run of the reference experiments besides."""
-    runs = named_runs(Stores(COMMITTED), fingerprint)
+    runs = named_runs(StoreChain(COMMITTED), fingerprint)
     configs = [config for _, step in reproduce_steps() for config in step]
     runs.update({config.label: COMMITTED.get(config.key(fingerprint)) for config in configs[::5]})
     return runs

@@ -12,17 +12,16 @@ import json, sys
 from mnist_core import training
 from mnist_core.configs import RunConfig
 from mnist_core.data import load_mnist
-from mnist_core.store import Stores
+from mnist_core.store import StoreChain
 from mnist_core.sweeps import ensure_runs
 
 original = training.train
 def counted(*args, **kwargs):
     print("TRAINED", flush=True)
     return original(*args, **kwargs)
-import mnist_core.sweeps as sweeps
-sweeps.train = counted
+training.train = counted
 config = RunConfig(hidden=(10, 5), epochs=1, limit=2000, seed=9)
-(run,) = ensure_runs([config], load_mnist(), Stores.default(sys.argv[1]), fused=False, progress=False)
+(run,) = ensure_runs([config], load_mnist(), StoreChain.default(sys.argv[1]), fused=False, progress=False)
 print(json.dumps({"key": run.key, "created": run.metrics["created"], "acc": run.test_accuracy}))
 """
 

@@ -71,7 +71,7 @@ def test_from_dict_rejects_unknown_fields():
 
 
 def test_negative_zero_lambda_is_the_same_config_and_key():
-    from mnist_core.sweeps import lambda_configs
+    from mnist_core.catalog import lambda_configs
 
     assert RunConfig(l2=-0.0).key("f" * 64) == RunConfig(l2=0.0).key("f" * 64)
     assert str(RunConfig(l2=-0.0).to_dict()["l2"]) == "0.0"

@@ -3,15 +3,15 @@
 import numpy as np
 import pytest
 
+from mnist_core.catalog import named_runs
 from mnist_core.data import STANDARD_FINGERPRINT, TEST_LABEL_COUNTS
-from mnist_core.errors import compare, confusion, error_table, images_by_index, sort_errors
-from mnist_core.store import Stores
-from mnist_core.sweeps import named_runs
+from mnist_core.mistakes import compare, confusion, error_table, images_by_index, sort_errors
+from mnist_core.store import StoreChain
 
 
 @pytest.fixture(scope="module")
 def runs():
-    named = named_runs(Stores.default(committed=True), STANDARD_FINGERPRINT)
+    named = named_runs(StoreChain.default(committed=True), STANDARD_FINGERPRINT)
     return named["reference_cnn"], named["baseline_mlp"]
 
 

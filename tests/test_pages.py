@@ -93,7 +93,7 @@ def test_pages_without_models_do_not_import_tensorflow():
 
     code = ("import sys\n"
             "import pages.parts.common, pages.parts.charts, pages.parts.sweep_view\n"
-            "import mnist_core.errors, mnist_core.report\n"
+            "import mnist_core.mistakes, mnist_core.report, mnist_core.catalog, mnist_core.jobs\n"
             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=Path(APP).parent, timeout=120)
@@ -103,11 +103,11 @@ def test_pages_without_models_do_not_import_tensorflow():
 
 def unnamed_committed_mlp_key() -> str:
     """A stored run that no page shows unless it is selected."""
+    from mnist_core.catalog import named_runs
     from mnist_core.data import STANDARD_FINGERPRINT
-    from mnist_core.store import Stores
-    from mnist_core.sweeps import named_runs
+    from mnist_core.store import StoreChain
 
-    stores = Stores.default(committed=True)
+    stores = StoreChain.default(committed=True)
     names = {run.key for run in named_runs(stores, STANDARD_FINGERPRINT).values()}
     return min(run.key for run in stores.runs() if run.key not in names and run.config.model == "mlp")
 
@@ -176,12 +176,12 @@ def test_a_job_whose_worker_died_is_shown_failed_and_can_be_retried(tmp_path, mo
 @pytest.mark.usefixtures("own_user_store")
 def test_a_run_whose_files_change_under_the_server_is_reported_not_raised(tmp_path, monkeypatch, mnist):
     from mnist_core.configs import RunConfig
-    from mnist_core.store import Stores
+    from mnist_core.store import StoreChain
     from mnist_core.sweeps import ensure_runs
 
     store = tmp_path / "store"
     monkeypatch.setenv("MNIST_LAB_STORE", str(store))
-    (run,) = ensure_runs([RunConfig(hidden=(25, 15), epochs=1, limit=1000)], mnist, Stores.default(store),
+    (run,) = ensure_runs([RunConfig(hidden=(25, 15), epochs=1, limit=1000)], mnist, StoreChain.default(store),
                          fused=False, progress=False)
     app = AppTest.from_file(APP, default_timeout=TIMEOUT)
     app.query_params["run"] = run.key
@@ -207,7 +207,7 @@ def test_a_stalled_job_is_shown_with_a_cancel_button_that_ends_it(tmp_path, monk
 
     from mnist_core import jobs
     from mnist_core.configs import RunConfig
-    from mnist_core.store import Stores
+    from mnist_core.store import StoreChain
     from tests.test_reliability import process_ended, wait_for, wait_for_message
 
     monkeypatch.setattr(jobs, "STALL_AFTER_S", 8)
@@ -215,7 +215,7 @@ def test_a_stalled_job_is_shown_with_a_cancel_button_that_ends_it(tmp_path, monk
     store = tmp_path / "store"
     monkeypatch.setenv("MNIST_LAB_STORE", str(store))
     configs = [RunConfig(hidden=(25, 15), epochs=30, limit=20000, seed=s) for s in (5, 6)]
-    job = jobs.start(configs, Stores.default(store), mnist.fingerprint, "lambda sweep: 2 runs",
+    job = jobs.start(configs, StoreChain.default(store), mnist.fingerprint, "lambda sweep: 2 runs",
                      data_path=mnist.source)
     pid = wait_for(job.folder, {"running"}).state["pid"]
     wait_for_message(job.folder, "epoch")

@@ -3,15 +3,16 @@
 import numpy as np
 import pytest
 
+from mnist_core.catalog import named_runs
 from mnist_core.data import STANDARD_FINGERPRINT
-from mnist_core.predict import classify, classify_drawing, disagreements, predictor
-from mnist_core.store import Stores
-from mnist_core.sweeps import named_runs
+from mnist_core.predict import classify, disagreements, predictor
+from mnist_core.preprocess import to_mnist
+from mnist_core.store import StoreChain
 
 
 @pytest.fixture(scope="module")
 def models():
-    named = named_runs(Stores.default(committed=True), STANDARD_FINGERPRINT)
+    named = named_runs(StoreChain.default(committed=True), STANDARD_FINGERPRINT)
     return {name: run.load_model() for name, run in named.items()}
 
 
@@ -36,9 +37,8 @@ def test_every_model_reads_test_digits_and_survives_streamlits_clear_session(mni
         assert probabilities["improved_cnn"].argmax() == mnist.y_test[index]
 
 
-def test_an_empty_canvas_is_not_classified(predict):
-    image28, probabilities = classify_drawing(np.zeros((280, 280, 4), np.uint8), predict)
-    assert image28 is None and probabilities == {}
+def test_an_empty_canvas_is_not_a_digit():
+    assert to_mnist(np.zeros((280, 280, 4), np.uint8)) is None
 
 
 def test_disagreements_mark_the_minority():

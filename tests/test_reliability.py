@@ -19,7 +19,7 @@ from hypothesis.extra import numpy as hnp
 from mnist_core import jobs
 from mnist_core.configs import RunConfig
 from mnist_core.preprocess import PreprocessError, to_mnist
-from mnist_core.store import RunStore, StoreError, Stores
+from mnist_core.store import RunStore, StoreChain, StoreError
 from mnist_core.sweeps import ensure_runs
 from tests.forge import write_small_run
 
@@ -29,7 +29,7 @@ import sys, time
 from mnist_core import store as store_module
 from mnist_core.configs import RunConfig
 from mnist_core.data import load_mnist
-from mnist_core.store import Stores
+from mnist_core.store import StoreChain
 from mnist_core.sweeps import ensure_runs
 
 slow_hash = store_module.sha256_file
@@ -40,7 +40,7 @@ def announced(path):
 store_module.sha256_file = announced
 print("TRAINING", flush=True)
 config = RunConfig(hidden=(10, 5), epochs=2, limit=3000, seed=5)
-ensure_runs([config], load_mnist(), Stores.default(sys.argv[1]), fused=False, progress=False)
+ensure_runs([config], load_mnist(), StoreChain.default(sys.argv[1]), fused=False, progress=False)
 print("DONE", flush=True)
 """
 CONFIG = RunConfig(hidden=(10, 5), epochs=2, limit=3000, seed=5)
@@ -66,7 +66,7 @@ def test_sigkill_leaves_no_valid_looking_entry_and_retrains_cleanly(tmp_path, mn
     key = CONFIG.key(mnist.fingerprint)
     assert store.get(key) is None
     assert not store.path(key).exists()  # only a staging folder can be left behind
-    (run,) = ensure_runs([CONFIG], mnist, Stores(store), fused=False, progress=False)
+    (run,) = ensure_runs([CONFIG], mnist, StoreChain(store), fused=False, progress=False)
     assert run.test_accuracy > 0.5 and store.get(key) == run
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp")] == []
 
@@ -120,7 +120,7 @@ def wait_for(job_folder: Path, statuses: set, timeout: float = 240) -> jobs.Job:
 
 def test_job_runs_in_background_is_shared_survives_death_and_retries(tmp_path, mnist, monkeypatch):
     monkeypatch.setenv("MNIST_PATH", mnist.source)
-    stores = Stores(RunStore(tmp_path))
+    stores = StoreChain(RunStore(tmp_path))
     configs = [RunConfig(hidden=(25, 15), l2=value, epochs=3, limit=20000) for value in (0.0, 0.01)]
     first = jobs.start(configs, stores, mnist.fingerprint, "test job")
     second = jobs.start(configs, stores, mnist.fingerprint, "same request from another tab")
@@ -143,7 +143,7 @@ def test_job_runs_in_background_is_shared_survives_death_and_retries(tmp_path, m
 def test_a_job_that_cannot_be_saved_is_refused_with_a_clear_error(tmp_path, monkeypatch):
     blocker = tmp_path / "a-file"
     blocker.write_text("a file where the store should be")
-    stores = Stores(RunStore(blocker / "store"))
+    stores = StoreChain(RunStore(blocker / "store"))
     configs = [RunConfig(hidden=(25, 15), epochs=1, limit=1000)]
     with pytest.raises(jobs.JobError, match="cannot save the training job .*Not a directory.*STORE"):
         jobs.start(configs, stores, "f" * 64, "job in a store under a file")
@@ -152,7 +152,7 @@ def test_a_job_that_cannot_be_saved_is_refused_with_a_clear_error(tmp_path, monk
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(jobs, "_write_state", disk_full)
-    stores = Stores(RunStore(tmp_path / "store"))
+    stores = StoreChain(RunStore(tmp_path / "store"))
     with pytest.raises(jobs.JobError, match="No space left on device"):
         jobs.start(configs, stores, "f" * 64, "job on a full disk")
     assert jobs.list_jobs(stores) == []  # nothing half-made is listed
@@ -218,7 +218,7 @@ def test_no_pickles_and_safe_model_loading():
 
 
 def test_a_finished_job_whose_runs_were_deleted_trains_again(tmp_path, mnist):
-    stores = Stores(RunStore(tmp_path))
+    stores = StoreChain(RunStore(tmp_path))
     configs = [RunConfig(hidden=(10, 5), epochs=1, limit=1000, seed=s) for s in (0, 1)]
     first = jobs.start(configs, stores, mnist.fingerprint, "first", data_path=mnist.source)
     assert wait_for(first.folder, {"done", "failed"}).status == "done"
@@ -233,7 +233,7 @@ def test_a_finished_job_whose_runs_were_deleted_trains_again(tmp_path, mnist):
 def test_a_relative_store_path_means_the_same_folder_to_the_job_worker(tmp_path, mnist, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MNIST_LAB_STORE", "relstore")
-    stores = Stores.default()
+    stores = StoreChain.default()
     assert stores.writable.root == tmp_path / "relstore"
     config = RunConfig(hidden=(10, 5), epochs=1, limit=1000, seed=3)
     job = jobs.start([config], stores, mnist.fingerprint, "relative", data_path=mnist.source)
@@ -243,7 +243,7 @@ def test_a_relative_store_path_means_the_same_folder_to_the_job_worker(tmp_path,
 
 
 def test_a_job_worker_refuses_data_that_is_not_what_the_job_asked_for(tmp_path, mnist):
-    stores = Stores(RunStore(tmp_path))
+    stores = StoreChain(RunStore(tmp_path))
     config = RunConfig(hidden=(10, 5), epochs=1, limit=1000, seed=4)
     job = jobs.start([config], stores, "0" * 64, "other data", data_path=mnist.source)
     failed = wait_for(job.folder, {"done", "failed"})
@@ -252,7 +252,7 @@ def test_a_job_worker_refuses_data_that_is_not_what_the_job_asked_for(tmp_path, 
 
 def test_a_stopped_worker_is_shown_stalled_and_cancelling_frees_the_slot(tmp_path, mnist, monkeypatch):
     monkeypatch.setattr(jobs, "STALL_AFTER_S", 8)  # the worker beats every 5 s
-    stores = Stores(RunStore(tmp_path))
+    stores = StoreChain(RunStore(tmp_path))
     slow = [RunConfig(hidden=(25, 15), epochs=30, limit=20000, seed=s) for s in (0, 1)]
     job = jobs.start(slow, stores, mnist.fingerprint, "to be stopped", data_path=mnist.source)
     pid = wait_for(job.folder, {"running"}).state["pid"]

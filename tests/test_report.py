@@ -2,12 +2,12 @@
 
 import pytest
 
+from mnist_core.catalog import named_runs
 from mnist_core.data import STANDARD_FINGERPRINT
 from mnist_core.report import ensemble_accuracy, markdown, plot_sweeps, results
-from mnist_core.store import Stores
-from mnist_core.sweeps import named_runs
+from mnist_core.store import StoreChain
 
-COMMITTED = Stores.default(committed=True)
+COMMITTED = StoreChain.default(committed=True)
 
 
 def test_table_has_every_experiment_with_its_command():

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mnist_core.configs import RunConfig
-from mnist_core.store import MANIFEST, RUN_FILES, RunStore, StoreError, Stores
+from mnist_core.store import MANIFEST, RUN_FILES, RunStore, StoreChain, StoreError
 from tests.forge import write_small_run
 
 FINGERPRINT = "f" * 64
@@ -119,7 +119,7 @@ def test_keys_must_be_hex(store, key):
 def test_stores_look_up_in_order_and_deduplicate(tmp_path):
     first, second = RunStore(tmp_path / "a"), RunStore(tmp_path / "b")
     publish(second)
-    stores = Stores(first, [second])
+    stores = StoreChain(first, [second])
     assert stores.get(KEY).path.parent == second.root
     publish(first)
     assert stores.get(KEY).path.parent == first.root

@@ -1,23 +1,22 @@
 import pytest
 
-from mnist_core import fused, sweeps, training
-from mnist_core.configs import RunConfig
-from mnist_core.sweeps import (
+from mnist_core import fused, training
+from mnist_core.catalog import (
     REFERENCE_LAMBDAS,
     REFERENCE_WIDTHS,
-    ensure_runs,
-    lambda_sweep,
     named_runs,
+    parse_lambdas,
+    parse_width_pairs,
     reproduce_steps,
-    width_sweep,
 )
+from mnist_core.configs import ConfigError, RunConfig
+from mnist_core.sweeps import ensure_runs, lambda_sweep, width_sweep
 
 
 def forbid_training(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a stored run was trained again")
 
-    monkeypatch.setattr(sweeps, "train", refuse)
     monkeypatch.setattr(fused, "train_fused", refuse)
     monkeypatch.setattr(training, "train", refuse)
 
@@ -49,7 +48,7 @@ def test_width_sweep_reuses_and_extends(mnist, stores):
                          progress=False)
     assert second.iloc[0].equals(first.iloc[0])
     assert second["neurons"].tolist() == [15, 28]
-    assert second["hidden"].tolist() == ["10-5", "20-8"]
+    assert second["hidden"].tolist() == ["10/5", "20/8"]
 
 
 def test_ensure_runs_one_at_a_time_and_duplicates(mnist, stores):
@@ -83,3 +82,28 @@ def test_every_mlp_in_a_mixed_request_is_trained_once(mnist, stores):
     assert len(stores.writable.keys()) == 3
     with pytest.raises(AssertionError):
         assert stores.get("0" * 64)
+
+
+@pytest.mark.parametrize("text, values", [("0, 0.001,1e-2", [0.0, 0.001, 0.01]), ("0;-0; 0.3", [0.0, 0.3]),
+                                          (" 0.1 ,, 0.1 ", [0.1])])
+def test_lambda_lists_the_cli_and_the_pages_accept(text, values):
+    assert parse_lambdas(text) == values
+
+
+@pytest.mark.parametrize("text, message", [("abc", "'abc' is not a number"), ("0,-0.1", "numbers >= 0"),
+                                           ("nan", "finite"), ("", "no lambdas")])
+def test_lambda_lists_refused_say_what_is_accepted(text, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_lambdas(text)
+
+
+@pytest.mark.parametrize("text, message", [("25-10", "pairs like 25:10"), ("10:0", "from 1 to"),
+                                           ("10:5:3", "pairs like"), ("a:b", "pairs like"),
+                                           (" ", "no widths")])
+def test_width_pairs_refused_say_what_is_accepted(text, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_width_pairs(text)
+
+
+def test_width_pairs_accepted():
+    assert parse_width_pairs("10:5, 25:10;25:10") == [(10, 5), (25, 10)]

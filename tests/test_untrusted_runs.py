@@ -12,16 +12,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mnist_core.catalog import named_runs
 from mnist_core.configs import RunConfig
 from mnist_core.safe_read import UnsafeFile
-from mnist_core.store import COMMITTED_STORE, RunStore, Stores
-from mnist_core.sweeps import named_runs
+from mnist_core.store import COMMITTED_STORE, RunStore, StoreChain
 from tests import forge
 
 REPO = Path(__file__).resolve().parent.parent
 FINGERPRINT = "f" * 64
 CONFIG = RunConfig(hidden=(10, 5), epochs=1, limit=100)
-STANDARD = Stores(RunStore(COMMITTED_STORE, read_only=True))
+STANDARD = StoreChain(RunStore(COMMITTED_STORE, read_only=True))
 BASELINE_KEY = named_runs(STANDARD, json.loads(
     next(COMMITTED_STORE.glob("*/config.json")).read_text())["data_fingerprint"])["baseline_mlp"].key
 CNN_KEY = named_runs(STANDARD, STANDARD.get(BASELINE_KEY).data_fingerprint)["reference_cnn"].key

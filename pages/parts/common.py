@@ -5,52 +5,59 @@ Only thin Streamlit wiring lives here; the work is in mnist_core.
 
 from __future__ import annotations
 
-import gc
-import threading
-from contextlib import contextmanager
+from functools import partial
 
 import streamlit as st
 
+from mnist_core import catalog
 from mnist_core.data import STANDARD_FINGERPRINT, MNISTError, load_mnist, mnist_available
-from mnist_core.errors import error_table, images_by_index
-from mnist_core.store import Run, Stores
-from mnist_core.sweeps import named_runs
+from mnist_core.mistakes import error_table, images_by_index
+from mnist_core.store import Run, StoreChain
+from pages.parts import serving
 
 SELECTED = "selected_run"  # session key (and query parameter) of the run chosen on any page
 
 
-_run = threading.local()  # per script run (each run has its own thread)
+PAGES = (  # script, title, icon
+    ("pages/overview.py", "Overview", ":material/home:"),
+    ("pages/lambda_sweep.py", "Lambda sweep", ":material/tune:"),
+    ("pages/width_sweep.py", "Width sweep", ":material/width:"),
+    ("pages/errors.py", "Errors", ":material/error:"),
+    ("pages/draw.py", "Draw", ":material/draw:"),
+)
+_THROUGH_APP = "_page_runs_through_app"  # set by run_app, taken by page_setup, in each script run
 
 
-@contextmanager
-def through_navigation():
-    """app.py runs the chosen page inside this, so the page knows it came through app.py."""
-    _run.through_navigation = True
-    try:
-        yield
-    finally:
-        _run.through_navigation = False
+def _navigation():
+    return st.navigation([st.Page(script, title=title, icon=icon, default=(i == 0))
+                          for i, (script, title, icon) in enumerate(PAGES)])
+
+
+def run_app() -> None:
+    """app.py: page config, navigation, and the chosen page."""
+    st.set_page_config(page_title="MNIST lab", page_icon=":material/draw:", layout="wide")
+    navigation = _navigation()
+    st.session_state[_THROUGH_APP] = True
+    navigation.run()
 
 
 def page_setup() -> None:
     """Call first in every page script.
 
-    When a session's first request is a deep link (say /draw) before any session has run
-    st.navigation, Streamlit runs the page in its legacy `pages/` mode, without app.py, so
-    without our navigation, page config or layout (several sessions opening at once can
-    all start that way). Leave that mode and rerun, which goes through app.py's
-    st.navigation to the same page.
+    Until some session has called st.navigation, Streamlit serves a folder named pages/ beside
+    the entry script as legacy multipage pages: a visitor whose first request is a deep link
+    (say /draw) then gets the page script alone, without app.py's navigation or layout.
+    Calling st.navigation ends that mode for the server (Streamlit's documented behaviour:
+    with st.navigation the pages/ folder is not used), and the rerun comes through app.py.
     """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if not getattr(_run, "through_navigation", False):
-        PagesManager.uses_pages_directory = False
+    if not st.session_state.pop(_THROUGH_APP, False):
+        _navigation()
         st.rerun()
 
 
 @st.cache_resource
-def stores() -> Stores:
-    return Stores.default()
+def stores() -> StoreChain:
+    return StoreChain.default()
 
 
 @st.cache_resource(show_spinner=False)
@@ -74,53 +81,64 @@ def store_signature() -> tuple:
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _index(signature: tuple) -> dict[str, Run]:
+def _all_runs(signature: tuple) -> dict[str, Run]:
     return {run.key: run for run in stores().runs()}
 
 
-def index() -> dict[str, Run]:
+def all_runs() -> dict[str, Run]:
     """Every verified run, by key."""
-    return _index(store_signature())
+    return _all_runs(store_signature())
 
 
-def get(key: str) -> Run | None:
-    return index().get(key)
+def run_by_key(key: str) -> Run | None:
+    return all_runs().get(key)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _named(signature: tuple, fp: str) -> dict[str, Run]:
-    return named_runs(stores(), fp)
+def _named_runs(signature: tuple, fp: str) -> dict[str, Run]:
+    return catalog.named_runs(stores(), fp)
 
 
-def named() -> dict[str, Run]:
-    return _named(store_signature(), fingerprint())
+def named_runs() -> dict[str, Run]:
+    """The named runs (baseline_mlp, best_width_mlp, reference_cnn, improved_cnn) that are stored."""
+    return _named_runs(store_signature(), fingerprint())
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=16)
-def _model_or_problem(key: str) -> tuple[object | None, str | None]:
-    """A run's Keras model, or why it cannot be loaded: either is kept once per server process."""
+def _model_or_problem(key: str, version: tuple) -> tuple[object | None, str | None]:
+    """A run's Keras model, or why it cannot be loaded: either is kept per version of its file."""
     try:
-        return _stored(key).load_model(), None
-    except (RunUnavailable, ValueError) as exc:
-        return None, str(exc)
+        return _listed(key).load_model(), None
+    except (RunUnavailable, ValueError, OSError) as exc:
+        _all_runs.clear()  # list the stores afresh: the run is re-verified and, if bad, dropped
+        return None, f"Run {key[:12]}… cannot be used: its files no longer verify ({exc})."
 
 
-def model(key: str):
+def _model_version(key: str) -> tuple:
+    try:
+        stat = _listed(key).model_path.stat()
+        return stat.st_mtime_ns, stat.st_size
+    except (RunUnavailable, OSError):
+        return ()
+
+
+def model_of(key: str):
     """A run's Keras model (safe_mode, from the stores only); RunUnavailable if it cannot load."""
-    loaded_model, problem = _model_or_problem(key)
-    if loaded_model is None:
-        raise RunUnavailable(f"Run {key[:12]}…: {problem}")
-    return loaded_model
+    model, problem = _model_or_problem(key, _model_version(key))
+    if model is None:
+        raise RunUnavailable(problem)
+    return model
 
 
 def loadable(keys_by_name: dict[str, str]) -> tuple[dict[str, str], list[str]]:
     """The named runs whose models load, and a one-line reason for each that does not."""
     usable, problems = {}, []
     for name, key in keys_by_name.items():
-        if _model_or_problem(key)[0] is not None:
+        model, problem = _model_or_problem(key, _model_version(key))
+        if model is not None:
             usable[name] = key
         else:
-            problems.append(f"{name} is left out: {_model_or_problem(key)[1]}")
+            problems.append(f"{name} is left out: {problem}")
     return usable, problems
 
 
@@ -129,18 +147,16 @@ def predictor(keys_by_name: tuple[tuple[str, str], ...]):
     """The named runs' models as one compiled predictor (mnist_core.predict.predictor)."""
     from mnist_core.predict import predictor as compile_predictor
 
-    predict = compile_predictor({name: model(key) for name, key in keys_by_name})
-    # Streamlit's keras.backend.clear_session() after every script run also runs a full
-    # gc.collect(): over TensorFlow's object graph, ~0.1-0.2 s per rerun of every session.
-    # Freezing what exists now (TensorFlow, the models) keeps it cheap.
-    gc.freeze()
-    return predict
+    models = {name: model_of(key) for name, key in keys_by_name}
+    predict = serving.in_tensorflow_thread(compile_predictor, models)
+    serving.freeze_heap()
+    return partial(serving.in_tensorflow_thread, predict)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def errors_of(key: str):
     """A run's error table and its misclassified images by test index, read once per process."""
-    errors = _stored(key).errors()
+    errors = _listed(key).errors()
     return error_table(errors), images_by_index(errors)
 
 
@@ -148,27 +164,25 @@ class RunUnavailable(LookupError):
     """A run the page listed is gone or no longer verifies (its files changed under the server)."""
 
 
-def _stored(key: str) -> Run:
-    """The run, verified again now: the cached index is only as fresh as the store's key list."""
-    run = stores().get(key)
+def _listed(key: str) -> Run:
+    """The run as listed: verified when the stores were listed; its readers check its files
+    again as they read them, so a run changed since is caught there."""
+    run = run_by_key(key)
     if run is None:
-        _index.clear()  # the listing still shows it: make the next run list the stores afresh
-        raise RunUnavailable(f"Run {key[:12]}… is no longer stored, or its files changed and no "
-                             "longer verify (the server log says which); it is treated as missing.")
+        raise RunUnavailable(f"Run {key[:12]}… is no longer stored.")
     return run
 
 
-def loaded(load, *args):
-    """`load(*args)` (model, errors or history of a run), or, if the run is no longer
-    stored or its files no longer hold what they should, a warning instead of a traceback
-    and the page stops there."""
+def read_or_stop(read, *args):
+    """`read(*args)` (a run's model, errors or history), or, if the run is gone or its files
+    no longer hold what they should, a warning instead of a traceback, and the page stops."""
     try:
-        return load(*args)
+        return read(*args)
     except RunUnavailable as exc:
         st.warning(f"{exc} Reload the page to see what is stored now.")
-    except ValueError as exc:  # mnist_core.safe_read.UnsafeFile: a file changed since it was verified
-        _index.clear()
-        st.warning(f"This run's files no longer hold what they should ({exc}); it is treated as "
+    except (ValueError, OSError) as exc:  # UnsafeFile: a file changed since the run was listed
+        _all_runs.clear()
+        st.warning(f"This run cannot be used: its files no longer verify ({exc}); it is treated as "
                    "missing. Reload the page to see what is stored now.")
     st.stop()
 
@@ -176,24 +190,24 @@ def loaded(load, *args):
 @st.cache_resource(show_spinner=False, max_entries=32)
 def history_of(key: str):
     """A run's per-epoch history, read once per process."""
-    return _stored(key).history()
+    return _listed(key).history()
 
 
 def selected_run() -> Run | None:
     key = st.session_state.get(SELECTED) or st.query_params.get("run")
-    return get(key) if isinstance(key, str) and key in index() else None
+    return run_by_key(key) if isinstance(key, str) else None
 
 
 def select(key: str) -> None:
-    if key in index():
+    if key in all_runs():
         st.session_state[SELECTED] = key
         st.query_params["run"] = key
 
 
 def run_choices() -> tuple[list[str], dict[str, str]]:
     """Keys of every run, named ones first, with a label for each."""
-    names = {run.key: name for name, run in named().items()}
-    runs = sorted(index().values(), key=lambda r: (r.key not in names, r.config.model,
+    names = {run.key: name for name, run in named_runs().items()}
+    runs = sorted(all_runs().values(), key=lambda r: (r.key not in names, r.config.model,
                                                   r.config.hidden, r.config.l2, r.config.seed))
     labels = {}
     for run in runs:
@@ -209,7 +223,7 @@ def run_selectbox(label: str, key: str, default: Run | None) -> Run:
     by_option = dict(zip(options, keys))
     index = keys.index(default.key) if default is not None and default.key in keys else 0
     chosen = st.selectbox(label, options, index=index, key=key)
-    return get(by_option[chosen])
+    return run_by_key(by_option[chosen])
 
 
 def mnist_source() -> str | None:

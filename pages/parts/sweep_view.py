@@ -2,47 +2,25 @@
 
 from __future__ import annotations
 
-import math
-
 import streamlit as st
 
 from mnist_core import jobs
+from mnist_core.catalog import (
+    REFERENCE_LAMBDAS,
+    REFERENCE_WIDTHS,
+    best_point,
+    lambda_configs,
+    parse_lambdas,
+    parse_width_pairs,
+    runs_table,
+    width_configs,
+)
 from mnist_core.configs import ConfigError
 from mnist_core.store import StoreError
-from mnist_core.sweeps import REFERENCE_LAMBDAS, REFERENCE_WIDTHS, lambda_configs, table, width_configs
 from pages.parts import charts, common
 
 EPOCH_CHOICES = (1, 2, 5, 10, 20, 30, 60)
 IMAGE_CHOICES = (1000, 2000, 5000, 10000, 30000, 60000)
-
-
-def _parse_numbers(text: str) -> list[float]:
-    values = []
-    for part in text.replace(";", ",").split(","):
-        part = part.strip()
-        if part:
-            value = float(part)
-            if not math.isfinite(value) or value < 0:
-                raise ValueError(f"{part!r} is not a finite number >= 0")
-            values.append(value)
-    if not values:
-        raise ValueError("enter at least one value")
-    return sorted(set(values))
-
-
-def _parse_pairs(text: str) -> list[tuple[int, int]]:
-    pairs = []
-    for part in text.replace(";", ",").split(","):
-        part = part.strip()
-        if part:
-            first, _, second = part.partition(":")
-            pair = (int(first), int(second))
-            if min(pair) < 1:
-                raise ValueError(f"{part!r}: widths must be at least 1")
-            pairs.append(pair)
-    if not pairs:
-        raise ValueError("enter at least one pair such as 25:10")
-    return pairs
 
 
 def _lambda_grid() -> list[float] | None:
@@ -58,8 +36,8 @@ def _lambda_grid() -> list[float] | None:
         return sorted(set(values + ([0.0] if zero else [])))
     text = st.text_input("Lambdas, comma-separated", "0, 0.001, 0.01, 0.1", key="lambda_values")
     try:
-        return _parse_numbers(text)
-    except ValueError as exc:
+        return parse_lambdas(text)
+    except ConfigError as exc:
         st.error(f"Lambdas: {exc}")
         return None
 
@@ -77,8 +55,8 @@ def _width_grid() -> list[tuple[int, int]] | None:
     text = st.text_input("Pairs layer1:layer2, comma-separated", "10:5, 25:10, 100:40",
                          key="width_values")
     try:
-        return _parse_pairs(text)
-    except ValueError as exc:
+        return parse_width_pairs(text)
+    except ConfigError as exc:
         st.error(f"Widths: {exc}")
         return None
 
@@ -104,9 +82,9 @@ def render(kind: str) -> None:
         st.error(str(exc))
         return
     fp = common.fingerprint()
-    runs = [common.get(c.key(fp)) for c in configs]
+    runs = [common.run_by_key(c.key(fp)) for c in configs]
     missing = [c for c, r in zip(configs, runs) if r is None]
-    frame = table(runs)
+    frame = runs_table(runs)
     st.caption(f"{len(configs) - len(missing)} of {len(configs)} runs stored · {epochs} epochs · "
                f"{seeds} seed(s) · {images:,} training images")
     if frame.empty:
@@ -142,9 +120,9 @@ def _chart(frame, kind: str) -> None:
                    "The Errors and Draw pages now use it.")
     else:
         st.caption("Click a point to select its run for the Errors and Draw pages.")
-    best = frame.groupby(frame["l2"] if kind == "lambda" else frame["hidden"])["test_accuracy"].mean()
-    st.caption(f"Best mean test accuracy: {best.max():.2%} at "
-               f"{'λ = ' if kind == 'lambda' else ''}{best.idxmax()}")
+    best, accuracies = best_point(frame, "l2" if kind == "lambda" else "hidden")
+    st.caption(f"Best mean test accuracy: {accuracies.mean():.2%} at "
+               f"{f'λ = {best:g}' if kind == 'lambda' else best}")
 
 
 def _training_controls(kind: str, missing, fp: str) -> None:

@@ -59,12 +59,12 @@ class Job:
 
     @property
     def progress(self) -> float:
-        total = self.state.get("epochs_total") or 1
-        return min(1.0, self.state.get("epochs_done", 0) / total)
+        total = _number(self.state.get("epochs_total")) or 1.0
+        return min(1.0, max(0.0, _number(self.state.get("epochs_done")) / total))
 
     @property
     def message(self) -> str:
-        return self.state.get("message", "")
+        return str(self.state.get("message", ""))
 
 
 def check_limits(configs: list[RunConfig]) -> None:

@@ -4,7 +4,7 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from mnist_core.predict import classify, disagreements
-from mnist_core.preprocess import PreprocessError, to_mnist
+from mnist_core.preprocess import MIN_EXTENT, PreprocessError, ink_extent, to_mnist
 from pages.parts import charts, common
 
 common.page_setup()
@@ -33,27 +33,59 @@ def drawing_area() -> None:
     st.session_state.setdefault("canvas_generation", 0)
     draw_column, result_column = st.columns([3, 7])
     with draw_column:
-        stroke = st.slider("Stroke width", 8, 40, 20, key="stroke_width")
+        stroke = st.session_state.get("stroke_width", 20)
+        st.caption("Your digit")  # short and on the left: the canvas's toolbar shows at the right
         canvas = st_canvas(stroke_width=stroke, stroke_color="#FFFFFF", background_color="#000000",
                            height=280, width=280, drawing_mode="freedraw", return_image_data=True,
                            update_streamlit=True, key=f"canvas_{st.session_state.canvas_generation}")
         st.button("Clear", key="clear_canvas", on_click=_clear)  # before the rerun: one, not two
+        # below the canvas: the canvas's toolbar (undo, redo, clear) appears above it on hover
+        st.slider("Stroke width", 8, 40, 20, key="stroke_width")
 
+    image28, extent = None, 0.0
     try:
-        image28 = to_mnist(canvas.image_data) if canvas.image_data is not None else None
+        if canvas.image_data is not None:
+            extent = ink_extent(canvas.image_data)
+            image28 = to_mnist(canvas.image_data) if extent >= MIN_EXTENT else None
     except PreprocessError as exc:
-        image28 = None
         st.error(f"Could not read the drawing: {exc}")
 
     with result_column:
         # loaded before the first stroke
         predict = common.read_or_stop(common.predictor, tuple(models_to_use.items()))
         if image28 is None:
-            st.html(charts.drawing_invitation(list(models_to_use)))
+            st.html(charts.drawing_invitation(list(models_to_use), extent if extent > 0 else None))
         else:
             probabilities = classify(image28, predict)
             strokes = len((canvas.json_data or {}).get("objects", []))
             st.html(charts.drawing_readout(image28, probabilities, disagreements(probabilities), strokes))
 
 
+# The canvas's toolbar has an Edit toggle that turns drawing into selecting and moving strokes,
+# with no sign on the canvas that drawing is off: on a page for drawing digits it only confuses,
+# so it is hidden, with the buttons that act on a selection. The canvas lives in a shadow root
+# that page styles do not reach, so a constant script (no visitor input) adds the style there.
+HIDE_EDITING = """<script>
+(() => {
+  const css = ['Edit', 'Bring forward', 'Send backward', 'Delete selected']
+    .map(title => `.dc-toolbar button[title="${title}"]`).join(', ') + ' {display: none !important}';
+  let queued = false;
+  const patch = () => {
+    queued = false;
+    for (const host of document.querySelectorAll('[data-testid=stBidiComponentIsolated]')) {
+      const root = host.shadowRoot;
+      if (root && root.querySelector('.dc-toolbar') && !root.querySelector('style[data-lab]')) {
+        const style = document.createElement('style');
+        style.dataset.lab = 'hide-editing';
+        style.textContent = css;
+        root.appendChild(style);
+      }
+    }
+  };
+  new MutationObserver(() => { if (!queued) { queued = true; requestAnimationFrame(patch); } })
+    .observe(document.body, {childList: true, subtree: true});
+  patch();
+})();
+</script>"""
 drawing_area()
+st.html(HIDE_EDITING, unsafe_allow_javascript=True)

@@ -17,8 +17,9 @@ def enlarged(image: np.ndarray) -> Image.Image:
     return Image.fromarray(image).resize((84, 84), Image.Resampling.NEAREST)
 
 
-def grid(rows, images: dict, key: str) -> None:
-    """Misclassified images, PAGE_SIZE at a time, captioned true → predicted (confidence)."""
+def grid(rows, images: dict, key: str, other=None) -> None:
+    """Misclassified images, PAGE_SIZE at a time, captioned true → predicted (confidence); with
+    `other` (run B's error table), B's prediction for the same image beside A's."""
     if len(rows) == 0:
         st.info("No misclassified images here.")
         return
@@ -29,8 +30,12 @@ def grid(rows, images: dict, key: str) -> None:
         columns = st.columns(COLUMNS)
         for column, (_, row) in zip(columns, shown.iloc[start:start + COLUMNS].iterrows()):
             column.image(enlarged(images[int(row["index"])]), width="content")
-            column.markdown(f"**{int(row['true'])} → {int(row['predicted'])}**  \n"
-                            f"{row['confidence']:.0%} · #{int(row['index'])}")
+            caption = f"**{int(row['true'])} → {int(row['predicted'])}** {row['confidence']:.2%}"
+            if other is not None:
+                b = other.loc[int(row["index"])]
+                caption = (f"**{int(row['true'])}**: A → {int(row['predicted'])} {row['confidence']:.1%}, "
+                           f"B → {int(b['predicted'])} {b['confidence']:.1%}")
+            column.markdown(f"{caption}  \n#{int(row['index'])}")
 
 
 st.title("Misclassified test images")
@@ -57,6 +62,9 @@ with tab_browse:
             st.session_state["errors_true"], st.session_state["errors_pred"] = cell
         st.session_state["errors_cell"] = cell
         st.caption("Click a cell to show only those mistakes.")
+
+    def clear_filter() -> None:
+        st.session_state["errors_true"] = st.session_state["errors_pred"] = "any"
     with right:
         options = ["any"] + [str(d) for d in range(10)]
         a, b, c = st.columns(3)
@@ -68,6 +76,10 @@ with tab_browse:
         rows = rows[rows["true"] == int(true_label)]
     if predicted_label != "any":
         rows = rows[rows["predicted"] == int(predicted_label)]
+    if (true_label, predicted_label) != ("any", "any"):
+        shown, clear = right.columns([4, 1], vertical_alignment="center")
+        shown.info(f"Showing {len(rows)} mistakes: true {true_label}, predicted {predicted_label}.")
+        clear.button("Clear filter", key="errors_clear_filter", on_click=clear_filter)
     grid(sort_errors(rows, order), images, "browse")
 
 with tab_compare:
@@ -81,4 +93,5 @@ with tab_compare:
     which = st.radio("Show", list(groups), horizontal=True, key="errors_compare_group")
     source, source_images = (table_b, images_b) if which == "only B" else (table, images)
     chosen = source[source["index"].isin(groups[which])]
-    grid(sort_errors(chosen, "confidence"), source_images, f"compare_{which}")
+    grid(sort_errors(chosen, "confidence"), source_images, f"compare_{which}",
+         other=table_b.set_index("index") if which == "both" else None)

@@ -12,20 +12,26 @@ import pandas as pd
 import plotly.graph_objects as go
 from PIL import Image
 
+from mnist_core.preprocess import MIN_EXTENT
+
 COLORS = {"train_error": "#1f77b4", "test_error": "#d62728"}
 NAMES = {"train_error": "train error", "test_error": "test error"}
 
 
 def lambda_positions(values: pd.Series) -> tuple[pd.Series, list[float], list[str]]:
-    """x positions on a log10 axis, with lambda = 0 one decade left of the smallest positive value."""
+    """x positions on a log10 axis, with lambda = 0 one decade left of the smallest positive value,
+    and a tick labelled with every lambda present."""
     positive = values[values > 0]
-    low = math.floor(np.log10(positive.min())) if len(positive) else -3
-    zero_at = low - 1
+    zero_at = (math.floor(np.log10(positive.min())) if len(positive) else -3) - 1
     x = values.map(lambda v: math.log10(v) if v > 0 else zero_at)
-    top = math.ceil(np.log10(positive.max())) if len(positive) else low
-    ticks = [zero_at] + list(range(low, top + 1))
-    labels = ["0"] + [f"{10.0 ** t:g}" for t in range(low, top + 1)]
-    return x, ticks, labels
+    present = sorted(set(values))
+    return x, [math.log10(v) if v > 0 else zero_at for v in present], [f"{v:g}" for v in present]
+
+
+def width_ticks(frame: pd.DataFrame) -> tuple[list[int], list[str]]:
+    """One tick per width pair present, at its total neurons, labelled like "600/240"."""
+    pairs = frame.drop_duplicates("hidden").sort_values("neurons")
+    return pairs["neurons"].tolist(), pairs["hidden"].tolist()
 
 
 def sweep_figure(frame: pd.DataFrame, by: str, x: pd.Series, x_title: str, hover: pd.Series,
@@ -79,9 +85,10 @@ def history_figure(history: pd.DataFrame, metric: str, title: str) -> go.Figure:
     """Per-epoch train vs validation (test set) curve of `metric` ("loss" or "accuracy")."""
     figure = go.Figure()
     figure.add_trace(go.Scatter(x=history["epoch"], y=history[metric], name=f"train {metric}",
-                                mode="lines+markers"))
+                                mode="lines+markers", line={"color": COLORS["train_error"]}))
     figure.add_trace(go.Scatter(x=history["epoch"], y=history[f"val_{metric}"],
-                                name=f"validation {metric}", mode="lines+markers"))
+                                name=f"validation {metric}", mode="lines+markers",
+                                line={"color": COLORS["test_error"]}))
     figure.update_layout(title=title, xaxis_title="epoch", yaxis_title=metric, height=340,
                          margin={"t": 40, "b": 30}, hovermode="x unified",
                          legend={"orientation": "h", "y": -0.25})
@@ -97,8 +104,17 @@ def confusion_figure(matrix: np.ndarray) -> go.Figure:
         text=matrix, texttemplate="%{text}",
         hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>",
         showscale=False, xgap=1, ygap=1))
+    # Plotly reports no selection for a click on a heatmap: an invisible marker on every cell
+    # takes the click instead, so the page learns which cell it was.
+    true, predicted = np.meshgrid(range(10), range(10), indexing="ij")
+    figure.add_trace(go.Scatter(
+        x=predicted.ravel().astype(str), y=true.ravel().astype(str), mode="markers",
+        marker={"symbol": "square", "size": 30, "color": "rgba(0,0,0,0)"},
+        customdata=matrix.ravel(), showlegend=False,
+        hovertemplate="true %{y}, predicted %{x}: %{customdata}<br>click to show these<extra></extra>"))
     figure.update_layout(xaxis_title="predicted", yaxis_title="true", height=420,
-                         yaxis={"autorange": "reversed", "dtick": 1}, xaxis={"dtick": 1},
+                         yaxis={"autorange": "reversed", "type": "category"},
+                         xaxis={"type": "category", "side": "bottom"},
                          margin={"t": 20, "b": 30},
                          clickmode="event+select")
     return figure
@@ -129,16 +145,22 @@ def drawing_readout(image28: np.ndarray, probabilities: dict[str, np.ndarray],
             f'<p style="font-size:13px;color:#666;margin:4px 0 0">{count}</p></div></div>')
 
 
-def drawing_invitation(model_names: list[str]) -> str:
-    """HTML for the Draw page's readout while the canvas is empty, naming the models that will read.
+def drawing_invitation(model_names: list[str], too_small: float | None = None) -> str:
+    """HTML for the Draw page's readout while there is no digit to read, naming the models that
+    will read one; with `too_small` (the drawing's extent, a share of the canvas), why not yet.
 
     HTML like the readout itself, so the readout is one element of one kind throughout:
     the first stroke only changes its content (no element to mount, no code to load).
     """
     names = ", ".join(f"<b>{html.escape(name)}</b>" for name in model_names)
+    if too_small is None:
+        text = "Draw a digit on the black canvas: every model will classify it after each stroke."
+    else:
+        text = (f"Draw a bigger digit: this drawing spans {too_small:.0%} of the canvas, and a digit "
+                f"needs at least {MIN_EXTENT:.0%}. A tap or a tiny scribble is not read, so no model "
+                "guesses at it.")
     return ('<div style="background:rgba(28,131,225,0.1);color:rgb(0,66,128);border-radius:8px;'
-            'padding:16px">Draw a digit on the black canvas: every model will classify it after '
-            f'each stroke.<div style="margin-top:8px;font-size:14px">Models: {names}</div></div>')
+            f'padding:16px">{text}<div style="margin-top:8px;font-size:14px">Models: {names}</div></div>')
 
 
 def _model_readout(name: str, probs: np.ndarray, differs: bool) -> str:

@@ -53,6 +53,17 @@ def page_setup() -> None:
     if not st.session_state.pop(_THROUGH_APP, False):
         _navigation()
         st.rerun()
+    _keep_selection_in_url()
+
+
+def _keep_selection_in_url() -> None:
+    """The selected run lives in the session and in the URL (?run=KEY) on every page, so a page
+    switch, a reload or a copied link keeps it (Streamlit drops query parameters on a switch)."""
+    run = selected_run()
+    if run is not None:
+        st.session_state[SELECTED] = run.key
+        if st.query_params.get("run") != run.key:
+            st.query_params["run"] = run.key
 
 
 @st.cache_resource

@@ -34,12 +34,9 @@ def _lambda_grid() -> list[float] | None:
         zero = st.checkbox("Include λ = 0", True, key="lambda_zero")
         values = [round(10 ** (low + (high - low) * i / (count - 1)), 6) for i in range(count)]
         return sorted(set(values + ([0.0] if zero else [])))
-    text = st.text_input("Lambdas, comma-separated", "0, 0.001, 0.01, 0.1", key="lambda_values")
-    try:
-        return parse_lambdas(text)
-    except ConfigError as exc:
-        st.error(f"Lambdas: {exc}")
-        return None
+    text = st.text_input("Lambdas, comma-separated", "0, 0.001, 0.01, 0.1", key="lambda_values",
+                         help="Numbers >= 0 separated by commas, like 0, 0.001, 0.01")
+    return _parsed(parse_lambdas, text, "lambda")
 
 
 def _width_grid() -> list[tuple[int, int]] | None:
@@ -53,12 +50,21 @@ def _width_grid() -> list[tuple[int, int]] | None:
                                      key="width_range")
         return list(REFERENCE_WIDTHS[labels.index(low):labels.index(high) + 1])
     text = st.text_input("Pairs layer1:layer2, comma-separated", "10:5, 25:10, 100:40",
-                         key="width_values")
+                         key="width_values", help="Width pairs like 25:10, separated by commas")
+    return _parsed(parse_width_pairs, text, "width")
+
+
+def _parsed(parse, text: str, kind: str):
+    """The grid typed in, or None with the reason shown beside the input (and kept for the main
+    area, which goes on showing the last grid that was valid)."""
     try:
-        return parse_width_pairs(text)
+        grid = parse(text)
     except ConfigError as exc:
-        st.error(f"Widths: {exc}")
+        st.error(str(exc))
+        st.session_state[f"{kind}_grid_problem"] = str(exc)
         return None
+    st.session_state.pop(f"{kind}_grid_problem", None)
+    return grid
 
 
 def render(kind: str) -> None:
@@ -70,8 +76,14 @@ def render(kind: str) -> None:
         epochs = st.select_slider("Epochs", EPOCH_CHOICES, 60, key=f"{kind}_epochs")
         seeds = st.slider("Seeds", 1, 3, 3, key=f"{kind}_seeds")
         images = st.select_slider("Training images", IMAGE_CHOICES, 60000, key=f"{kind}_images")
-    if grid is None:
-        return
+    valid = grid is not None
+    if not valid:
+        grid = st.session_state.get(f"{kind}_last_grid") or list(REFERENCE_LAMBDAS if is_lambda else
+                                                                 REFERENCE_WIDTHS)
+        st.error(f"{'Lambdas' if is_lambda else 'Widths'}: {st.session_state.get(f'{kind}_grid_problem')}. "
+                 "Showing the last grid that was valid until the input is fixed.")
+    else:
+        st.session_state[f"{kind}_last_grid"] = grid
     limit = None if images == 60000 else images
     try:
         if is_lambda:
@@ -92,11 +104,26 @@ def render(kind: str) -> None:
                 "with 60 epochs and 60,000 images to see the committed results.")
     else:
         _chart(frame, kind)
-    _training_controls(kind, missing, fp)
+    if valid:
+        _training_controls(kind, missing, fp)
     _job_panel(kind)
     if not frame.empty:
         with st.expander("Table of runs"):
-            st.dataframe(frame.drop(columns=["model", "hidden1", "hidden2"]), hide_index=True)
+            st.dataframe(_readable(frame), hide_index=True)
+
+
+READABLE_COLUMNS = {"hidden": "hidden widths", "l2": "λ", "seed": "seed", "epochs": "epochs",
+                    "limit": "training images", "train_error": "train error", "test_error": "test error",
+                    "test_accuracy": "test accuracy", "train_loss": "train loss", "test_loss": "test loss",
+                    "param_count": "parameters", "wall_time_s": "training time (s)", "trainer": "trainer",
+                    "key": "run key"}
+
+
+def _readable(frame):
+    """The runs table as a person reads it: named columns, all training images as 60,000."""
+    shown = frame[list(READABLE_COLUMNS)].assign(limit=frame["limit"].fillna(60000).astype(int),
+                                                 key=frame["key"].str[:12])
+    return shown.rename(columns=READABLE_COLUMNS)
 
 
 def _chart(frame, kind: str) -> None:
@@ -106,9 +133,10 @@ def _chart(frame, kind: str) -> None:
         figure = charts.sweep_figure(frame, "l2", x, "L2 lambda (log scale; 0 at the left)", hover,
                                      ticks=(ticks, labels))
     else:
-        hover = frame.apply(lambda r: f"{r['hidden1']}/{r['hidden2']} neurons", axis=1)
+        hover = frame["hidden"] + " neurons"
         figure = charts.sweep_figure(frame, "hidden", frame["neurons"],
-                                     "total hidden neurons (log scale)", hover, log_x=True)
+                                     "hidden layer widths (log scale of their total)", hover,
+                                     ticks=charts.width_ticks(frame), log_x=True)
     event = st.plotly_chart(figure, on_select="rerun", selection_mode="points", key=f"{kind}_chart")
     points = event.selection.points if event and event.selection else []
     keys = [p["customdata"][0] for p in points if isinstance(p.get("customdata"), list)]

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -24,7 +25,8 @@ from .catalog import (  # noqa: E402
     width_configs,
 )
 from .configs import MAX_EPOCHS, MAX_WIDTH, MODELS, ConfigError, RunConfig  # noqa: E402
-from .data import STANDARD_FINGERPRINT, MNISTError, load_mnist, mnist_available  # noqa: E402
+from .data import DOWNLOADED, STANDARD_FINGERPRINT, MNISTError, load_mnist, mnist_available  # noqa: E402
+from .download import SIZE_MB, URL_ENV_VAR, download_mnist  # noqa: E402
 from .store import StoreChain, StoreError  # noqa: E402
 
 
@@ -159,6 +161,13 @@ def build_parser() -> Parser:
     report.add_argument("--no-figures", action="store_true", help="print the table only")
     report.add_argument("--data", help="MNIST .npz or IDX folder (for the ensemble's test labels)")
 
+    data = commands.add_parser("data", help="get MNIST")
+    data_commands = data.add_subparsers(dest="action", required=True, parser_class=Parser)
+    download = data_commands.add_parser("download", help=f"download MNIST ({SIZE_MB} MB) from Keras's "
+                                        f"location (${URL_ENV_VAR} overrides), check it, keep it")
+    download.add_argument("--to", type=_folder, help=f"file to write (default: {DOWNLOADED})")
+    download.add_argument("--quiet", action="store_true", help="no progress bar")
+
     listing = commands.add_parser("list", help="list stored runs")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.add_argument("--store", type=_folder, help="also list this store (default: the user store)")
@@ -256,10 +265,28 @@ def cmd_report(args) -> None:
             print(f"wrote {path}")
 
 
+def cmd_data(args) -> None:
+    from tqdm import tqdm
+
+    bars = []  # made at the first byte, so an early error is one line on its own
+
+    def progress(done: int, total: int | None) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, unit="B", unit_scale=True, desc="mnist.npz", leave=False))
+        bars[0].update(done - bars[0].n)
+
+    try:
+        path = download_mnist(Path(args.to) if args.to else None, None if args.quiet else progress)
+    finally:
+        for bar in bars:
+            bar.close()
+    print(f"MNIST saved to {path}; training commands and the dashboard now find it")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"train": cmd_train, "sweep": cmd_sweep, "reproduce": cmd_reproduce, "list": cmd_list,
-                "report": cmd_report}
+                "report": cmd_report, "data": cmd_data}
     try:
         handlers[args.command](args)
     except (ConfigError, MNISTError, StoreError) as exc:

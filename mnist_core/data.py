@@ -12,11 +12,13 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import platformdirs
 
 from .safe_read import UnsafeFile, read_npz
 
 ENV_VAR = "MNIST_PATH"
 KERAS_CACHE = Path("~/.keras/datasets/mnist.npz").expanduser()
+DOWNLOADED = Path(platformdirs.user_data_dir("mnist-lab")) / "mnist.npz"  # where download_mnist() saves
 IDX_FILES = {
     "x_train": "train-images-idx3-ubyte",
     "y_train": "train-labels-idx1-ubyte",
@@ -67,7 +69,8 @@ def _fingerprint(*arrays: np.ndarray) -> str:
 
 
 def load_mnist(path: str | os.PathLike | None = None) -> MNIST:
-    """Return MNIST from `path`, else $MNIST_PATH, else the Keras cache, else Keras's download.
+    """Return MNIST from `path`, else $MNIST_PATH, else the copy `python -m mnist_core data download`
+    (or the dashboard's Get MNIST) saved, else the Keras cache, else Keras's download.
 
     `path` (or $MNIST_PATH) may be a Keras-layout .npz file or a folder holding the four
     original IDX files, gzipped or not.
@@ -76,8 +79,9 @@ def load_mnist(path: str | os.PathLike | None = None) -> MNIST:
         return _load_cached(str(Path(path).expanduser().resolve()))
     if os.environ.get(ENV_VAR):
         return _load_cached(str(Path(os.environ[ENV_VAR]).expanduser().resolve()))
-    if KERAS_CACHE.is_file():
-        return _load_cached(str(KERAS_CACHE))
+    for local in (DOWNLOADED, KERAS_CACHE):
+        if local.is_file():
+            return _load_cached(str(local))
     return _download_with_keras()
 
 
@@ -86,7 +90,7 @@ def mnist_available(path: str | os.PathLike | None = None) -> bool:
     candidate = path or os.environ.get(ENV_VAR)
     if candidate:
         return Path(candidate).expanduser().exists()
-    return KERAS_CACHE.is_file()
+    return DOWNLOADED.is_file() or KERAS_CACHE.is_file()
 
 
 def read_mnist(path: str | os.PathLike) -> MNIST:

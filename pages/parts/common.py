@@ -247,8 +247,31 @@ def mnist_source() -> str | None:
         return None
 
 
+def get_mnist_button(key: str) -> None:
+    """Offer to download MNIST (for training) where it is missing; a progress bar while it comes."""
+    from mnist_core.download import SIZE_MB, download_mnist
+
+    if not st.button(f"Get MNIST ({SIZE_MB} MB)", key=key, type="primary",
+                     help="Downloads Keras's mnist.npz, checks it and keeps it in your user data folder"):
+        return
+    bar = st.progress(0.0, text="Downloading MNIST…")
+
+    def progress(done: int, total: int | None) -> None:
+        bar.progress(min(1.0, done / (total or SIZE_MB * 1e6)),
+                     text=f"Downloading MNIST… {done / 1e6:.1f} MB")
+
+    try:
+        path = download_mnist(progress=progress)
+    except MNISTError as exc:
+        bar.empty()
+        st.error(f"MNIST could not be downloaded: {exc}")
+        return
+    st.toast(f"MNIST saved to {path}")
+    st.rerun()
+
+
 def need_mnist_message() -> str | None:
     if mnist_available():
         return None
-    return ("MNIST files are not available here, so new points cannot be trained. Set MNIST_PATH "
-            "to a Keras-layout mnist.npz (or a folder of the IDX files) and restart the dashboard.")
+    return ("MNIST is not on this machine, so new points cannot be trained: get it below, or set "
+            "MNIST_PATH to a Keras-layout mnist.npz (or a folder of the IDX files) and restart.")

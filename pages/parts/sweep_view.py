@@ -159,6 +159,7 @@ def _training_controls(kind: str, missing, fp: str) -> None:
     message = common.need_mnist_message()
     if message:
         st.warning(message)
+        common.get_mnist_button(key=f"{kind}_get_mnist")
         return
     total_epochs = sum(c.epochs for c in missing)
     label = f"Train {len(missing)} missing run(s) in the background ({total_epochs} model-epochs)"

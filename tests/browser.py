@@ -24,10 +24,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def streamlit_server(store: Path, log: Path):
-    """`streamlit run app.py` on a free port, healthy before it is yielded (as its URL)."""
+def streamlit_server(store: Path, log: Path, env: dict | None = None):
+    """`streamlit run app.py` on a free port, healthy before it is yielded (as its URL); `env`
+    adds to (or, with None values, removes from) the server's environment."""
     port = free_port()
-    env = {**os.environ, "MNIST_LAB_STORE": str(store)}
+    env = {key: value for key, value in {**os.environ, "MNIST_LAB_STORE": str(store), **(env or {})}.items()
+           if value is not None}
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                "--server.port", str(port), "--browser.gatherUsageStats", "false"]
     with open(log, "wb") as output:
@@ -126,3 +128,31 @@ DIGITS = {
          (140, 40)]],
     3: [[(80, 60), (140, 35), (200, 70), (140, 135), (205, 180), (140, 245), (75, 215)]],
 }
+
+
+@contextmanager
+def file_server(folder: Path):
+    """An HTTP server on a free local port serving `folder`; yields its URL."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def plot_cell(page, chart, column: float, row: float, columns: int = 10, rows: int = 10):
+    """Click the middle of a cell of a plotly heatmap, the hand coming from a little way off."""
+    box = chart.locator(".nsewdrag").first.bounding_box()
+    x = box["x"] + box["width"] * (column + 0.5) / columns
+    y = box["y"] + box["height"] * (row + 0.5) / rows
+    page.mouse.move(x - 8, y - 8)
+    page.mouse.move(x, y, steps=3)
+    page.mouse.click(x, y)

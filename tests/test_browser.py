@@ -158,7 +158,7 @@ def ask_for_tiny_lambda_sweep(page, server):
     page.goto(f"{server}/lambda_sweep")
     expect(page.get_by_role("heading", name="L2 regularization sweep")).to_be_visible()
     page.get_by_text("Explicit values").click()
-    values = page.get_by_label("Lambdas, comma-separated")
+    values = page.get_by_label("Lambdas, comma-separated", exact=True)
     values.fill("0, 0.02")
     values.press("Enter")
     for label in ("Epochs", "Seeds", "Training images"):

@@ -1,0 +1,246 @@
+"""What a new visitor does on each page, in a real Chromium: click a confusion cell, select a run
+and reload, mistype a grid, tap the canvas, read the axes and tables, get MNIST."""
+
+import os
+import re
+import shutil
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from tests.browser import (
+    CHROMIUM,
+    file_server,
+    launch_chromium,
+    plot_cell,
+    settle,
+    settled,
+    streamlit_server,
+    stroke,
+)
+
+pytestmark = pytest.mark.browser
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+expect.set_options(timeout=60_000)
+SHARED_MNIST = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mnist.npz"
+
+
+def require_chromium():
+    if not shutil.which(CHROMIUM):
+        message = f"Chromium is required at {CHROMIUM}: apt-get install -y chromium"
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    require_chromium()
+    folder = tmp_path_factory.mktemp("dashboard")
+    with streamlit_server(folder / "store", folder / "streamlit.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def no_exception(page):
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+
+
+def open_page(page, url, path, heading):
+    page.goto(f"{url}/{path}")
+    expect(page.get_by_role("heading", name=heading)).to_be_visible()
+    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidgetRunningIcon]')")
+
+
+def test_clicking_a_confusion_matrix_cell_shows_only_those_mistakes_until_cleared(page, server):
+    open_page(page, server, "errors", "Misclassified test images")
+    chart = page.get_by_test_id("stPlotlyChart").first
+    expect(chart.locator(".nsewdrag")).to_have_count(1)
+    plot_cell(page, chart, column=9, row=4)  # true 4 (row), predicted 9 (column)
+    filter_note = page.get_by_text(re.compile(r"Showing \d+ mistakes: true 4, predicted 9\."))
+    expect(filter_note).to_be_visible()
+    browse = page.get_by_role("tabpanel").first
+    count = int(re.search(r"Showing (\d+)", filter_note.inner_text()).group(1))
+    expect(browse.get_by_text(re.compile(r"^4 → 9 \d"))).to_have_count(count)
+    expect(browse.get_by_text(re.compile(r"^\d → \d \d"))).to_have_count(count)  # and no other mistake
+    page.get_by_role("button", name="Clear filter").click()
+    expect(filter_note).to_have_count(0)
+    expect(browse.get_by_text(re.compile(r"^\d → \d \d"))).not_to_have_count(count)
+    no_exception(page)
+
+
+def selected_key(page) -> str | None:
+    return parse_qs(urlparse(page.url).query).get("run", [None])[0]
+
+
+def run_box(page):
+    return page.get_by_role("combobox", name="Run", exact=True)
+
+
+def test_the_selected_run_survives_navigation_and_reload(page, server):
+    open_page(page, server, "errors", "Misclassified test images")
+    page.get_by_test_id("stSelectbox").first.click()
+    page.get_by_role("option", name=re.compile(r"^reference_cnn: ")).click()
+    expect(run_box(page)).to_have_value(re.compile("^reference_cnn: "))
+    page.wait_for_function("() => new URLSearchParams(location.search).get('run')")
+    key = selected_key(page)
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Overview").click()
+    expect(page.get_by_role("heading", name="MNIST lab")).to_be_visible()
+    page.wait_for_function("() => new URLSearchParams(location.search).get('run')")
+    assert selected_key(page) == key  # the switch kept it in the URL
+    page.reload()
+    expect(run_box(page)).to_have_value(re.compile("^reference_cnn: "))
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Errors").click()
+    expect(run_box(page)).to_have_value(re.compile("^reference_cnn: "))
+    copied = page.url
+    fresh = page.context.browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    fresh.goto(copied)  # a shared link selects it too
+    expect(run_box(fresh)).to_have_value(re.compile("^reference_cnn: "))
+    fresh.context.close()
+
+
+def test_a_mistyped_grid_says_what_is_accepted_and_keeps_the_chart(page, server):
+    open_page(page, server, "width_sweep", "Width sweep")
+    page.get_by_text("Explicit pairs").click()
+    pairs = page.get_by_label("Pairs layer1:layer2, comma-separated", exact=True)
+    pairs.fill("25-10")
+    pairs.press("Enter")
+    accepted = page.get_by_text(re.compile("give widths as pairs like 25:10, separated by commas"))
+    expect(accepted).to_have_count(2)  # beside the input, and in the main area
+    expect(page.get_by_test_id("stSidebar").get_by_text(re.compile("pairs like 25:10"))).to_be_visible()
+    expect(page.get_by_text(re.compile("Showing the last grid that was valid"))).to_be_visible()
+    expect(page.get_by_test_id("stPlotlyChart")).to_have_count(1)
+    expect(page.get_by_text("could not convert")).to_have_count(0)
+    expect(page.get_by_text("invalid literal")).to_have_count(0)
+    pairs.fill("25:10, 100:40")
+    pairs.press("Enter")
+    expect(accepted).to_have_count(0)
+    no_exception(page)
+
+
+def test_a_tap_asks_for_a_bigger_digit_and_the_edit_toggle_is_hidden(page, server):
+    open_page(page, server, "draw", "Draw a digit")
+    canvas = page.locator("canvas.upper-canvas").first
+    settled(canvas)
+    stroke(page, canvas, [(140, 140), (142, 141)])
+    settle(page)
+    expect(page.get_by_text(re.compile(r"Draw a bigger digit: this drawing spans \d+% of the canvas"))) \
+        .to_be_visible()
+    expect(page.locator("[data-model]")).to_have_count(0)  # no model's reading of a dot
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + 100, box["y"] + 100)
+    expect(page.get_by_role("button", name="Undo")).to_be_visible()
+    expect(page.get_by_role("button", name="Edit")).to_be_hidden()
+    slider = page.get_by_role("slider", name="Stroke width").bounding_box()
+    toolbar = page.get_by_role("button", name="Undo").bounding_box()
+    assert toolbar["y"] + toolbar["height"] <= slider["y"] or toolbar["y"] >= slider["y"] + slider["height"]
+    no_exception(page)
+
+
+def tick_labels(page) -> list[str]:
+    return page.locator(".xtick text").all_text_contents()
+
+
+def test_sweep_axes_label_every_grid_point(page, server):
+    open_page(page, server, "lambda_sweep", "L2 regularization sweep")
+    expect(page.locator(".xtick text").first).to_be_visible()
+    assert tick_labels(page) == ["0", "0.001", "0.003", "0.01", "0.05", "0.1", "0.2", "0.3"]
+    open_page(page, server, "width_sweep", "Width sweep")
+    expect(page.locator(".xtick text").first).to_be_visible()
+    assert tick_labels(page) == ["10/5", "10/8", "15/10", "25/10", "40/15", "60/20", "100/40", "150/60",
+                                 "300/120", "600/240", "1200/480"]
+    page.get_by_text("Table of runs").click()
+    expect(page.get_by_test_id("stDataFrame")).to_be_visible()
+    no_exception(page)
+
+
+def test_overview_table_fits_and_the_curves_differ_in_colour(page, server):
+    open_page(page, server, "", "MNIST lab")
+    cell = page.get_by_text("96.24% ± 0.03% (3 seeds)")
+    expect(cell).to_be_visible()
+    for text in ("96.24% ± 0.03% (3 seeds)", "train accuracy", "training time"):
+        box = page.get_by_text(text, exact=True).first.bounding_box()
+        assert box["x"] + box["width"] <= 1400, f"{text!r} is cut off"
+    colours = page.locator(".js-plotly-plot .scatterlayer .trace .lines path").evaluate_all(
+        "paths => paths.map(p => getComputedStyle(p).stroke)")
+    assert len(set(colours)) >= 2
+    expect(page.get_by_role("button", name="Deploy")).to_have_count(0)
+    no_exception(page)
+
+
+def test_compare_shows_both_runs_predictions_for_errors_both_make(page, server):
+    open_page(page, server, "errors", "Misclassified test images")
+    page.get_by_role("tab", name="Compare two runs").click()
+    page.get_by_role("radiogroup", name="Show").get_by_text("both").click()
+    first = page.get_by_text(re.compile(r"^\d: A → \d \d+\.\d%, B → \d \d+\.\d%"))
+    expect(first.first).to_be_visible()
+    no_exception(page)
+
+
+@pytest.fixture
+def mnist_mirror(tmp_path):
+    if not SHARED_MNIST.is_file():
+        pytest.skip(f"no local MNIST to serve at {SHARED_MNIST}")
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+    shutil.copy(SHARED_MNIST, folder / "mnist.npz")
+    with file_server(folder) as url:
+        yield url + "/mnist.npz"
+
+
+def test_without_mnist_the_sweep_page_gets_it_and_then_offers_training(browser, tmp_path, mnist_mirror):
+    import hashlib
+
+    require_chromium()
+    sha256 = hashlib.sha256(SHARED_MNIST.read_bytes()).hexdigest()
+    env = {"MNIST_PATH": None, "HOME": str(tmp_path / "home"), "XDG_DATA_HOME": str(tmp_path / "data"),
+           "MNIST_LAB_DOWNLOAD_URL": mnist_mirror, "MNIST_LAB_DOWNLOAD_SHA256": sha256}
+    with streamlit_server(tmp_path / "store", tmp_path / "streamlit.log", env) as url:
+        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        open_page(page, url, "lambda_sweep", "L2 regularization sweep")
+        page.get_by_text("Explicit values").click()
+        values = page.get_by_label("Lambdas, comma-separated", exact=True)
+        values.fill("0.0005")
+        values.press("Enter")
+        expect(page.get_by_text(re.compile("MNIST is not on this machine"))).to_be_visible()
+        page.get_by_role("button", name="Get MNIST (11 MB)").click()
+        expect(page.get_by_role("button", name=re.compile("Train 3 missing"))).to_be_visible()
+        assert (tmp_path / "data" / "mnist-lab" / "mnist.npz").is_file()
+        no_exception(page)
+        page.context.close()
+
+
+def test_a_download_that_fails_its_check_says_so_and_leaves_nothing(browser, tmp_path, mnist_mirror):
+    require_chromium()
+    env = {"MNIST_PATH": None, "HOME": str(tmp_path / "home"), "XDG_DATA_HOME": str(tmp_path / "data"),
+           "MNIST_LAB_DOWNLOAD_URL": mnist_mirror, "MNIST_LAB_DOWNLOAD_SHA256": "0" * 64}
+    with streamlit_server(tmp_path / "store", tmp_path / "streamlit.log", env) as url:
+        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        open_page(page, url, "lambda_sweep", "L2 regularization sweep")
+        page.get_by_text("Explicit values").click()
+        values = page.get_by_label("Lambdas, comma-separated", exact=True)
+        values.fill("0.0005")
+        values.press("Enter")
+        page.get_by_role("button", name="Get MNIST (11 MB)").click()
+        expect(page.get_by_text(re.compile("MNIST could not be downloaded: .*sha256"))).to_be_visible()
+        expect(page.get_by_role("button", name="Get MNIST (11 MB)")).to_be_visible()
+        folder = tmp_path / "data" / "mnist-lab"
+        assert not folder.exists() or list(folder.iterdir()) == []
+        no_exception(page)
+        page.context.close()
+

@@ -24,7 +24,7 @@ from scipy import ndimage  # noqa: E402
 
 from mnist_core.catalog import named_runs  # noqa: E402
 from mnist_core.data import load_mnist  # noqa: E402
-from mnist_core.preprocess import SIZE, ink, to_mnist  # noqa: E402
+from mnist_core.preprocess import MIN_EXTENT, SIZE, ink, ink_extent, to_mnist  # noqa: E402
 from mnist_core.store import StoreChain  # noqa: E402
 
 CANVAS = 280
@@ -81,6 +81,10 @@ def main() -> None:
     }
     runs = named_runs(StoreChain.default(), data.fingerprint)
     print(f"{len(chosen)} MNIST test digits redrawn on a {CANVAS}x{CANVAS} canvas (seed {args.seed})")
+    extents = np.array([ink_extent(c) for c in canvases])
+    print(f"ink extent of the redrawn digits: min {extents.min():.0%}, 1st percentile "
+          f"{np.percentile(extents, 1):.0%}; below the Draw page's {MIN_EXTENT:.0%}: "
+          f"{int((extents < MIN_EXTENT).sum())}")
     print(f"{'model':16s}" + "".join(f"{name:>28s}" for name in inputs) + f"{'loss (points)':>16s}")
     for name, run in runs.items():
         model = run.load_model()

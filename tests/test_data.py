@@ -1,5 +1,8 @@
 import gzip
+import hashlib
 import io
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -210,3 +213,80 @@ def test_cli_refuses_an_all_zero_mnist_with_exit_2_and_one_line(tmp_path, mnist)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("python -m mnist_core train: error:")
     assert "blank" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def mirror(tmp_path, mnist):
+    from tests.browser import file_server
+
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+    shutil.copy(mnist.source, folder / "mnist.npz")
+    (folder / "not-mnist.npz").write_bytes(b"PK" + b"\0" * 1000)
+    with file_server(folder) as url:
+        yield url, hashlib.sha256((folder / "mnist.npz").read_bytes()).hexdigest()
+
+
+def test_download_checks_the_file_and_renames_it_into_place(tmp_path, mnist, mirror, monkeypatch):
+    from mnist_core.download import download_mnist
+
+    url, sha256 = mirror
+    monkeypatch.setenv("MNIST_LAB_DOWNLOAD_URL", f"{url}/mnist.npz")
+    monkeypatch.setenv("MNIST_LAB_DOWNLOAD_SHA256", sha256)
+    seen = []
+    path = download_mnist(tmp_path / "data" / "mnist.npz", progress=lambda done, total: seen.append(done))
+    assert load_mnist(path).fingerprint == mnist.fingerprint
+    assert seen[-1] == path.stat().st_size and list(path.parent.iterdir()) == [path]
+
+
+@pytest.mark.parametrize("file, sha256, message", [
+    ("mnist.npz", "0" * 64, "has sha256"),
+    ("missing.npz", None, "could not download MNIST .*not found"),
+])
+def test_a_failed_download_says_why_and_leaves_nothing(tmp_path, mirror, monkeypatch, file, sha256, message):
+    from mnist_core.download import download_mnist
+
+    url, good = mirror
+    monkeypatch.setenv("MNIST_LAB_DOWNLOAD_URL", f"{url}/{file}")
+    monkeypatch.setenv("MNIST_LAB_DOWNLOAD_SHA256", sha256 or good)
+    with pytest.raises(MNISTError, match=re.compile(message, re.IGNORECASE)):
+        download_mnist(tmp_path / "data" / "mnist.npz")
+    assert list((tmp_path / "data").iterdir()) == []
+
+
+def test_download_with_no_server_and_with_a_full_disk(tmp_path, mirror, monkeypatch):
+    import errno
+
+    from mnist_core import download
+
+    url, sha256 = mirror
+    monkeypatch.setenv("MNIST_LAB_DOWNLOAD_URL", "http://127.0.0.1:9/mnist.npz")  # nothing listens
+    with pytest.raises(MNISTError, match="could not download MNIST .*refused"):
+        download.download_mnist(tmp_path / "a" / "mnist.npz")
+    monkeypatch.setenv("MNIST_LAB_DOWNLOAD_URL", f"{url}/mnist.npz")
+    monkeypatch.setenv("MNIST_LAB_DOWNLOAD_SHA256", sha256)
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(download.os, "fsync", full)
+    with pytest.raises(MNISTError, match="No space left on device"):
+        download.download_mnist(tmp_path / "b" / "mnist.npz")
+    assert list((tmp_path / "b").iterdir()) == []
+
+
+def test_cli_data_download_and_its_failure(tmp_path, mirror):
+    url, sha256 = mirror
+    env = {**os.environ, "MNIST_LAB_DOWNLOAD_URL": f"{url}/mnist.npz", "MNIST_LAB_DOWNLOAD_SHA256": sha256}
+    repo = Path(__file__).resolve().parent.parent
+    ok = subprocess.run([sys.executable, "-m", "mnist_core", "data", "download", "--to",
+                         str(tmp_path / "m.npz"), "--quiet"], cwd=repo, env=env, capture_output=True,
+                        text=True, timeout=120)
+    assert ok.returncode == 0 and "MNIST saved to" in ok.stdout, ok.stderr
+    env["MNIST_LAB_DOWNLOAD_SHA256"] = "0" * 64
+    bad = subprocess.run([sys.executable, "-m", "mnist_core", "data", "download", "--to",
+                          str(tmp_path / "n.npz")], cwd=repo, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith(
+        "python -m mnist_core data: error: the file from")
+    assert not (tmp_path / "n.npz").exists()

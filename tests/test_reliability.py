@@ -284,3 +284,19 @@ def process_ended(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"  # not reaped yet
     except FileNotFoundError:
         return True
+
+
+def test_a_tap_or_a_tiny_scribble_is_too_small_to_read_and_digits_are_not():
+    from mnist_core.preprocess import MIN_EXTENT, ink_extent
+    from tests.browser import DIGITS
+
+    dot = np.zeros((280, 280, 4), np.uint8)
+    dot[130:150, 130:150] = 255  # a tap with the default 20 px pen
+    assert ink_extent(dot) < MIN_EXTENT
+    widest_pen_dot = np.zeros((280, 280, 4), np.uint8)
+    widest_pen_dot[120:160, 120:160] = 255
+    assert ink_extent(widest_pen_dot) < MIN_EXTENT
+    for strokes in DIGITS.values():  # the digits the browser tests draw
+        points = np.array([p for stroke in strokes for p in stroke])
+        assert (points.max(0) - points.min(0)).max() / 280 > MIN_EXTENT
+    assert ink_extent(np.zeros((280, 280, 4), np.uint8)) == 0.0

@@ -176,7 +176,9 @@ def test_overview_table_fits_and_the_curves_differ_in_colour(page, server):
     for text in ("96.24% ± 0.03% (3 seeds)", "train accuracy", "training time"):
         box = page.get_by_text(text, exact=True).first.bounding_box()
         assert box["x"] + box["width"] <= 1400, f"{text!r} is cut off"
-    colours = page.locator(".js-plotly-plot .scatterlayer .trace .lines path").evaluate_all(
+    lines = page.locator(".js-plotly-plot .scatterlayer .trace .lines path")
+    expect(lines).to_have_count(4)  # train and validation, in the loss and the accuracy chart
+    colours = lines.evaluate_all(
         "paths => paths.map(p => getComputedStyle(p).stroke)")
     assert len(set(colours)) >= 2
     expect(page.get_by_role("button", name="Deploy")).to_have_count(0)

@@ -28,8 +28,8 @@ def open_page(page: str | None = None) -> AppTest:
 def test_overview_lists_named_models_and_curves():
     app = open_page()
     assert app.title[0].value == "MNIST lab"
-    table = app.dataframe[0].value
-    assert "baseline_mlp" in table["model"].tolist()
+    table = app.table[0].value
+    assert "baseline_mlp" in table.index.tolist()
     assert len(app.get("plotly_chart")) == 2
     choice = app.selectbox(key="overview_run")
     choice.select_index(len(choice.options) - 1).run()

@@ -27,7 +27,7 @@ from filelock import FileLock, Timeout
 
 from .configs import RunConfig
 from .safe_read import read_json
-from .store import StoreChain
+from .store import StoreChain, lock_held
 
 MAX_RUNNING_JOBS = 1  # two cores: one training at a time keeps the dashboard responsive
 MAX_POINTS = 24
@@ -97,14 +97,8 @@ def _write_state(folder: Path, state: dict) -> None:
 
 
 def _alive(folder: Path) -> bool:
-    """True while a worker holds the job's lock (the OS drops it when the worker dies)."""
-    probe = FileLock(str(folder / "worker.lock"))
-    try:
-        probe.acquire(timeout=0)
-    except Timeout:
-        return True
-    probe.release()
-    return False
+    """True while a worker holds the job's lock."""
+    return lock_held(folder / "worker.lock")
 
 
 def load(folder: Path) -> Job | None:

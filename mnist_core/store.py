@@ -371,14 +371,7 @@ class RunStore:
         return removed
 
     def _locked(self, prefix: str) -> bool:
-        for lock_file in (self.root / ".locks").glob(f"{prefix}*.lock"):
-            probe = FileLock(str(lock_file))
-            try:
-                probe.acquire(timeout=0)
-            except Timeout:
-                return True
-            probe.release()
-        return False
+        return any(lock_held(path) for path in (self.root / ".locks").glob(f"{prefix}*.lock"))
 
     def clean_staging(self, key: str) -> None:
         """Delete folders left for `key` by writers that died; call while holding its lock."""
@@ -394,6 +387,17 @@ class RunStore:
             raise StoreError(f"cannot create store folder {folder}: {exc.strerror}") from None
         if not os.access(folder, os.W_OK):
             raise StoreError(f"store folder {folder} is not writable; pass a writable --store")
+
+
+def lock_held(path: Path) -> bool:
+    """True while some process holds the file lock at `path` (the OS drops it when that dies)."""
+    probe = FileLock(str(path))
+    try:
+        probe.acquire(timeout=0)
+    except Timeout:
+        return True
+    probe.release()
+    return False
 
 
 def _remove(path: Path) -> None:

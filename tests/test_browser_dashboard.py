@@ -205,6 +205,16 @@ def mnist_mirror(tmp_path):
         yield url + "/mnist.npz"
 
 
+def ask_for_an_unstored_lambda(browser, url):
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    open_page(page, url, "lambda_sweep", "L2 regularization sweep")
+    page.get_by_text("Explicit values").click()
+    values = page.get_by_label("Lambdas, comma-separated", exact=True)
+    values.fill("0.0005")
+    values.press("Enter")
+    return page
+
+
 def test_without_mnist_the_sweep_page_gets_it_and_then_offers_training(browser, tmp_path, mnist_mirror):
     import hashlib
 
@@ -213,12 +223,7 @@ def test_without_mnist_the_sweep_page_gets_it_and_then_offers_training(browser, 
     env = {"MNIST_PATH": None, "HOME": str(tmp_path / "home"), "XDG_DATA_HOME": str(tmp_path / "data"),
            "MNIST_LAB_DOWNLOAD_URL": mnist_mirror, "MNIST_LAB_DOWNLOAD_SHA256": sha256}
     with streamlit_server(tmp_path / "store", tmp_path / "streamlit.log", env) as url:
-        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-        open_page(page, url, "lambda_sweep", "L2 regularization sweep")
-        page.get_by_text("Explicit values").click()
-        values = page.get_by_label("Lambdas, comma-separated", exact=True)
-        values.fill("0.0005")
-        values.press("Enter")
+        page = ask_for_an_unstored_lambda(browser, url)
         expect(page.get_by_text(re.compile("MNIST is not on this machine"))).to_be_visible()
         page.get_by_role("button", name="Get MNIST (11 MB)").click()
         expect(page.get_by_role("button", name=re.compile("Train 3 missing"))).to_be_visible()
@@ -232,12 +237,7 @@ def test_a_download_that_fails_its_check_says_so_and_leaves_nothing(browser, tmp
     env = {"MNIST_PATH": None, "HOME": str(tmp_path / "home"), "XDG_DATA_HOME": str(tmp_path / "data"),
            "MNIST_LAB_DOWNLOAD_URL": mnist_mirror, "MNIST_LAB_DOWNLOAD_SHA256": "0" * 64}
     with streamlit_server(tmp_path / "store", tmp_path / "streamlit.log", env) as url:
-        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-        open_page(page, url, "lambda_sweep", "L2 regularization sweep")
-        page.get_by_text("Explicit values").click()
-        values = page.get_by_label("Lambdas, comma-separated", exact=True)
-        values.fill("0.0005")
-        values.press("Enter")
+        page = ask_for_an_unstored_lambda(browser, url)
         page.get_by_role("button", name="Get MNIST (11 MB)").click()
         expect(page.get_by_text(re.compile("MNIST could not be downloaded: .*sha256"))).to_be_visible()
         expect(page.get_by_role("button", name="Get MNIST (11 MB)")).to_be_visible()

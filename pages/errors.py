@@ -1,8 +1,6 @@
 """Errors: confusion matrix, a browsable grid of misclassified test images, two runs compared."""
 
-import numpy as np
 import streamlit as st
-from PIL import Image
 
 from mnist_core.mistakes import compare, confusion, sort_errors
 from pages.parts import charts, common
@@ -10,11 +8,6 @@ from pages.parts import charts, common
 common.page_setup()
 
 PAGE_SIZE = 50
-COLUMNS = 10
-
-
-def enlarged(image: np.ndarray) -> Image.Image:
-    return Image.fromarray(image).resize((84, 84), Image.Resampling.NEAREST)
 
 
 def grid(rows, images: dict, key: str, other=None) -> None:
@@ -26,16 +19,7 @@ def grid(rows, images: dict, key: str, other=None) -> None:
     pages = (len(rows) - 1) // PAGE_SIZE + 1
     page = st.number_input(f"Page (of {pages}, {PAGE_SIZE} per page)", 1, pages, 1, key=f"{key}_page")
     shown = rows.iloc[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
-    for start in range(0, len(shown), COLUMNS):
-        columns = st.columns(COLUMNS)
-        for column, (_, row) in zip(columns, shown.iloc[start:start + COLUMNS].iterrows()):
-            column.image(enlarged(images[int(row["index"])]), width="content")
-            caption = f"**{int(row['true'])} → {int(row['predicted'])}** {row['confidence']:.2%}"
-            if other is not None:
-                b = other.loc[int(row["index"])]
-                caption = (f"**{int(row['true'])}**: A → {int(row['predicted'])} {row['confidence']:.1%}, "
-                           f"B → {int(b['predicted'])} {b['confidence']:.1%}")
-            column.markdown(f"{caption}  \n#{int(row['index'])}")
+    st.html(charts.mistake_grid(shown, images, other))
 
 
 st.title("Misclassified test images")

@@ -184,3 +184,26 @@ def _png_data_uri(image28: np.ndarray) -> str:
     buffer = io.BytesIO()
     Image.fromarray((np.clip(image28, 0, 1) * 255).astype(np.uint8)).save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def mistake_grid(rows: pd.DataFrame, images: dict, other: pd.DataFrame | None = None) -> str:
+    """HTML for misclassified test images with their captions, as one element (50 images as
+    50 widgets cost the page a second of rendering): "true → predicted confidence" and the test
+    index; with `other` (run B's error table by index), both runs' predictions."""
+    cells = []
+    for row in rows.itertuples(index=False):
+        index, true, predicted = int(row.index), int(row.true), int(row.predicted)
+        if other is None:
+            caption = f"<b>{true} → {predicted}</b> {row.confidence:.2%}"
+        else:
+            b = other.loc[index]
+            caption = (f"<b>{true}</b>: A → {predicted} {row.confidence:.1%}, "
+                       f"B → {int(b['predicted'])} {b['confidence']:.1%}")
+        cells.append(
+            f'<figure data-mistake="{index}" data-true="{true}" data-predicted="{predicted}" '
+            f'style="margin:0"><img alt="test image {index}" src="{_png_data_uri(images[index] / 255)}" '
+            f'style="width:84px;height:84px;image-rendering:pixelated;border-radius:6px"/>'
+            f'<figcaption style="font-size:13px;line-height:1.3">{caption}<br>'
+            f'<span style="color:#666">#{index}</span></figcaption></figure>')
+    return ('<div style="display:grid;grid-template-columns:repeat(auto-fill,minmax(96px,1fr));'
+            f'gap:12px 8px">{"".join(cells)}</div>')

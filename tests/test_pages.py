@@ -201,14 +201,12 @@ def test_a_run_whose_files_change_under_the_server_is_reported_not_raised(tmp_pa
 
 
 @pytest.mark.usefixtures("own_user_store")
-def test_a_stalled_job_is_shown_with_a_cancel_button_that_ends_it(tmp_path, monkeypatch, mnist):
-    import os
-    import signal
+def test_a_stalled_job_is_shown_with_a_cancel_button_that_ends_it(tmp_path, monkeypatch, mnist, request):
 
     from mnist_core import jobs
     from mnist_core.configs import RunConfig
     from mnist_core.store import StoreChain
-    from tests.test_reliability import process_ended, wait_for, wait_for_message
+    from tests.test_reliability import process_ended, stop_until_the_test_ends, wait_for, wait_for_message
 
     monkeypatch.setattr(jobs, "STALL_AFTER_S", 8)
     monkeypatch.setenv("MNIST_PATH", mnist.source)
@@ -219,7 +217,7 @@ def test_a_stalled_job_is_shown_with_a_cancel_button_that_ends_it(tmp_path, monk
                      data_path=mnist.source)
     pid = wait_for(job.folder, {"running"}).state["pid"]
     wait_for_message(job.folder, "epoch")
-    os.kill(pid, signal.SIGSTOP)
+    stop_until_the_test_ends(request, pid)
     wait_for(job.folder, {"stalled"}, timeout=30)
     app = open_page("pages/lambda_sweep.py")
     stalled = [w.value for w in app.warning if "stalled" in w.value]

@@ -250,14 +250,27 @@ def test_a_job_worker_refuses_data_that_is_not_what_the_job_asked_for(tmp_path, 
     assert failed.status == "failed" and "fingerprint differs" in failed.message
 
 
-def test_a_stopped_worker_is_shown_stalled_and_cancelling_frees_the_slot(tmp_path, mnist, monkeypatch):
+def stop_until_the_test_ends(request, pid: int) -> None:
+    """SIGSTOP a job's worker; whatever the test's outcome, it is killed at the end."""
+    def end():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    request.addfinalizer(end)
+    os.kill(pid, signal.SIGSTOP)
+
+
+def test_a_stopped_worker_is_shown_stalled_and_cancelling_frees_the_slot(tmp_path, mnist, monkeypatch,
+                                                                         request):
     monkeypatch.setattr(jobs, "STALL_AFTER_S", 8)  # the worker beats every 5 s
     stores = StoreChain(RunStore(tmp_path))
     slow = [RunConfig(hidden=(25, 15), epochs=30, limit=20000, seed=s) for s in (0, 1)]
     job = jobs.start(slow, stores, mnist.fingerprint, "to be stopped", data_path=mnist.source)
     pid = wait_for(job.folder, {"running"}).state["pid"]
     wait_for_message(job.folder, "epoch")
-    os.kill(pid, signal.SIGSTOP)
+    stop_until_the_test_ends(request, pid)
     stalled = wait_for(job.folder, {"stalled"}, timeout=30)
     assert f"pid {pid}" in stalled.message and "cancel" in stalled.message
     other = [RunConfig(hidden=(10, 5), epochs=1, limit=1000, seed=9)]

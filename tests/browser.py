@@ -55,6 +55,17 @@ def streamlit_server(store: Path, log: Path, env: dict | None = None):
             server.kill()
 
 
+def require_chromium() -> None:
+    """Fail in CI, skip elsewhere, when Debian's Chromium is not installed."""
+    import shutil
+
+    import pytest
+
+    if not shutil.which(CHROMIUM):
+        message = f"Chromium is required at {CHROMIUM}: apt-get install -y chromium"
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+
+
 def launch_chromium(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 

@@ -28,3 +28,16 @@ def store(tmp_path):
 def stores(store):
     """A fresh writable store only: tests never read or write cached_results/."""
     return StoreChain(store)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless, for the browser tests of one module."""
+    from tests.browser import launch_chromium, require_chromium
+
+    require_chromium()
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()

@@ -1,16 +1,13 @@
 """A real browser against a real `streamlit run app.py`: draw, clear, navigate, train."""
 
-import os
 import re
-import shutil
 
 import pytest
 
 from tests.browser import (
-    CHROMIUM,
     DIGITS,
     draw,
-    launch_chromium,
+    require_chromium,
     settled,
     streamlit_server,
     stroke,
@@ -31,19 +28,9 @@ def store(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(store):
-    if not shutil.which(CHROMIUM):
-        message = f"Chromium is required at {CHROMIUM}: apt-get install -y chromium"
-        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+    require_chromium()
     with streamlit_server(store, store.parent / "streamlit.log") as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

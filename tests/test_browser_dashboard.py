@@ -1,7 +1,6 @@
 """What a new visitor does on each page, in a real Chromium: click a confusion cell, select a run
 and reload, mistype a grid, tap the canvas, read the axes and tables, get MNIST."""
 
-import os
 import re
 import shutil
 from pathlib import Path
@@ -10,10 +9,9 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from tests.browser import (
-    CHROMIUM,
     file_server,
-    launch_chromium,
     plot_cell,
+    require_chromium,
     settle,
     settled,
     streamlit_server,
@@ -27,26 +25,12 @@ expect.set_options(timeout=60_000)
 SHARED_MNIST = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mnist.npz"
 
 
-def require_chromium():
-    if not shutil.which(CHROMIUM):
-        message = f"Chromium is required at {CHROMIUM}: apt-get install -y chromium"
-        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     require_chromium()
     folder = tmp_path_factory.mktemp("dashboard")
     with streamlit_server(folder / "store", folder / "streamlit.log") as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
@@ -220,7 +204,6 @@ def ask_for_an_unstored_lambda(browser, url):
 def test_without_mnist_the_sweep_page_gets_it_and_then_offers_training(browser, tmp_path, mnist_mirror):
     import hashlib
 
-    require_chromium()
     sha256 = hashlib.sha256(SHARED_MNIST.read_bytes()).hexdigest()
     env = {"MNIST_PATH": None, "HOME": str(tmp_path / "home"), "XDG_DATA_HOME": str(tmp_path / "data"),
            "MNIST_LAB_DOWNLOAD_URL": mnist_mirror, "MNIST_LAB_DOWNLOAD_SHA256": sha256}
@@ -235,7 +218,6 @@ def test_without_mnist_the_sweep_page_gets_it_and_then_offers_training(browser, 
 
 
 def test_a_download_that_fails_its_check_says_so_and_leaves_nothing(browser, tmp_path, mnist_mirror):
-    require_chromium()
     env = {"MNIST_PATH": None, "HOME": str(tmp_path / "home"), "XDG_DATA_HOME": str(tmp_path / "data"),
            "MNIST_LAB_DOWNLOAD_URL": mnist_mirror, "MNIST_LAB_DOWNLOAD_SHA256": "0" * 64}
     with streamlit_server(tmp_path / "store", tmp_path / "streamlit.log", env) as url:
@@ -248,3 +230,22 @@ def test_a_download_that_fails_its_check_says_so_and_leaves_nothing(browser, tmp
         no_exception(page)
         page.context.close()
 
+
+
+def test_clicking_a_sweep_point_selects_its_run_for_the_other_pages(page, server):
+    open_page(page, server, "lambda_sweep", "L2 regularization sweep")
+    markers = page.locator(".js-plotly-plot .scatterlayer .trace .points path")
+    expect(markers.first).to_be_visible()
+    box = markers.nth(markers.count() - 1).bounding_box()  # a test-error marker of the last λ
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x - 10, y - 10)
+    page.mouse.move(x, y, steps=3)
+    page.mouse.click(x, y)
+    selected = page.get_by_text(re.compile(r"Selected: MLP 25-15 λ=[\d.]+, 60 ep, seed \d"))
+    expect(selected).to_be_visible()
+    page.wait_for_function("() => new URLSearchParams(location.search).get('run')")
+    label = re.search(r"λ=([\d.]+), 60 ep, seed (\d)", selected.inner_text())
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Draw").click()
+    expect(page.get_by_text(re.compile(rf"selected: MLP 25-15 λ={label[1]}, 60 ep, seed {label[2]}"))) \
+        .to_be_visible()
+    no_exception(page)

@@ -1,4 +1,4 @@
-"""Command line: python -m mnist_core {train,sweep,reproduce,list}."""
+"""Command line: python -m mnist_core {train,sweep,reproduce,list,report,data,cluster}."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from .catalog import (  # noqa: E402
 from .configs import MAX_EPOCHS, MAX_WIDTH, MODELS, ConfigError, RunConfig  # noqa: E402
 from .data import DOWNLOADED, STANDARD_FINGERPRINT, MNISTError, load_mnist, mnist_available  # noqa: E402
 from .download import SIZE_MB, URL_ENV_VAR, download_mnist  # noqa: E402
+from .executors import BACKENDS, RAY_ADDRESS_ENV, ClusterError, executor_for  # noqa: E402
 from .store import StoreChain, StoreError  # noqa: E402
 
 
@@ -111,6 +112,20 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="MNIST .npz or IDX folder (default: $MNIST_PATH, Keras cache)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_wait_timeout(parser)
+    _add_backend(parser)
+
+
+def _add_backend(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", choices=BACKENDS,
+                        help=f"where to train: local, this process (the default), or ray "
+                             f"(the default when ${RAY_ADDRESS_ENV} is set)")
+    _add_ray_address(parser)
+
+
+def _add_ray_address(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ray-address", metavar="ADDR",
+                        help=f"Ray cluster to join: auto or host:port (default: ${RAY_ADDRESS_ENV}; "
+                             "none: start Ray on this machine)")
 
 
 def _add_wait_timeout(parser: argparse.ArgumentParser) -> None:
@@ -155,6 +170,7 @@ def build_parser() -> Parser:
     reproduce.add_argument("--data", help="MNIST .npz or IDX folder")
     reproduce.add_argument("--quiet", action="store_true")
     _add_wait_timeout(reproduce)
+    _add_backend(reproduce)
 
     report = commands.add_parser("report", help="results table and sweep images from stored runs")
     report.add_argument("--store", type=_folder, help="also read this store (default: the user store)")
@@ -167,6 +183,10 @@ def build_parser() -> Parser:
                                         f"location (${URL_ENV_VAR} overrides), check it, keep it")
     download.add_argument("--to", type=_folder, help=f"file to write (default: {DOWNLOADED})")
     download.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    cluster = commands.add_parser("cluster", help="nodes and CPUs of the Ray cluster training would use")
+    _add_ray_address(cluster)
+    cluster.add_argument("--json", action="store_true", help="machine-readable output")
 
     listing = commands.add_parser("list", help="list stored runs")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
@@ -185,8 +205,10 @@ def cmd_train(args) -> None:
     data = load_mnist(args.data)
     from .sweeps import ensure_runs
 
+    executor = executor_for(args.backend, args.ray_address)
     (run,) = ensure_runs([config], data, stores, fused=False, progress=not args.quiet,
-                         wait_timeout=args.wait_timeout)
+                         wait_timeout=args.wait_timeout, executor=executor)
+    _say_where(executor)
     print(f"{config.label}: train accuracy {run.train_accuracy:.4f}, test accuracy "
           f"{run.test_accuracy:.4f}, {run.metrics['wall_time_s']:.0f} s  [{run.key[:12]}] {run.path}")
 
@@ -201,8 +223,11 @@ def cmd_sweep(args) -> None:
     data = load_mnist(args.data)
     from .sweeps import ensure_runs
 
+    executor = executor_for(args.backend, args.ray_address)
     frame = runs_table(ensure_runs(configs, data, stores, fused=not args.one_at_a_time,
-                                   progress=not args.quiet, wait_timeout=args.wait_timeout))
+                                   progress=not args.quiet, wait_timeout=args.wait_timeout,
+                                   executor=executor))
+    _say_where(executor)
     shown = frame[["l2" if args.kind == "lambda" else "hidden", "seed", "train_error", "test_error",
                    "test_accuracy", "key"]].copy()
     shown["key"] = shown["key"].str[:12]
@@ -212,6 +237,7 @@ def cmd_sweep(args) -> None:
 def cmd_reproduce(args) -> None:
     stores = StoreChain.default(args.store)
     data = load_mnist(args.data)
+    executor = executor_for(args.backend, args.ray_address)
     from .sweeps import ensure_runs
 
     for title, configs in reproduce_steps(args.seeds, args.improved_seeds):
@@ -219,8 +245,23 @@ def cmd_reproduce(args) -> None:
         done = sum(run is not None for run in found.values())
         print(f"== {title}: {len(configs)} runs, {done} already stored", flush=True)
         ensure_runs(configs, data, stores, fused=not args.one_at_a_time, progress=not args.quiet,
-                    wait_timeout=args.wait_timeout, found=found)
+                    wait_timeout=args.wait_timeout, found=found, executor=executor)
+    _say_where(executor)
     print("reproduce: every reference experiment is stored in", stores.writable.root)
+
+
+def _say_where(executor) -> None:
+    summary = executor.summary()
+    if summary:
+        print(summary, file=sys.stderr)
+
+
+def cmd_cluster(args) -> None:
+    from .ray_backend import RayExecutor
+
+    executor = RayExecutor(args.ray_address or os.environ.get(RAY_ADDRESS_ENV) or None)
+    info = executor.cluster()
+    print(json.dumps(info) if args.json else executor.where())
 
 
 def list_entries(stores: StoreChain) -> list[dict]:
@@ -286,10 +327,10 @@ def cmd_data(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"train": cmd_train, "sweep": cmd_sweep, "reproduce": cmd_reproduce, "list": cmd_list,
-                "report": cmd_report, "data": cmd_data}
+                "report": cmd_report, "data": cmd_data, "cluster": cmd_cluster}
     try:
         handlers[args.command](args)
-    except (ConfigError, MNISTError, StoreError) as exc:
+    except (ConfigError, MNISTError, StoreError, ClusterError) as exc:
         sys.stderr.write(f"python -m mnist_core {args.command}: error: {exc}\n")
         return 2
     except KeyboardInterrupt:

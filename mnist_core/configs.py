@@ -124,3 +124,8 @@ class RunConfig:
         if self.limit:
             text += f", {self.limit} imgs"
         return text
+
+
+def group_key(config: RunConfig) -> tuple:
+    """MLP configs with the same group key can train in one fused graph."""
+    return config.epochs, config.batch_size, config.learning_rate, config.limit

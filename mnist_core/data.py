@@ -105,7 +105,7 @@ def read_mnist(path: str | os.PathLike) -> MNIST:
             f"MNIST not found at {source}: set {ENV_VAR} to a Keras-layout mnist.npz "
             "or a folder with the four IDX files"
         )
-    return _validated(arrays, str(source))
+    return mnist_from_arrays(arrays, str(source))
 
 
 _load_cached = lru_cache(maxsize=4)(read_mnist)
@@ -166,7 +166,8 @@ def _read_idx(path: Path, expected_shape: tuple[int, ...]) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8).reshape(shape)
 
 
-def _validated(arrays: dict[str, np.ndarray], source: str) -> MNIST:
+def mnist_from_arrays(arrays: dict[str, np.ndarray], source: str) -> MNIST:
+    """MNIST from its four arrays, checked (shapes, dtypes, labels, not blank) and fingerprinted."""
     for name, shape in EXPECTED_SHAPES.items():
         array = arrays[name]
         if array.shape != shape:
@@ -208,4 +209,4 @@ def _download_with_keras() -> MNIST:
             f"set {ENV_VAR} to a Keras-layout mnist.npz or a folder of IDX files"
         ) from None
     arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
-    return _validated(arrays, str(KERAS_CACHE))
+    return mnist_from_arrays(arrays, str(KERAS_CACHE))

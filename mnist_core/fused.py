@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from .configs import RunConfig
+from .configs import RunConfig, group_key
 from .data import MNIST
 from .models import build
 from .store import Run, RunStore
@@ -27,11 +27,6 @@ from .training import EpochCallback, arrays_for, publish_model
 
 ADAM_BETA_1, ADAM_BETA_2, ADAM_EPSILON = 0.9, 0.999, 1e-7  # keras.optimizers.Adam defaults
 STEPS_PER_CALL = 4
-
-
-def group_key(config: RunConfig) -> tuple:
-    """MLP configs with the same group key can train in one fused graph."""
-    return config.epochs, config.batch_size, config.learning_rate, config.limit
 
 
 def compatible(configs: list[RunConfig]) -> None:

@@ -58,6 +58,10 @@ class StoreError(RuntimeError):
     """A store cannot be read or written; the message says which and what to do."""
 
 
+class RunRejected(StoreError):
+    """A run about to be published failed verification; nothing was stored."""
+
+
 class RunUnreadable(StoreError):
     """An entry exists but this process may not read it (permissions, I/O): left as it is."""
 
@@ -277,7 +281,8 @@ class RunStore:
 
     def publish(self, key: str, config: RunConfig, data_fingerprint: str,
                 write: Callable[[Path], None]) -> Run:
-        """Build a run with `write(folder)`, add config.json and the manifest, rename into place.
+        """Build a run with `write(folder)`, add config.json and the manifest, verify it all as a
+        reader would, rename into place. A run failing verification is never stored (RunRejected).
 
         Files and folders get the modes the umask allows, so a group sharing a store can read it.
         """
@@ -304,6 +309,10 @@ class RunStore:
             _write_synced(staging / MANIFEST, json.dumps({"files": files}, indent=2))
             for name in RUN_FILES:
                 _fsync_file(staging / name)
+            try:
+                self._verified(key, staging)
+            except (UnsafeFile, ValueError) as exc:
+                raise RunRejected(f"run {key[:12]} failed verification and was not stored: {exc}") from None
             existing = self._existing(key)
             if existing is not None:
                 _remove(staging)

@@ -11,6 +11,7 @@ import pandas as pd
 from .catalog import REFERENCE_LAMBDAS, REFERENCE_WIDTHS, lambda_configs, runs_table, width_configs
 from .configs import RunConfig
 from .data import MNIST
+from .executors import Executor, LocalExecutor
 from .store import Run, StoreChain
 
 if TYPE_CHECKING:
@@ -20,9 +21,11 @@ if TYPE_CHECKING:
 def ensure_runs(configs: list[RunConfig], data: MNIST, stores: StoreChain, fused: bool = True,
                 progress: bool = True, on_epoch: EpochCallback | None = None,
                 wait_timeout: float | None = None, on_wait: Callable[[str], None] | None = None,
-                found: dict[str, Run | None] | None = None) -> list[Run]:
+                found: dict[str, Run | None] | None = None,
+                executor: Executor | None = None) -> list[Run]:
     """Every config's run: found in a store, or trained once (under a lock) and published.
 
+    `executor` trains what is missing (default: this process, see mnist_core.executors).
     `found` ({key: run or None}) saves looking up again what the caller already looked up.
     While another process trains one of them, waits for it, saying so through `on_wait`
     (else the log), and gives up with StoreError after `wait_timeout` seconds.
@@ -45,27 +48,10 @@ def ensure_runs(configs: list[RunConfig], data: MNIST, stores: StoreChain, fused
                     if runs[key] is None:
                         store.clean_staging(key)
                         todo[key] = config
-            for trained in _train(list(todo.values()), data, store, fused, progress, on_epoch):
+            executor = executor or LocalExecutor()
+            for trained in executor.train(list(todo.values()), data, store, fused, progress, on_epoch):
                 runs[trained.key] = trained
     return [runs[k] for k in keys]
-
-
-def _train(configs, data, store, fused, progress, on_epoch):
-    # TensorFlow (~5 s to import) only once something is to be trained: a request whose runs
-    # are all stored, or that fails on its arguments or its store, never pays for it.
-    from .fused import group_key, train_fused
-    from .training import train
-
-    if fused:
-        groups: dict[tuple, list[RunConfig]] = {}
-        for c in configs:
-            if c.model == "mlp":
-                groups.setdefault(group_key(c), []).append(c)
-        for group in groups.values():
-            yield from train_fused(group, data, store, progress, on_epoch)
-        configs = [c for c in configs if c.model != "mlp"]
-    for config in configs:
-        yield train(config, data, store, progress, on_epoch)
 
 
 def lambda_sweep(values: Iterable[float] = REFERENCE_LAMBDAS, seeds: Iterable[int] = (0,),

@@ -1,0 +1,301 @@
+"""Training on a Ray cluster: tasks train on the workers, runs come back as files, the driver publishes.
+
+MNIST goes into Ray's object store once and reaches every worker from there (workers need
+no MNIST file; they check its fingerprint). Our package reaches them through the job's
+runtime environment (`py_modules`), so workers need the libraries of requirements.txt but no
+copy of this repository and no shared filesystem. A task trains into a temporary store of
+its own and returns the run's files; the driver verifies them and publishes them into its
+store under the per-key locks `ensure_runs` holds, so a retried task never publishes twice
+and a run that fails verification is trained again, never stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+from tqdm.auto import tqdm
+
+from .configs import ConfigError, RunConfig, group_key
+from .data import EXPECTED_SHAPES, MNIST, MNISTError, mnist_from_arrays
+from .executors import ClusterError, LocalExecutor
+from .store import RUN_FILES, Run, RunRejected, RunStore
+
+log = logging.getLogger(__name__)
+
+TASK_RETRIES = 3  # a task whose worker process or node dies is run again, this many times at most
+PUBLISH_ATTEMPTS = 3  # a run failing verification on the driver is trained again, this many times
+REACH_TIMEOUT_S = 5
+PAYLOAD = tuple(name for name in RUN_FILES if name != "config.json")  # config.json: the driver's own
+# Multiply-adds per image of the CNNs (counted from models.py's layers), to weigh tasks.
+CNN_MACS_PER_IMAGE = {"cnn": 2_800_000, "improved_cnn": 18_700_000}
+
+
+def cost(config: RunConfig) -> float:
+    """Relative training cost: multiply-adds per image x images x epochs."""
+    if config.model == "mlp":
+        widths = (28 * 28, *config.hidden, 10)
+        macs = sum(a * b for a, b in zip(widths, widths[1:]))
+    else:
+        macs = CNN_MACS_PER_IMAGE[config.model]
+    return macs * (config.limit or 60_000) * config.epochs
+
+
+def plan_tasks(configs: list[RunConfig], workers: int, fused: bool = True) -> list[list[RunConfig]]:
+    """Split `configs` into tasks, costliest first, so that `workers` CPUs are all busy.
+
+    MLPs that could share a fused graph are dealt into at most `workers` tasks of about equal
+    cost (largest first, each to the lightest task); every other run is a task of its own.
+    Each model's math does not depend on which models share its task.
+    """
+    tasks: list[list[RunConfig]] = []
+    groups: dict[tuple, list[RunConfig]] = {}
+    for config in configs:
+        if fused and config.model == "mlp":
+            groups.setdefault(group_key(config), []).append(config)
+        else:
+            tasks.append([config])
+    for group in groups.values():
+        bins: list[list[RunConfig]] = [[] for _ in range(min(len(group), max(workers, 1)))]
+        loads = [0.0] * len(bins)
+        for config in sorted(group, key=cost, reverse=True):
+            lightest = loads.index(min(loads))
+            bins[lightest].append(config)
+            loads[lightest] += cost(config)
+        tasks.extend(bins)
+    return sorted(tasks, key=lambda task: sum(map(cost, task)), reverse=True)
+
+
+@contextmanager
+def _stderr_to(path: Path):
+    """Send file descriptor 2 (where Ray's C++ core logs) to `path` for the duration."""
+    saved = os.dup(2)
+    with open(path, "wb") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def connect(address: str | None) -> None:
+    """Join the cluster at `address` ("auto", "host:port"), or start Ray here if None.
+
+    Token authentication stays as Ray sets it (on by default for a local instance; a cluster's
+    token comes from $RAY_AUTH_TOKEN or ~/.ray/auth_token); Ray's web dashboard is never started.
+    """
+    if ray.is_initialized():
+        return
+    if address and address != "auto":
+        match = re.fullmatch(r"(?:ray://)?\[?([^\s\[\]]+?)\]?:(\d{1,5})", address)
+        if not match:
+            raise ConfigError(f"Ray address must be auto or host:port, not {address!r}")
+        try:
+            socket.create_connection((match[1], int(match[2])), timeout=REACH_TIMEOUT_S).close()
+        except OSError as exc:
+            raise ClusterError(f"cannot reach the Ray cluster at {address} "
+                               f"({exc.strerror or exc}); start its head with `ray start --head` "
+                               "or fix --ray-address / $MNIST_LAB_RAY_ADDRESS") from None
+    options = dict(logging_level=logging.WARNING, log_to_driver=False,
+                   runtime_env={"py_modules": [str(Path(__file__).resolve().parent)]})
+    if address is None:
+        options["include_dashboard"] = False
+    with tempfile.TemporaryDirectory() as scratch:
+        core_log = Path(scratch) / "ray-init.log"
+        try:
+            with _stderr_to(core_log):
+                ray.init(address=address, **options)
+        except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError, ...
+            said = core_log.read_text(errors="replace")
+            if "InvalidAuthToken" in said or "token" in str(exc).lower():
+                raise ClusterError(f"the Ray cluster at {address} refused our authentication token; "
+                                   "set RAY_AUTH_TOKEN (or ~/.ray/auth_token) to the head's token "
+                                   "(`ray get-auth-token` on the head prints it)") from None
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            where = address or "this machine"
+            raise ClusterError(f"cannot join the Ray cluster at {where}: {first}") from None
+
+
+def describe_cluster() -> dict:
+    """Alive nodes and CPUs of the connected cluster."""
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    cpus = int(sum(n.get("Resources", {}).get("CPU", 0) for n in nodes))
+    return {"nodes": len(nodes), "cpus": cpus}
+
+
+def cluster_words(info: dict) -> str:
+    return f"Ray cluster: {info['nodes']} node{'s' * (info['nodes'] != 1)}, {info['cpus']} CPUs"
+
+
+@ray.remote(num_cpus=0)
+class ProgressBoard:
+    """Epochs done per task, reported by the tasks and read by the driver."""
+
+    def __init__(self):
+        self.done: dict[int, int] = {}
+
+    def report(self, task: int, epochs: int) -> None:
+        self.done[task] = max(self.done.get(task, 0), epochs)
+
+    def snapshot(self) -> dict[int, int]:
+        return dict(self.done)
+
+
+@ray.remote(num_cpus=1, max_retries=TASK_RETRIES)
+def train_task(config_dicts: list[dict], arrays: dict, fingerprint: str, fused: bool,
+               task: int, board) -> dict:
+    """Train configs on this worker into a temporary store; return each run's files."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    threads = max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        pass  # this worker process ran TensorFlow before; its threads are already set
+    data = mnist_from_arrays(dict(arrays), source="Ray object store")
+    if data.fingerprint != fingerprint:
+        raise MNISTError("the MNIST arrays that reached this worker do not match the driver's fingerprint")
+    configs = [RunConfig.from_dict(c) for c in config_dicts]
+    started = time.perf_counter()
+
+    def on_epoch(done: int, logs: dict) -> None:
+        board.report.remote(task, done)
+
+    with tempfile.TemporaryDirectory(prefix="mnist-lab-task-") as folder:
+        runs = LocalExecutor().train(configs, data, RunStore(folder), fused, False, on_epoch)
+        payload = [{"key": run.key, "files": {name: (run.path / name).read_bytes() for name in PAYLOAD}}
+                   for run in runs]
+    return {"task": task, "node": ray.get_runtime_context().get_node_id(), "pid": os.getpid(),
+            "seconds": time.perf_counter() - started, "runs": payload}
+
+
+class RayExecutor:
+    """Trains on a Ray cluster (joined at `address`, or started on this machine if None)."""
+
+    def __init__(self, address: str | None = None):
+        self.address = address
+        self._data: tuple[str, ray.ObjectRef] | None = None
+        self.task_reports: list[dict] = []  # one per finished task: node, seconds, runs
+
+    def cluster(self) -> dict:
+        """Alive nodes and CPUs of the cluster (joining it first)."""
+        connect(self.address)
+        return describe_cluster()
+
+    def where(self) -> str:
+        return cluster_words(self.cluster())
+
+    def _data_ref(self, data: MNIST) -> ray.ObjectRef:
+        if self._data is None or self._data[0] != data.fingerprint:
+            self._data = (data.fingerprint, ray.put({name: getattr(data, name) for name in EXPECTED_SHAPES}))
+        return self._data[1]
+
+    def train(self, configs, data, store, fused=True, progress=True, on_epoch=None) -> Iterator[Run]:
+        connect(self.address)
+        cluster = describe_cluster()
+        by_key = {c.key(data.fingerprint): c for c in configs}
+        here = ray.get_runtime_context().get_node_id()
+        board = ProgressBoard.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=True)).remote()
+        arrays = self._data_ref(data)
+        pending: dict[ray.ObjectRef, tuple[int, list[RunConfig], int]] = {}
+        epochs: dict[int, int] = {}
+
+        def submit(task_configs: list[RunConfig], attempt: int) -> None:
+            task = len(epochs)
+            epochs[task] = max(c.epochs for c in task_configs)
+            ref = train_task.remote([c.to_dict() for c in task_configs], arrays, data.fingerprint,
+                                    fused, task, board)
+            pending[ref] = (task, task_configs, attempt)
+
+        for task_configs in plan_tasks(configs, cluster["cpus"], fused):
+            submit(task_configs, 1)
+        label = f"{len(configs)} runs in {len(pending)} tasks on {cluster_words(cluster)}"
+        shown = 0
+        with tqdm(total=sum(epochs.values()), desc=label, unit="epoch", disable=not progress,
+                  leave=False) as bar, _cancelled_on_exit(pending):
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+                shown = self._show_progress(board, epochs, bar, shown, max(epochs.values()), on_epoch)
+                for ref in ready:
+                    task, task_configs, attempt = pending.pop(ref)
+                    result = self._result(ref, task_configs)
+                    self.task_reports.append({k: result[k] for k in ("task", "node", "pid", "seconds")}
+                                             | {"runs": [c.label for c in task_configs]})
+                    for item in result["runs"]:
+                        config = by_key.get(item["key"])
+                        if config is None:
+                            raise ClusterError(f"a task returned run {item['key'][:12]}, not asked for")
+                        try:
+                            yield store.publish(item["key"], config, data.fingerprint, _writer(item["files"]))
+                        except RunRejected as exc:
+                            if attempt >= PUBLISH_ATTEMPTS:
+                                raise
+                            log.warning("%s; training %s again", exc, config.label)
+                            submit([config], attempt + 1)
+        ray.kill(board)
+
+    @staticmethod
+    def _result(ref: ray.ObjectRef, task_configs: list[RunConfig]) -> dict:
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            cause = getattr(exc, "cause", None) or exc
+            words = str(cause).strip().splitlines()
+            raise ClusterError(f"training {', '.join(c.label for c in task_configs)} on Ray failed: "
+                               f"{type(cause).__name__}: {words[-1] if words else ''}") from None
+
+    @staticmethod
+    def _show_progress(board, epochs, bar, shown, most_epochs, on_epoch) -> int:
+        """Move the bar to the epochs done so far, and tell `on_epoch` as a share of `most_epochs`."""
+        try:
+            done = ray.get(board.snapshot.remote(), timeout=5)
+        except ray.exceptions.RayError:
+            return shown  # progress is best effort; the results are what count
+        total = sum(min(done.get(t, 0), e) for t, e in epochs.items())
+        bar.update(total - bar.n)
+        equivalent = int(most_epochs * total / max(sum(epochs.values()), 1))
+        if on_epoch and equivalent > shown:
+            on_epoch(equivalent, {})
+        return max(shown, equivalent)
+
+    def summary(self) -> str | None:
+        """Which nodes took part and how long each task took."""
+        if not self.task_reports:
+            return None
+        nodes = {r["node"] for r in self.task_reports}
+        cluster = describe_cluster()
+        times = ", ".join(f"{r['seconds']:.1f} s" for r in sorted(self.task_reports, key=lambda r: r["task"]))
+        return (f"Ray: {len(self.task_reports)} tasks on {len(nodes)} of the {cluster['nodes']} nodes "
+                f"({cluster['cpus']} CPUs in the cluster); task times: {times}")
+
+
+@contextmanager
+def _cancelled_on_exit(pending: dict):
+    """Cancel the tasks still pending when the driver stops early (an error, Ctrl-C)."""
+    try:
+        yield
+    finally:
+        for ref in list(pending):
+            ray.cancel(ref, force=True)
+
+
+def _writer(files: dict[str, bytes]):
+    def write(folder: Path) -> None:
+        for name in PAYLOAD:
+            if not isinstance(files.get(name), bytes):
+                raise RunRejected(f"the returned run lacks {name}")
+            (folder / name).write_bytes(files[name])
+    return write

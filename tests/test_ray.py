@@ -1,0 +1,170 @@
+"""Training on a real two-node Ray cluster (both nodes on this machine, 1 CPU each, token auth on)."""
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mnist_core.catalog import lambda_configs, width_configs
+from mnist_core.configs import ConfigError, RunConfig
+from mnist_core.executors import RAY_ADDRESS_ENV, executor_for
+from mnist_core.store import RunStore, StoreChain
+from mnist_core.sweeps import ensure_runs
+
+# Token authentication on, with a token of this test run's own. Ray reads these once, when it is
+# first imported, so they are set before that and stay for the session.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(16))
+ray = pytest.importorskip("ray")
+from ray.cluster_utils import Cluster  # noqa: E402
+
+from mnist_core.ray_backend import RayExecutor, plan_tasks  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = dict(epochs=2, limit=2000)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    nodes.add_node(num_cpus=1)
+    nodes.wait_for_nodes()
+    yield nodes
+    ray.shutdown()
+    nodes.shutdown()
+
+
+def cli(*args, env=None, **options):
+    return subprocess.Popen([sys.executable, "-m", "mnist_core", *args], cwd=REPO,
+                            env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **options)
+
+
+def test_tasks_split_fused_groups_by_cost_and_keep_other_runs_whole():
+    configs = width_configs([(10, 5), (1200, 480), (25, 10), (800, 320)], [0], 3) + \
+        lambda_configs([0, 0.1], [0], 3)
+    cnn = RunConfig.for_model("cnn")
+    tasks = plan_tasks([*configs, cnn], workers=2)
+    assert sorted(len(t) for t in tasks) == [1, 1, 5] and [cnn] in tasks  # 1200/480 outweighs the rest
+    assert sorted(c.key("f") for t in tasks for c in t) == sorted(c.key("f") for c in [*configs, cnn])
+    biggest = next(t for t in tasks if configs[1] in t)
+    assert configs[3] not in biggest  # the two widest nets go to different workers
+    assert len(plan_tasks(configs, workers=1)) == 1  # one worker: one fused task
+    assert len(plan_tasks(configs, workers=2, fused=False)) == len(configs)
+
+
+def test_a_sweep_spread_over_two_nodes_equals_the_local_one(cluster, mnist, tmp_path):
+    configs = lambda_configs([0, 0.001, 0.01, 0.1], [0], **TINY)
+    executor = RayExecutor(cluster.address)
+    published = []
+    on_ray = RunStore(tmp_path / "ray")
+    original = on_ray.publish
+    on_ray.publish = lambda key, *rest: published.append(key) or original(key, *rest)
+    epochs_seen = []
+    remote = ensure_runs(configs, mnist, StoreChain(on_ray), progress=False, executor=executor,
+                         on_epoch=lambda done, logs: epochs_seen.append(done))
+    local = ensure_runs(configs, mnist, StoreChain(RunStore(tmp_path / "local")), progress=False)
+
+    assert len({r["node"] for r in executor.task_reports}) == 2  # both nodes trained
+    assert "2 tasks on 2 of the 2 nodes (2 CPUs" in executor.summary()
+    assert sorted(published) == sorted(r.key for r in remote)  # each run published once
+    assert epochs_seen == sorted(epochs_seen) and set(epochs_seen) <= {1, 2}
+    for a, b in zip(remote, local):
+        assert a.key == b.key and a.path.parent == tmp_path / "ray"
+        for wa, wb in zip(a.load_model().get_weights(), b.load_model().get_weights()):
+            np.testing.assert_array_equal(wa, wb)  # bit-identical, measured so
+        assert a.metrics["test_accuracy"] == b.metrics["test_accuracy"]
+        assert a.history().equals(b.history())
+        np.testing.assert_array_equal(a.predictions(), b.predictions())
+
+
+def test_a_worker_killed_mid_task_is_run_again_and_each_run_published_once(cluster, mnist, tmp_path):
+    configs = lambda_configs([0, 0.01], [1], epochs=3, limit=6000)
+    store = RunStore(tmp_path / "store")
+    published = []
+    original = store.publish
+    store.publish = lambda key, *rest: published.append(key) or original(key, *rest)
+    killed = []
+
+    def kill_a_training_worker():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not killed:
+            found = subprocess.run(["pgrep", "-f", "^ray::train_task"], capture_output=True, text=True)
+            pids = [int(p) for p in found.stdout.split()]
+            if pids:
+                time.sleep(2)  # well into the task: MNIST received, TensorFlow loaded or loading
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+            time.sleep(0.2)
+
+    killer = threading.Thread(target=kill_a_training_worker)
+    killer.start()
+    executor = RayExecutor(cluster.address)
+    runs = ensure_runs(configs, mnist, StoreChain(store), progress=False, executor=executor)
+    killer.join()
+    assert killed, "no training worker was found to kill"
+    assert killed[0] not in {r["pid"] for r in executor.task_reports}  # its task ran again elsewhere
+    assert sorted(published) == sorted(c.key(mnist.fingerprint) for c in configs)
+    assert [r.key for r in runs] == [c.key(mnist.fingerprint) for c in configs]
+    assert sorted(p.name for p in store.root.iterdir() if not p.name.startswith(".")) == sorted(published)
+
+
+def test_a_killed_driver_publishes_nothing_half_and_the_same_command_reuses_its_runs(cluster, tmp_path):
+    store = tmp_path / "store"
+    command = ["sweep", "width", "--widths", "10:5,400:160", "--epochs", "3", "--limit", "6000",
+               "--store", str(store), "--no-committed", "--quiet", "--backend", "ray",
+               "--ray-address", cluster.address]
+    driver = cli(*command)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and driver.poll() is None:
+        if any(not p.name.startswith(".") for p in store.glob("*")):
+            break  # the first run is published
+        time.sleep(0.05)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    stored = RunStore(store)
+    first = {k: (stored.path(k).stat().st_ino, stored.get(k).metrics["created"]) for k in stored.keys()}
+    assert len(first) >= 1 and all(stored.get(k) is not None for k in first)  # whole runs only
+
+    again = cli(*command)
+    out, err = again.communicate(timeout=180)
+    assert again.returncode == 0, err
+    assert len(stored.keys()) == 2
+    for key, (inode, created) in first.items():  # published runs were reused, not retrained
+        assert stored.path(key).stat().st_ino == inode and stored.get(key).metrics["created"] == created
+    trained_again = 2 - len(first)
+    assert (f"Ray: {trained_again} tasks" in err) if trained_again else ("Ray:" not in err)
+
+
+@pytest.mark.parametrize("address, token, says", [
+    ("127.0.0.1:1", None, "cannot reach the Ray cluster at 127.0.0.1:1"),
+    ("no-port-here", None, "Ray address must be auto or host:port"),
+    (None, "not-the-token", "refused our authentication token"),
+])
+def test_an_unreachable_or_refusing_cluster_exits_2_with_one_line(cluster, address, token, says):
+    env = {"RAY_AUTH_TOKEN": token} if token else {}
+    started = time.monotonic()
+    process = cli("cluster", "--ray-address", address or cluster.address, env=env)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 2 and time.monotonic() - started < 30
+    assert err.count("\n") == 1 and says in err, err
+
+
+def test_the_cluster_command_and_the_executor_say_where_training_runs(cluster, monkeypatch):
+    process = cli("cluster", "--json", env={RAY_ADDRESS_ENV: cluster.address})
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert out.strip() == '{"nodes": 2, "cpus": 2}'
+    monkeypatch.setenv(RAY_ADDRESS_ENV, cluster.address)
+    assert isinstance(executor_for(), RayExecutor)  # the address alone chooses Ray
+    assert executor_for("local").where() == "this machine"
+    monkeypatch.delenv(RAY_ADDRESS_ENV)
+    with pytest.raises(ConfigError, match="needs --backend ray"):
+        executor_for("local", "auto")

@@ -6,8 +6,12 @@ the store; `ensure_runs` decides what is missing and holds the per-key locks aro
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from .configs import ConfigError, RunConfig, group_key
@@ -79,3 +83,28 @@ def executor_for(backend: str | None = None, address: str | None = None) -> Exec
     from .ray_backend import RayExecutor
 
     return RayExecutor(address)
+
+
+def cluster_words(info: dict) -> str:
+    return f"Ray cluster: {info['nodes']} node{'s' * (info['nodes'] != 1)}, {info['cpus']} CPUs"
+
+
+def ray_cluster_info(address: str, timeout: float = 40) -> dict:
+    """{"nodes": n, "cpus": c} of the Ray cluster at `address`, asked by a child process (the
+    dashboard's server must not become a Ray driver itself). ClusterError says why not."""
+    try:
+        answer = subprocess.run([sys.executable, "-m", "mnist_core", "cluster", "--json",
+                                 "--ray-address", address], capture_output=True, text=True,
+                                timeout=timeout, cwd=Path(__file__).resolve().parent.parent)
+    except subprocess.TimeoutExpired:
+        raise ClusterError(f"the Ray cluster at {address} did not answer in {timeout:.0f} s") from None
+    if answer.returncode != 0:
+        said = answer.stderr.strip().splitlines()
+        reason = said[-1].split("error: ", 1)[-1] if said else f"exit status {answer.returncode}"
+        raise ClusterError(reason)
+    try:
+        info = json.loads(answer.stdout)
+        info = {"nodes": int(info["nodes"]), "cpus": int(info["cpus"])}
+    except (ValueError, KeyError, TypeError):
+        raise ClusterError(f"unexpected answer about the Ray cluster at {address}") from None
+    return info

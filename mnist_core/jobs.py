@@ -67,11 +67,18 @@ class Job:
         return str(self.state.get("message", ""))
 
 
-def check_limits(configs: list[RunConfig]) -> None:
+def job_limits(cpus: int | None = None) -> tuple[int, int]:
+    """(runs per job, jobs at once): this 2-core machine's limits, scaled with a cluster's CPUs."""
+    scale = max(1, (cpus or 2) // 2)
+    return MAX_POINTS * scale, MAX_RUNNING_JOBS * scale
+
+
+def check_limits(configs: list[RunConfig], cpus: int | None = None) -> None:
     if not configs:
         raise JobError("nothing to train: every requested point is already stored")
-    if len(configs) > MAX_POINTS:
-        raise JobError(f"a job may train at most {MAX_POINTS} runs, this one asks for {len(configs)}")
+    most, _ = job_limits(cpus)
+    if len(configs) > most:
+        raise JobError(f"a job may train at most {most} runs, this one asks for {len(configs)}")
     for c in configs:
         if c.epochs > MAX_JOB_EPOCHS:
             raise JobError(f"jobs may train at most {MAX_JOB_EPOCHS} epochs, got {c.epochs}")
@@ -144,15 +151,17 @@ def list_jobs(stores: StoreChain) -> list[Job]:
 
 
 def start(configs: list[RunConfig], stores: StoreChain, fingerprint: str, title: str,
-          data_path: str | None = None) -> Job:
+          data_path: str | None = None, cpus: int | None = None) -> Job:
     """Start a job training `configs` (the caller's missing ones; the worker still reuses any
     stored since), or return the identical job if it is still active.
 
     `data_path` is the MNIST the worker loads (default: the loader's own search); the worker
-    refuses data whose fingerprint is not `fingerprint`.
+    refuses data whose fingerprint is not `fingerprint`. `cpus`: the Ray cluster's, when jobs
+    run there ($MNIST_LAB_RAY_ADDRESS), which raises the limits.
     """
     todo = list(dict.fromkeys(configs))
-    check_limits(todo)
+    check_limits(todo, cpus)
+    most_jobs = job_limits(cpus)[1]
     keys = [c.key(fingerprint) for c in todo]
     root = jobs_root(stores)
     folder = root / job_id(keys)
@@ -163,9 +172,9 @@ def start(configs: list[RunConfig], stores: StoreChain, fingerprint: str, title:
             if existing and existing.status in ACTIVE:
                 return existing
             active = [j for j in list_jobs(stores) if j.status in ACTIVE]
-            if len(active) >= MAX_RUNNING_JOBS:
-                raise JobError(f"{len(active)} training job is already {active[0].status} (limit "
-                               f"{MAX_RUNNING_JOBS}); wait for it to finish or cancel it")
+            if len(active) >= most_jobs:
+                raise JobError(f"{len(active)} training job(s) already {active[0].status} (limit "
+                               f"{most_jobs}); wait for one to finish or cancel it")
             state = {"status": "queued", "title": title, "configs": [c.to_dict() for c in todo],
                      "keys": keys, "fingerprint": fingerprint,
                      "data": str(Path(data_path).absolute()) if data_path else None,
@@ -214,6 +223,7 @@ def _is_worker_of(pid: int, folder: Path) -> bool:
 def run_worker(folder: Path) -> int:
     """The worker process: train the job's configs, recording progress after every epoch."""
     from .data import load_mnist
+    from .executors import LocalExecutor, executor_for
     from .sweeps import ensure_runs
 
     lock = FileLock(str(folder / "worker.lock"))
@@ -234,16 +244,24 @@ def run_worker(folder: Path) -> int:
             raise JobError(f"the MNIST at {data.source} is not the data the job was asked for "
                            "(its fingerprint differs)")
 
+        executor = executor_for()  # on the Ray cluster when $MNIST_LAB_RAY_ADDRESS is set
+        if not isinstance(executor, LocalExecutor):
+            state.update(message="joining the Ray cluster")
+            _write_state(folder, state)
+        where = executor.where()
+        state.update(where=where, message=f"training on {where}")
+        _write_state(folder, state)
+
         def on_epoch(done: int, logs: dict) -> None:
             state.update(status="running", epochs_done=done,
-                         message=f"epoch {done}/{state['epochs_total']}")
+                         message=f"epoch {done}/{state['epochs_total']} on {state['where']}")
             _write_state(folder, state)
 
         def on_wait(message: str) -> None:
             _write_state(folder, {**state, "message": message})
 
         ensure_runs(configs, data, stores, fused=True, progress=False, on_epoch=on_epoch,
-                    on_wait=on_wait)
+                    on_wait=on_wait, executor=executor)
         state.update(status="done", epochs_done=state["epochs_total"], message="finished")
     except Exception as exc:  # recorded for the page to show; the job can be retried
         state.update(status="failed", message=f"{type(exc).__name__}: {exc}")

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from .configs import ConfigError, RunConfig, group_key
 from .data import EXPECTED_SHAPES, MNIST, MNISTError, mnist_from_arrays
-from .executors import ClusterError, LocalExecutor
+from .executors import ClusterError, LocalExecutor, cluster_words
 from .store import RUN_FILES, Run, RunRejected, RunStore
 
 log = logging.getLogger(__name__)
@@ -131,10 +131,6 @@ def describe_cluster() -> dict:
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     cpus = int(sum(n.get("Resources", {}).get("CPU", 0) for n in nodes))
     return {"nodes": len(nodes), "cpus": cpus}
-
-
-def cluster_words(info: dict) -> str:
-    return f"Ray cluster: {info['nodes']} node{'s' * (info['nodes'] != 1)}, {info['cpus']} CPUs"
 
 
 @ray.remote(num_cpus=0)

@@ -118,7 +118,7 @@ def test_a_worker_killed_mid_task_is_run_again_and_each_run_published_once(clust
 
 def test_a_killed_driver_publishes_nothing_half_and_the_same_command_reuses_its_runs(cluster, tmp_path):
     store = tmp_path / "store"
-    command = ["sweep", "width", "--widths", "10:5,400:160", "--epochs", "3", "--limit", "6000",
+    command = ["sweep", "width", "--widths", "10:5,400:160", "--epochs", "2", "--limit", "4000",
                "--store", str(store), "--no-committed", "--quiet", "--backend", "ray",
                "--ray-address", cluster.address]
     driver = cli(*command)
@@ -168,3 +168,60 @@ def test_the_cluster_command_and_the_executor_say_where_training_runs(cluster, m
     monkeypatch.delenv(RAY_ADDRESS_ENV)
     with pytest.raises(ConfigError, match="needs --backend ray"):
         executor_for("local", "auto")
+
+
+def test_dashboard_jobs_train_on_the_cluster_and_the_page_says_so(cluster, mnist, tmp_path, monkeypatch):
+    import streamlit as st
+
+    from mnist_core import jobs
+    from tests.test_pages import open_page
+    from tests.test_reliability import wait_for
+
+    monkeypatch.setenv(RAY_ADDRESS_ENV, cluster.address)
+    monkeypatch.setenv("MNIST_PATH", mnist.source)
+    store = tmp_path / "store"
+    monkeypatch.setenv("MNIST_LAB_STORE", str(store))
+    configs = lambda_configs([0.0007, 0.07], [0], **TINY)
+    job = jobs.start(configs, StoreChain.default(store), mnist.fingerprint, "lambda sweep: 2 runs",
+                     data_path=mnist.source, cpus=2)
+    finished = wait_for(job.folder, {"done", "failed"}, timeout=150)
+    assert finished.status == "done", finished.message
+    assert finished.state["where"] == "Ray cluster: 2 nodes, 2 CPUs"
+    assert all(StoreChain.default(store).get(c.key(mnist.fingerprint)) for c in configs)
+    assert jobs.job_limits(None) == (jobs.MAX_POINTS, 1) and jobs.job_limits(8) == (4 * jobs.MAX_POINTS, 4)
+
+    for address, says in ((cluster.address, f"Training jobs run on the Ray cluster: 2 nodes, 2 CPUs at "
+                                             f"{cluster.address}."),
+                          ("127.0.0.1:1", "Training is off: cannot reach the Ray cluster at 127.0.0.1:1")):
+        monkeypatch.setenv(RAY_ADDRESS_ENV, address)
+        st.cache_data.clear()
+        app = open_page("pages/lambda_sweep.py")
+        app.radio(key="lambda_grid_mode").set_value("Explicit values").run()
+        app.text_input(key="lambda_values").input("0.0005").run()
+        shown = [c.value for c in app.caption] + [e.value for e in app.error]
+        assert any(says in text for text in shown), shown
+    st.cache_data.clear()
+
+
+def test_a_returned_run_that_fails_verification_is_trained_again_never_stored(cluster, mnist, tmp_path,
+                                                                             monkeypatch):
+    from mnist_core import ray_backend
+
+    writers = []
+    real_writer = ray_backend._writer
+
+    def damaging_the_first(files):
+        writers.append(files)
+        if len(writers) == 1:
+            damaged = files["metrics.json"].replace(b'"test_accuracy": 0', b'"test_accuracy": 9')
+            files = {**files, "metrics.json": damaged}  # an accuracy over 1
+        return real_writer(files)
+
+    monkeypatch.setattr(ray_backend, "_writer", damaging_the_first)
+    store = RunStore(tmp_path / "store")
+    executor = RayExecutor(cluster.address)
+    (run,) = ensure_runs(lambda_configs([0.3], [2], **TINY), mnist, StoreChain(store), progress=False,
+                         executor=executor)
+    assert len(writers) == 2 and len(executor.task_reports) == 2  # trained a second time
+    assert 0 < run.test_accuracy < 1
+    assert [p.name for p in store.root.iterdir() if p.name[0] != "."] == [run.key]

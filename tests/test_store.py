@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mnist_core.configs import RunConfig
-from mnist_core.store import MANIFEST, RUN_FILES, RunStore, StoreChain, StoreError
+from mnist_core.store import MANIFEST, RUN_FILES, RunRejected, RunStore, StoreChain, StoreError
 from tests.forge import write_small_run
 
 FINGERPRINT = "f" * 64
@@ -71,6 +71,19 @@ def test_damaged_entry_is_reported_once_and_treated_as_missing(store, damage, ca
         assert list(store.runs()) == []
     warnings = [r for r in caplog.records if KEY in r.getMessage()]
     assert len(warnings) == 1 and "ignoring run" in warnings[0].getMessage()
+
+
+def test_a_run_that_fails_verification_is_never_stored(store):
+    config = RunConfig(epochs=2)
+    key = config.key("f" * 64)
+
+    def write_with_one_epoch_missing(folder):
+        write_small_run(folder, epochs=2)
+        (folder / "history.csv").write_text("epoch,loss,accuracy,val_loss,val_accuracy\n1,0.5,0.9,0.6,0.85\n")
+
+    with pytest.raises(RunRejected, match="failed verification and was not stored: .*history"):
+        store.publish(key, config, "f" * 64, write_with_one_epoch_missing)
+    assert store.get(key) is None and not [p for p in store.root.iterdir() if p.name.startswith(".tmp")]
 
 
 def test_bad_entry_is_replaced_on_publish(store):

@@ -5,12 +5,14 @@ Only thin Streamlit wiring lives here; the work is in mnist_core.
 
 from __future__ import annotations
 
+import os
 from functools import partial
 
 import streamlit as st
 
 from mnist_core import catalog
 from mnist_core.data import STANDARD_FINGERPRINT, MNISTError, load_mnist, mnist_available
+from mnist_core.executors import RAY_ADDRESS_ENV, ClusterError, cluster_words, ray_cluster_info
 from mnist_core.mistakes import error_table, images_by_index
 from mnist_core.store import Run, StoreChain
 from pages.parts import serving
@@ -268,6 +270,19 @@ def get_mnist_button(key: str) -> None:
         return
     st.toast(f"MNIST saved to {path}")
     st.rerun()
+
+
+@st.cache_data(ttl=60, show_spinner="Asking the Ray cluster how big it is…")
+def training_place() -> dict:
+    """Where training jobs run: {"ray": bool, "where": words, "cpus": n or None, "error": why not}."""
+    address = os.environ.get(RAY_ADDRESS_ENV)
+    if not address:
+        return {"ray": False, "where": "this machine", "cpus": None, "error": None}
+    try:
+        info = ray_cluster_info(address)
+    except ClusterError as exc:
+        return {"ray": True, "where": f"the Ray cluster at {address}", "cpus": None, "error": str(exc)}
+    return {"ray": True, "where": f"{cluster_words(info)} at {address}", "cpus": info["cpus"], "error": None}
 
 
 def need_mnist_message() -> str | None:

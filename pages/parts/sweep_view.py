@@ -161,12 +161,19 @@ def _training_controls(kind: str, missing, fp: str) -> None:
         st.warning(message)
         common.get_mnist_button(key=f"{kind}_get_mnist")
         return
+    place = common.training_place()
+    if place["error"]:
+        st.error(f"Training is off: {place['error']}. Bring the cluster back, or unset "
+                 "MNIST_LAB_RAY_ADDRESS and restart the dashboard to train on this machine.")
+        return
+    if place["ray"]:
+        st.caption(f"Training jobs run on the {place['where']}.")
     total_epochs = sum(c.epochs for c in missing)
     label = f"Train {len(missing)} missing run(s) in the background ({total_epochs} model-epochs)"
     if st.button(label, key=f"{kind}_train", type="primary"):
         try:
             job = jobs.start(missing, common.stores(), fp, title=f"{kind} sweep: {len(missing)} runs",
-                             data_path=common.mnist_source())
+                             data_path=common.mnist_source(), cpus=place["cpus"])
             st.toast(f"Training job {job.id[:8]} {job.status}")
         except (jobs.JobError, StoreError, OSError) as exc:
             st.error(str(exc))

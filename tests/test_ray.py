@@ -183,8 +183,9 @@ def refused(cluster):
 ])
 def test_an_unreachable_cluster_exits_2_with_one_line(address, says):
     started = time.monotonic()
-    process = cli("sweep", "lambda", "--values", "0.0002", "--epochs", "1", "--limit", "2000", "--no-committed",
-                  "--store", tempfile.mkdtemp(), "--backend", "ray", "--ray-address", address)
+    process = cli("sweep", "lambda", "--values", "0.0002", "--epochs", "1", "--limit", "2000",
+                  "--no-committed", "--store", tempfile.mkdtemp(), "--backend", "ray",
+                  "--ray-address", address)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 2 and time.monotonic() - started < 30
     assert err.count("\n") == 1 and says in err, err

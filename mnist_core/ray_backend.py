@@ -38,23 +38,39 @@ REACH_TIMEOUT_S = 5
 PAYLOAD = tuple(name for name in RUN_FILES if name != "config.json")  # config.json: the driver's own
 # Multiply-adds per image of the CNNs (counted from models.py's layers), to weigh tasks.
 CNN_MACS_PER_IMAGE = {"cnn": 2_800_000, "improved_cnn": 18_700_000}
+# A training step's time on one CPU, roughly: a fixed part per fused shape group (graph dispatch,
+# Adam's updates, many small ops) and a part per multiply-add of the batch. Fitted to this
+# machine: a width-sweep epoch on 1 thread, the 1200/480 MLP alone 14.3 s, the other ten
+# shapes fused 36.7 s; the CNNs' epoch times (37 s and 106 s on 2 cores). Only the ratios
+# matter: they decide how tasks are balanced.
+STEP_S = 1.2e-3
+MAC_S = {"mlp": 1.25e-10, "cnn": 3.9e-10, "improved_cnn": 1.5e-10}
 
 
-def cost(config: RunConfig) -> float:
-    """Relative training cost: multiply-adds per image x images x epochs."""
-    if config.model == "mlp":
-        widths = (28 * 28, *config.hidden, 10)
-        macs = sum(a * b for a, b in zip(widths, widths[1:]))
-    else:
-        macs = CNN_MACS_PER_IMAGE[config.model]
-    return macs * (config.limit or 60_000) * config.epochs
+def _macs_per_image(config: RunConfig) -> int:
+    if config.model != "mlp":
+        return CNN_MACS_PER_IMAGE[config.model]
+    widths = (28 * 28, *config.hidden, 10)
+    return sum(a * b for a, b in zip(widths, widths[1:]))
+
+
+def cost(configs: RunConfig | list[RunConfig]) -> float:
+    """Estimated seconds on one CPU to train `configs` in one task (one fused group per shape)."""
+    configs = [configs] if isinstance(configs, RunConfig) else configs
+    total = 0.0
+    for config in configs:
+        steps = -(-(config.limit or 60_000) // config.batch_size) * config.epochs
+        total += steps * MAC_S[config.model] * _macs_per_image(config) * config.batch_size
+    for _, _, epochs, limit, batch in {(c.model, c.hidden, c.epochs, c.limit, c.batch_size) for c in configs}:
+        total += -(-(limit or 60_000) // batch) * epochs * STEP_S
+    return total
 
 
 def plan_tasks(configs: list[RunConfig], workers: int, fused: bool = True) -> list[list[RunConfig]]:
     """Split `configs` into tasks, costliest first, so that `workers` CPUs are all busy.
 
     MLPs that could share a fused graph are dealt into at most `workers` tasks of about equal
-    cost (largest first, each to the lightest task); every other run is a task of its own.
+    estimated time (largest first, each to the lightest task); every other run is a task of its own.
     Models of one shape are dealt in pairs (a trio for an odd count), never alone when they
     have company: XLA computes a stack of one model with other kernels than a stack of two or
     more, which would change the last bits of its weights, while stacks of 2, 3, 4 or 5 models
@@ -78,12 +94,12 @@ def plan_tasks(configs: list[RunConfig], workers: int, fused: bool = True) -> li
             units += pairs
         bins: list[list[RunConfig]] = [[] for _ in range(min(len(units), max(workers, 1)))]
         loads = [0.0] * len(bins)
-        for unit in sorted(units, key=lambda u: sum(map(cost, u)), reverse=True):
+        for unit in sorted(units, key=cost, reverse=True):
             lightest = loads.index(min(loads))
             bins[lightest] += unit
-            loads[lightest] += sum(map(cost, unit))
+            loads[lightest] += cost(unit)
         tasks.extend(bins)
-    return sorted(tasks, key=lambda task: sum(map(cost, task)), reverse=True)
+    return sorted(tasks, key=cost, reverse=True)
 
 
 @contextmanager
@@ -194,6 +210,8 @@ class RayExecutor:
     def __init__(self, address: str | None = None):
         self.address = address
         self._data: tuple[str, ray.ObjectRef] | None = None
+        self._board = None
+        self._tasks_submitted = 0
         self.task_reports: list[dict] = []  # one per finished task: node, seconds, runs
 
     def cluster(self) -> dict:
@@ -204,6 +222,14 @@ class RayExecutor:
     def where(self) -> str:
         return cluster_words(self.cluster())
 
+    def _progress_board(self):
+        """One board per executor, on the driver's node (it costs a worker process to start)."""
+        if self._board is None:
+            here = ray.get_runtime_context().get_node_id()
+            self._board = ProgressBoard.options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=True)).remote()
+        return self._board
+
     def _data_ref(self, data: MNIST) -> ray.ObjectRef:
         if self._data is None or self._data[0] != data.fingerprint:
             self._data = (data.fingerprint, ray.put({name: getattr(data, name) for name in EXPECTED_SHAPES}))
@@ -213,16 +239,15 @@ class RayExecutor:
         connect(self.address)
         cluster = describe_cluster()
         by_key = {c.key(data.fingerprint): c for c in configs}
-        here = ray.get_runtime_context().get_node_id()
-        board = ProgressBoard.options(
-            scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=True)).remote()
+        board = self._progress_board()
         arrays = self._data_ref(data)
         pending: dict[ray.ObjectRef, tuple[int, list[RunConfig], int]] = {}
         published: set[str] = set()
         epochs: dict[int, int] = {}
 
         def submit(task_configs: list[RunConfig], attempt: int) -> None:
-            task = len(epochs)
+            task = self._tasks_submitted
+            self._tasks_submitted += 1
             epochs[task] = max(c.epochs for c in task_configs)
             ref = train_task.remote([c.to_dict() for c in task_configs], arrays, data.fingerprint,
                                     fused, task, board)
@@ -231,15 +256,15 @@ class RayExecutor:
         for task_configs in plan_tasks(configs, cluster["cpus"], fused):
             submit(task_configs, 1)
         label = f"{len(configs)} runs in {len(pending)} tasks on {cluster_words(cluster)}"
-        shown = 0
+        shown, finished = 0, set()
         with tqdm(total=sum(epochs.values()), desc=label, unit="epoch", disable=not progress,
                   leave=False) as bar, _cancelled_on_exit(pending):
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
-                shown = self._show_progress(board, epochs, bar, shown, max(epochs.values()), on_epoch)
                 for ref in ready:
                     task, task_configs, attempt = pending.pop(ref)
                     result = self._result(ref, task_configs)
+                    finished.add(task)
                     self.task_reports.append({k: result[k] for k in ("task", "node", "pid", "seconds")}
                                              | {"runs": [c.label for c in task_configs]})
                     rejected = False
@@ -259,7 +284,7 @@ class RayExecutor:
                             rejected = True
                     if rejected:  # the whole task again: each model keeps the companions it had
                         submit(task_configs, attempt + 1)
-        ray.kill(board)
+                shown = self._show_progress(board, epochs, finished, bar, shown, on_epoch)
 
     @staticmethod
     def _result(ref: ray.ObjectRef, task_configs: list[RunConfig]) -> dict:
@@ -272,15 +297,16 @@ class RayExecutor:
                                f"{type(cause).__name__}: {words[-1] if words else ''}") from None
 
     @staticmethod
-    def _show_progress(board, epochs, bar, shown, most_epochs, on_epoch) -> int:
-        """Move the bar to the epochs done so far, and tell `on_epoch` as a share of `most_epochs`."""
+    def _show_progress(board, epochs, finished, bar, shown, on_epoch) -> int:
+        """Move the bar to the epochs done so far (as the tasks report them; all of a finished
+        task's), and tell `on_epoch` as a share of the most epochs any task trains."""
         try:
             done = ray.get(board.snapshot.remote(), timeout=5)
         except ray.exceptions.RayError:
-            return shown  # progress is best effort; the results are what count
-        total = sum(min(done.get(t, 0), e) for t, e in epochs.items())
+            done = {}  # progress is best effort; the results are what count
+        total = sum(e if t in finished else min(done.get(t, 0), e) for t, e in epochs.items())
         bar.update(total - bar.n)
-        equivalent = int(most_epochs * total / max(sum(epochs.values()), 1))
+        equivalent = int(max(epochs.values()) * total / max(sum(epochs.values()), 1))
         if on_epoch and equivalent > shown:
             on_epoch(equivalent, {})
         return max(shown, equivalent)

@@ -1,0 +1,223 @@
+"""Ray scale-out on this machine, measured side by side, then projected to bigger clusters.
+
+    python benchmarks/cluster_scaling.py [--epochs 2]
+
+Measured: the reference width sweep (11 MLPs from 10/5 to 1200/480, full 60,000 images,
+`--epochs` epochs) trained into empty stores (a) by the local backend in a fresh process with
+TensorFlow on 1 thread and on 2 threads (the default here), (b) on a Ray cluster of 1 node
+with 1 CPU, (c) on 2 nodes of 1 CPU each (Ray's `cluster_utils.Cluster`, all on this machine,
+token auth on). Every side trains a tiny warm-up sweep first (workers started, TensorFlow
+imported and initialised), as a second sweep on a running cluster would. Printed: wall
+seconds, throughput ratio 2 nodes / 1 node, and Ray's overhead per task: the 1-node Ray sweep
+(one task) against the local backend doing the same work on one thread.
+
+Projected: the whole study with 10 seeds (every lambda and width point, the reference CNN and
+the improved CNN at 10 seeds, the long CNN once) on 8, 32 and 128 one-CPU workers. Per-run
+times are those recorded in cached_results/ (this machine, 2 cores; a fused group's time
+shared by its models in proportion to their estimated cost), scaled to one CPU by the
+1-thread / 2-thread ratios measured here (the width sweep for MLPs, the `model.fit` of one
+reference-CNN epoch on 12,000 images for CNNs), plus the measured Ray overhead when
+positive; tasks as `plan_tasks` makes them, placed largest first on the earliest free worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("RAY_AUTH_MODE", "token")  # before Ray is imported: it reads these once
+os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(16))
+
+from mnist_core.catalog import (  # noqa: E402
+    LONG_CNN,
+    REFERENCE_LAMBDAS,
+    REFERENCE_WIDTHS,
+    lambda_configs,
+    width_configs,
+)
+from mnist_core.configs import RunConfig  # noqa: E402
+from mnist_core.data import load_mnist  # noqa: E402
+from mnist_core.store import COMMITTED_STORE, RunStore, StoreChain  # noqa: E402
+from mnist_core.sweeps import ensure_runs  # noqa: E402
+
+WORKERS = (8, 32, 128)
+
+
+def sweep(epochs: int) -> list[RunConfig]:
+    return width_configs(REFERENCE_WIDTHS, [0], epochs)
+
+
+def warm_up_configs(tasks: int) -> list[RunConfig]:
+    """A tiny sweep of `tasks` tasks of two models each (one per worker)."""
+    return lambda_configs([0.5, 0.6, 0.7, 0.8][: 2 * tasks], [99], 1, 2000)
+
+
+def local_child(kind: str, epochs: int, threads: int) -> None:
+    """In a fresh process: the local backend on `threads` threads; prints {"seconds": ...}."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    data = load_mnist()
+    configs = sweep(epochs) if kind == "sweep" else [RunConfig.for_model("cnn", epochs=1, limit=12000)]
+    with tempfile.TemporaryDirectory() as warm, tempfile.TemporaryDirectory() as folder:
+        ensure_runs(warm_up_configs(1), data, StoreChain(RunStore(warm)), progress=False)
+        started = time.perf_counter()
+        (first, *_) = ensure_runs(configs, data, StoreChain(RunStore(folder)), progress=False)
+        print(json.dumps({"seconds": time.perf_counter() - started, "fit": first.metrics["wall_time_s"]}))
+
+
+def local_seconds(kind: str, epochs: int, threads: int, part: str = "seconds") -> float:
+    """Wall seconds of the whole request, or ("fit") of its `model.fit` alone."""
+    command = [sys.executable, __file__, "--local-child", kind, str(threads), "--epochs", str(epochs)]
+    answer = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(answer.stdout.strip().splitlines()[-1])[part]
+
+
+def ray_seconds(executor, data, epochs: int) -> tuple[float, list[dict]]:
+    executor.task_reports.clear()
+    with tempfile.TemporaryDirectory() as folder:
+        started = time.perf_counter()
+        ensure_runs(sweep(epochs), data, StoreChain(RunStore(folder)), progress=False, executor=executor)
+        return time.perf_counter() - started, list(executor.task_reports)
+
+
+def warm_up(executor, data, workers: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        ensure_runs(warm_up_configs(workers), data, StoreChain(RunStore(folder)), progress=False,
+                    executor=executor)
+
+
+def recorded_run_seconds() -> dict[RunConfig, float]:
+    """Seconds per run recorded in cached_results/, by config without its seed (mean over seeds)."""
+    from mnist_core.ray_backend import cost
+
+    runs = StoreChain(RunStore(COMMITTED_STORE, read_only=True)).runs()
+    groups = defaultdict(list)  # a fused group: runs sharing its total time and size
+    seconds: dict[RunConfig, list[float]] = defaultdict(list)
+    for run in runs:
+        if run.metrics.get("trainer") == "fused":
+            group = (run.metrics["fused_wall_time_s"], run.metrics["fused_models"], run.config.epochs)
+            groups[group].append(run)
+        else:
+            seconds[_unseeded(run.config)].append(run.metrics["wall_time_s"])
+    for (total, _, _), members in groups.items():
+        weight = sum(cost(r.config) for r in members)
+        for run in members:
+            seconds[_unseeded(run.config)].append(total * cost(run.config) / weight)
+    return {config: statistics.mean(values) for config, values in seconds.items()}
+
+
+def _unseeded(config: RunConfig) -> RunConfig:
+    return RunConfig.from_dict({**config.to_dict(), "seed": 0})
+
+
+def whole_study(seeds: int = 10) -> list[RunConfig]:
+    every = range(seeds)
+    return [*lambda_configs(REFERENCE_LAMBDAS, every), *width_configs(REFERENCE_WIDTHS, every),
+            *(RunConfig.for_model("cnn", seed=s) for s in every), LONG_CNN,
+            *(RunConfig.for_model("improved_cnn", seed=s) for s in every)]
+
+
+def describe(task: list[RunConfig]) -> str:
+    """A task in a few words: its runs counted by config, seeds left out."""
+    counts = defaultdict(int)
+    for config in task:
+        counts[config.label.rsplit(", seed", 1)[0]] += 1
+    shown = sorted(counts.items(), key=lambda item: -item[1])
+    words = ", ".join(f"{n} x {label}" for label, n in shown[:3])
+    return words + (f" and {len(shown) - 3} more configs" if len(shown) > 3 else "")
+
+
+def projection(factors: dict[str, float], overhead: float) -> list[str]:
+    from mnist_core.ray_backend import plan_tasks
+
+    per_run = recorded_run_seconds()
+    study = whole_study()
+
+    def seconds(config: RunConfig) -> float:
+        factor = factors["mlp" if config.model == "mlp" else "cnn"]
+        return per_run[_unseeded(config)] * factor * (1 + overhead)
+
+    lines = [f"projected: the whole study with 10 seeds, {len(study)} runs, on one-CPU workers "
+             f"(recorded per-run times x {factors['mlp']:.2f} for MLPs, x {factors['cnn']:.2f} for CNNs, "
+             f"x {1 + overhead:.3f} Ray overhead)",
+             f"  1 worker: {sum(map(seconds, study)) / 3600:.1f} h"]
+    for workers in WORKERS:
+        tasks = plan_tasks(study, workers)
+        times = [sum(map(seconds, task)) for task in tasks]
+        free = [0.0] * workers
+        for task_seconds in sorted(times, reverse=True):
+            free[free.index(min(free))] += task_seconds
+        longest = max(range(len(tasks)), key=lambda i: times[i])
+        lines.append(f"  {workers} workers: {max(free) / 60:.0f} min ({len(tasks)} tasks); critical path, "
+                     f"the largest indivisible task: {describe(tasks[longest])}, "
+                     f"{times[longest] / 60:.0f} min")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--local-child", nargs=2, metavar=("KIND", "THREADS"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.local_child:
+        return local_child(args.local_child[0], args.epochs, int(args.local_child[1]))
+
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from mnist_core.ray_backend import RayExecutor
+
+    data = load_mnist()
+    print(f"sweep: the {len(sweep(args.epochs))}-point width sweep, {args.epochs} epochs, 60,000 images; "
+          f"{os.cpu_count()} cores", flush=True)
+    local_1 = local_seconds("sweep", args.epochs, 1)
+    local_2 = local_seconds("sweep", args.epochs, 2)
+    print(f"local backend, 1 thread:    {local_1:7.1f} s", flush=True)
+    print(f"local backend, 2 threads:   {local_2:7.1f} s  (the default here)", flush=True)
+    cnn_1, cnn_2 = (local_seconds("cnn", 1, threads, "fit") for threads in (1, 2))
+    print(f"reference CNN, model.fit of 1 epoch on 12,000 images: {cnn_1:.1f} s on 1 thread, "
+          f"{cnn_2:.1f} s on 2", flush=True)
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    try:
+        executor = RayExecutor(cluster.address)
+        warm_up(executor, data, 1)
+        one_node, reports_1 = ray_seconds(executor, data, args.epochs)
+        print(f"Ray, 1 node x 1 CPU:        {one_node:7.1f} s  ({len(reports_1)} task, "
+              f"{reports_1[0]['seconds']:.1f} s inside it)", flush=True)
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        warm_up(executor, data, 2)
+        two_nodes, reports_2 = ray_seconds(executor, data, args.epochs)
+        inside = ", ".join(f"{r['seconds']:.1f} s" for r in reports_2)
+        print(f"Ray, 2 nodes x 1 CPU:       {two_nodes:7.1f} s  ({len(reports_2)} tasks on "
+              f"{len({r['node'] for r in reports_2})} nodes: {inside})", flush=True)
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+    overhead = one_node / local_1 - 1
+    print()
+    for line in projection({"mlp": local_1 / local_2, "cnn": cnn_1 / cnn_2}, max(overhead, 0.0)):
+        print(line)
+    print()
+    print(f"throughput_ratio_2_nodes_vs_1={one_node / two_nodes:.2f}")
+    print(f"ray_overhead_per_task={overhead:.1%}")
+
+
+if __name__ == "__main__":
+    main()

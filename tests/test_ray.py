@@ -213,36 +213,48 @@ def test_the_cluster_command_and_the_executor_say_where_training_runs(cluster, m
         executor_for("local", "auto")
 
 
-def test_dashboard_jobs_train_on_the_cluster_and_the_page_says_so(cluster, mnist, tmp_path, monkeypatch):
-    import streamlit as st
+def test_training_from_the_lambda_page_runs_on_the_cluster_the_page_names(cluster, browser, mnist, tmp_path):
+    """In Chromium: a person asks for two missing points, reads where they will train, clicks
+    Train, and sees both points arrive; the job ran on the cluster."""
+    import re
+
+    from playwright.sync_api import expect
 
     from mnist_core import jobs
-    from tests.test_pages import open_page
-    from tests.test_reliability import wait_for
+    from tests.browser import streamlit_server
+    from tests.test_browser import ask_for_tiny_lambda_sweep
 
-    monkeypatch.setenv(RAY_ADDRESS_ENV, cluster.address)
-    monkeypatch.setenv("MNIST_PATH", mnist.source)
     store = tmp_path / "store"
-    monkeypatch.setenv("MNIST_LAB_STORE", str(store))
-    configs = lambda_configs([0.0007, 0.07], [0], **TINY)
-    job = jobs.start(configs, StoreChain.default(store), mnist.fingerprint, "lambda sweep: 2 runs",
-                     data_path=mnist.source, cpus=2)
-    finished = wait_for(job.folder, {"done", "failed"}, timeout=150)
-    assert finished.status == "done", finished.message
-    assert finished.state["where"] == "Ray cluster: 2 nodes, 2 CPUs"
-    assert all(StoreChain.default(store).get(c.key(mnist.fingerprint)) for c in configs)
+    env = {RAY_ADDRESS_ENV: cluster.address, "MNIST_PATH": mnist.source}
+    with streamlit_server(store, tmp_path / "streamlit.log", env=env) as url:
+        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        page.set_default_timeout(60_000)
+        ask_for_tiny_lambda_sweep(page, url)
+        says = f"Training jobs run on the Ray cluster: 2 nodes, 2 CPUs at {cluster.address}."
+        expect(page.get_by_text(says)).to_be_visible()
+        page.get_by_role("button", name=re.compile("Train 2 missing")).click()
+        expect(page.get_by_text(re.compile(r"2 of 2 runs stored"))).to_be_visible(timeout=150_000)
+        expect(page.get_by_test_id("stException")).to_have_count(0)
+        page.context.close()
+    (job,) = jobs.list_jobs(StoreChain.default(store))
+    assert job.status == "done" and job.state["where"] == "Ray cluster: 2 nodes, 2 CPUs"
     assert jobs.job_limits(None) == (jobs.MAX_POINTS, 1) and jobs.job_limits(8) == (4 * jobs.MAX_POINTS, 4)
 
-    for address, says in ((cluster.address, f"Training jobs run on the Ray cluster: 2 nodes, 2 CPUs at "
-                                             f"{cluster.address}."),
-                          ("127.0.0.1:1", "Training is off: cannot reach the Ray cluster at 127.0.0.1:1")):
-        monkeypatch.setenv(RAY_ADDRESS_ENV, address)
-        st.cache_data.clear()
-        app = open_page("pages/lambda_sweep.py")
-        app.radio(key="lambda_grid_mode").set_value("Explicit values").run()
-        app.text_input(key="lambda_values").input("0.0005").run()
-        shown = [c.value for c in app.caption] + [e.value for e in app.error]
-        assert any(says in text for text in shown), shown
+
+def test_the_lambda_page_turns_training_off_while_the_cluster_does_not_answer(mnist, tmp_path, monkeypatch):
+    import streamlit as st
+
+    from tests.test_pages import open_page
+
+    monkeypatch.setenv(RAY_ADDRESS_ENV, "127.0.0.1:1")
+    monkeypatch.setenv("MNIST_PATH", mnist.source)
+    monkeypatch.setenv("MNIST_LAB_STORE", str(tmp_path / "store"))
+    st.cache_data.clear()
+    app = open_page("pages/lambda_sweep.py")
+    app.radio(key="lambda_grid_mode").set_value("Explicit values").run()
+    app.text_input(key="lambda_values").input("0.0005").run()
+    assert any("Training is off: cannot reach the Ray cluster at 127.0.0.1:1" in e.value for e in app.error)
+    assert not [b for b in app.button if b.label.startswith("Train")]
     st.cache_data.clear()
 
 

@@ -86,7 +86,8 @@ def executor_for(backend: str | None = None, address: str | None = None) -> Exec
 
 
 def cluster_words(info: dict) -> str:
-    return f"Ray cluster: {info['nodes']} node{'s' * (info['nodes'] != 1)}, {info['cpus']} CPUs"
+    nodes, cpus = info["nodes"], info["cpus"]
+    return f"Ray cluster: {nodes} node{'s' * (nodes != 1)}, {cpus} CPU{'s' * (cpus != 1)}"
 
 
 def ray_cluster_info(address: str, timeout: float = 40) -> dict:

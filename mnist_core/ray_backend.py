@@ -21,14 +21,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import ray
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-from tqdm.auto import tqdm
-
 from .configs import ConfigError, RunConfig, group_key
 from .data import EXPECTED_SHAPES, MNIST, MNISTError, mnist_from_arrays
 from .executors import ClusterError, LocalExecutor, cluster_words
 from .store import RUN_FILES, Run, RunRejected, RunStore
+
+
+def _send_our_token() -> None:
+    """Ray sends a token only with RAY_AUTH_MODE=token, read once when Ray is imported: turn it
+    on when a token is at hand and the mode is not set, so joining a cluster that requires
+    one works with just the token (as `ray start` on the workers does)."""
+    if "RAY_AUTH_MODE" not in os.environ and (
+            os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+            or (Path.home() / ".ray" / "auth_token").is_file()):
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
+_send_our_token()
+
+import ray  # noqa: E402
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +160,9 @@ def connect(address: str | None) -> None:
             if "InvalidAuthToken" in said or "token" in str(exc).lower():
                 raise ClusterError(f"the Ray cluster at {address} refused our authentication token; "
                                    "set RAY_AUTH_TOKEN (or ~/.ray/auth_token) to the head's token "
-                                   "(`ray get-auth-token` on the head prints it)") from None
+                                   "(`ray get-auth-token` on the head prints it)"
+                                   + ("" if os.environ.get("RAY_AUTH_MODE") == "token" else
+                                      " and RAY_AUTH_MODE=token")) from None
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             where = address or "this machine"
             raise ClusterError(f"cannot join the Ray cluster at {where}: {first}") from None

@@ -184,6 +184,15 @@ def build_parser() -> Parser:
     download.add_argument("--to", type=_folder, help=f"file to write (default: {DOWNLOADED})")
     download.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    suspects = commands.add_parser("suspects", help="test images whose label is likely wrong (cleanlab)")
+    suspects.add_argument("--voters", type=_list_of(str),
+                          help="named runs or run keys (12+ characters) that vote, e.g. "
+                               "improved_cnn,reference_cnn (default: the 3 strongest named runs)")
+    suspects.add_argument("--top", type=_count, default=20, help="how many to show (default 20)")
+    suspects.add_argument("--json", action="store_true", help="machine-readable output")
+    suspects.add_argument("--store", type=_folder, help="also read this store; verdicts live in it "
+                          "(default: the user store)")
+
     cluster = commands.add_parser("cluster", help="nodes and CPUs of the Ray cluster training would use")
     _add_ray_address(cluster)
     cluster.add_argument("--json", action="store_true", help="machine-readable output")
@@ -254,6 +263,48 @@ def _say_where(executor) -> None:
     summary = executor.summary()
     if summary:
         print(summary, file=sys.stderr)
+
+
+def cmd_suspects(args) -> None:
+    from .suspects import Verdicts, default_voters, rank_suspects
+
+    stores = StoreChain.default(args.store)
+    if args.voters:
+        named = named_runs(stores, STANDARD_FINGERPRINT)
+        voters = {}
+        for name in args.voters:
+            run = named.get(name) or _run_by_prefix(stores, name)
+            voters[name] = run
+    else:
+        voters = default_voters(stores, STANDARD_FINGERPRINT)
+    try:
+        ranking = rank_suspects(voters)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    verdicts = Verdicts(stores.writable.root).load()
+    top = ranking.head(args.top)
+    rows = [{"rank": int(r.rank), "index": int(r.index), "given": int(r.given), "suggested": int(r.suggested),
+             "label_quality": round(float(r.quality), 6), "flagged": bool(r.flagged), "agree": int(r.agree),
+             "voters": len(voters), "confidence": round(float(r.confidence), 4), "votes": r.votes,
+             "verdict": verdicts.get(int(r.index))} for r in top.itertuples(index=False)]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print(f"voters: {', '.join(f'{n} ({r.test_accuracy:.2%})' for n, r in voters.items())}; "
+          f"{int(ranking['flagged'].sum())} images flagged by confident learning")
+    for r in rows:
+        print(f"{r['rank']:4d}  #{r['index']:<5d} given {r['given']}  suggested {r['suggested']}  "
+              f"{r['agree']}/{r['voters']} models, {r['confidence']:.1%}"
+              f"{'  flagged' if r['flagged'] else ''}{'  [' + r['verdict'] + ']' if r['verdict'] else ''}")
+
+
+def _run_by_prefix(stores: StoreChain, prefix: str):
+    if len(prefix) < 12:
+        raise ConfigError(f"voter {prefix!r} is neither a named run nor a run key of 12+ characters")
+    found = [run for run in stores.runs() if run.key.startswith(prefix)]
+    if len(found) != 1:
+        raise ConfigError(f"voter {prefix!r} matches {len(found)} stored runs; `list` shows their keys")
+    return found[0]
 
 
 def cmd_cluster(args) -> None:
@@ -327,7 +378,7 @@ def cmd_data(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"train": cmd_train, "sweep": cmd_sweep, "reproduce": cmd_reproduce, "list": cmd_list,
-                "report": cmd_report, "data": cmd_data, "cluster": cmd_cluster}
+                "report": cmd_report, "data": cmd_data, "cluster": cmd_cluster, "suspects": cmd_suspects}
     try:
         handlers[args.command](args)
     except (ConfigError, MNISTError, StoreError, ClusterError) as exc:

@@ -1,0 +1,152 @@
+"""Which MNIST test labels are likely wrong, and what a person decided about them.
+
+The 10,000 test images are ranked by how likely their given label is wrong, by confident
+learning (cleanlab) over the mean of several stored runs' test-set probabilities. The runs
+never trained on the test set, so their votes are out of sample. Needs neither MNIST nor
+TensorFlow: the test labels are read back from a run's own files (its predictions are right
+wherever errors.npz does not list the image, and errors.npz holds the true label where not).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from filelock import FileLock
+
+from .catalog import named_runs
+from .safe_read import UnsafeFile, read_json
+from .store import Run, StoreChain
+
+log = logging.getLogger(__name__)
+
+VERDICTS = ("label wrong", "label fine", "unsure")
+VERDICT_FILE = "suspect_verdicts.json"
+TEST_IMAGES = 10_000
+DEFAULT_VOTERS = 3
+
+
+def default_voters(stores: StoreChain, fingerprint: str) -> dict[str, Run]:
+    """The strongest few named runs (by test accuracy), by name."""
+    named = named_runs(stores, fingerprint)
+    strongest = sorted(named.items(), key=lambda item: -item[1].test_accuracy)[:DEFAULT_VOTERS]
+    return dict(strongest)
+
+
+def given_labels(run: Run) -> np.ndarray:
+    """The test set's given labels, from `run`'s predictions and errors."""
+    labels = run.predictions().astype(np.float64).argmax(1)
+    errors = run.errors()
+    labels[errors["index"].astype(int)] = errors["true"].astype(int)
+    return labels
+
+
+def rank_labels(probabilities: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
+    """Every image, most suspect first: given and suggested label, label quality (cleanlab's
+    self-confidence: the probability the models give the given label), and whether confident
+    learning flags it as a label issue."""
+    import cleanlab.filter
+    import cleanlab.rank
+
+    probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
+    quality = cleanlab.rank.get_label_quality_scores(labels, probabilities, method="self_confidence")
+    flagged = cleanlab.filter.find_label_issues(labels, probabilities)
+    suggested = probabilities.argmax(1)
+    table = pd.DataFrame({"index": np.arange(len(labels)), "given": labels.astype(int),
+                          "suggested": suggested.astype(int), "quality": quality.astype(float),
+                          "confidence": probabilities[np.arange(len(labels)), suggested].astype(float),
+                          "flagged": flagged.astype(bool)})
+    table = table.sort_values(["quality", "index"], kind="stable").reset_index(drop=True)
+    table.insert(0, "rank", np.arange(1, len(table) + 1))
+    return table
+
+
+def rank_suspects(voters: dict[str, Run]) -> pd.DataFrame:
+    """`rank_labels` over the voters' mean probabilities, with each voter's reading of each
+    image ("votes": {name: [digit, probability]}) and how many agree with the suggestion."""
+    if not voters:
+        raise ValueError("choose at least one run to vote")
+    names = list(voters)
+    labels = given_labels(voters[names[0]])
+    for name in names[1:]:
+        if not np.array_equal(given_labels(voters[name]), labels):
+            raise ValueError(f"{name} was tested on other labels than {names[0]}: not the same test set")
+    each = {name: voters[name].predictions().astype(np.float64) for name in names}
+    table = rank_labels(np.mean(list(each.values()), axis=0), labels)
+    rows = table["index"].to_numpy()
+    readings = {name: (p.argmax(1)[rows], p.max(1)[rows]) for name, p in each.items()}
+    suggested = table["suggested"].to_numpy()
+    table["agree"] = sum((digits == suggested).astype(int) for digits, _ in readings.values())
+    table["votes"] = [{name: [int(digits[i]), round(float(sure[i]), 4)] for name, (digits, sure) in readings.items()}
+                      for i in range(len(table))]
+    return table
+
+
+class Verdicts:
+    """A person's verdict per test image ("label wrong", "label fine", "unsure"), kept as JSON in
+    a store folder: written whole and renamed into place, under a lock so two sessions marking
+    at once lose nothing. A file that is not a valid verdict map is reported and read as empty."""
+
+    def __init__(self, folder: str | os.PathLike):
+        self.path = Path(folder) / VERDICT_FILE
+
+    def load(self) -> dict[int, str]:
+        if not self.path.is_file():
+            return {}
+        try:
+            data = read_json(self.path)
+        except (UnsafeFile, OSError, ValueError) as exc:
+            log.warning("ignoring %s: %s", self.path, exc)
+            return {}
+        if not isinstance(data, dict):
+            log.warning("ignoring %s: not a map of test index to verdict", self.path)
+            return {}
+        verdicts = {}
+        for key, value in data.items():
+            if isinstance(key, str) and key.isdigit() and int(key) < TEST_IMAGES and value in VERDICTS:
+                verdicts[int(key)] = value
+        return verdicts
+
+    def set(self, index: int, verdict: str | None) -> dict[int, str]:
+        """Record (or with None, forget) the verdict on test image `index`; returns them all."""
+        if not 0 <= int(index) < TEST_IMAGES:
+            raise ValueError(f"test image index must be 0..{TEST_IMAGES - 1}, got {index}")
+        if verdict is not None and verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.path) + ".lock", timeout=10):
+            verdicts = self.load()
+            if verdict is None:
+                verdicts.pop(int(index), None)
+            else:
+                verdicts[int(index)] = verdict
+            temporary = self.path.with_name(f".{VERDICT_FILE}.{os.getpid()}.tmp")
+            temporary.write_text(json.dumps({str(k): v for k, v in sorted(verdicts.items())}, indent=1))
+            os.replace(temporary, self.path)
+        return verdicts
+
+
+def verdicts_csv(ranking: pd.DataFrame, verdicts: dict[int, str]) -> str:
+    """index, given, suggested, verdict: one row per image with a verdict."""
+    by_index = ranking.set_index("index")
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["index", "given", "suggested", "verdict"])
+    for index, verdict in sorted(verdicts.items()):
+        row = by_index.loc[index]
+        writer.writerow([index, int(row["given"]), int(row["suggested"]), verdict])
+    return out.getvalue()
+
+
+def accuracy_without(run: Run, labels: np.ndarray, set_aside: set[int]) -> float:
+    """`run`'s test accuracy on the test images not in `set_aside` (not the standard figure)."""
+    keep = np.ones(len(labels), dtype=bool)
+    keep[sorted(set_aside)] = False
+    predicted = run.predictions().astype(np.float64).argmax(1)
+    return float((predicted[keep] == labels[keep]).mean())

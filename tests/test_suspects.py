@@ -1,0 +1,120 @@
+"""Suspect labels: confident learning over the committed runs' test probabilities, and verdicts."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mnist_core.data import STANDARD_FINGERPRINT
+from mnist_core.store import StoreChain
+from mnist_core.suspects import (
+    Verdicts,
+    accuracy_without,
+    default_voters,
+    given_labels,
+    rank_labels,
+    rank_suspects,
+    verdicts_csv,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def voters():
+    return default_voters(StoreChain.default(None), STANDARD_FINGERPRINT)
+
+
+def test_the_default_voters_are_the_three_strongest_named_runs(voters):
+    assert list(voters) == ["improved_cnn", "reference_cnn", "best_width_mlp"]
+
+
+def test_the_given_labels_read_back_from_a_run_are_mnists(voters, mnist):
+    for run in voters.values():
+        np.testing.assert_array_equal(given_labels(run), mnist.y_test)
+
+
+def test_labels_flipped_on_purpose_are_found_at_the_top_of_the_ranking(voters):
+    labels = given_labels(voters["improved_cnn"])
+    probabilities = np.mean([r.predictions().astype(np.float64) for r in voters.values()], axis=0)
+    rng = np.random.default_rng(0)
+    flipped = rng.choice(len(labels), 100, replace=False)
+    noisy = labels.copy()
+    noisy[flipped] = (noisy[flipped] + rng.integers(1, 10, len(flipped))) % 10
+    ranking = rank_labels(probabilities, noisy)
+    found = set(ranking["index"].head(100)) & set(flipped.tolist())
+    assert len(found) >= 95  # measured: 99 of 100
+    flagged = set(ranking.loc[ranking["flagged"], "index"])
+    assert len(flagged & set(flipped.tolist())) >= 95 and len(flagged) <= 110  # measured: 98 of 102
+
+
+def test_the_ranking_names_each_voters_reading(voters):
+    ranking = rank_suspects(voters)
+    assert len(ranking) == 10_000 and ranking["rank"].tolist() == list(range(1, 10_001))
+    first = ranking.iloc[0]
+    assert first["given"] != first["suggested"] and first["agree"] == 3
+    assert set(first["votes"]) == set(voters)
+    assert all(digit == first["suggested"] for digit, _ in first["votes"].values())
+    assert ranking["quality"].is_monotonic_increasing
+
+
+def test_verdicts_persist_are_forgotten_and_export_as_csv(voters, tmp_path):
+    book = Verdicts(tmp_path)
+    book.set(9729, "label wrong")
+    book.set(2597, "unsure")
+    book.set(2597, "label fine")
+    book.set(4176, "label wrong")
+    assert book.set(4176, None) == {9729: "label wrong", 2597: "label fine"}
+    assert Verdicts(tmp_path).load() == {9729: "label wrong", 2597: "label fine"}
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+    ranking = rank_suspects(voters)
+    assert verdicts_csv(ranking, Verdicts(tmp_path).load()).splitlines() == [
+        "index,given,suggested,verdict", "2597,5,3,label fine", "9729,5,6,label wrong"]
+    with pytest.raises(ValueError, match="verdict must be one of"):
+        book.set(1, "maybe")
+    with pytest.raises(ValueError, match="index"):
+        book.set(10_000, "unsure")
+
+
+@pytest.mark.parametrize("content", ['["label wrong"]', '{"12": "maybe", "x": "unsure", "99999": "unsure"}',
+                                     "[" * 5000, "not json", '{"12": {"nested": 1}}'])
+def test_a_damaged_verdict_file_is_read_as_empty_not_raised(tmp_path, content):
+    (tmp_path / "suspect_verdicts.json").write_text(content)
+    assert Verdicts(tmp_path).load() == {}
+    assert Verdicts(tmp_path).set(5, "unsure") == {5: "unsure"}  # and can be written over
+
+
+def test_two_sessions_marking_at_once_lose_nothing(tmp_path):
+    threads = [threading.Thread(target=Verdicts(tmp_path).set, args=(i, "unsure")) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(Verdicts(tmp_path).load()) == list(range(20))
+
+
+def test_accuracy_with_images_set_aside(voters):
+    run = voters["improved_cnn"]
+    labels = given_labels(run)
+    wrong = set(run.errors()["index"][:5].astype(int).tolist())
+    assert accuracy_without(run, labels, set()) == pytest.approx(run.test_accuracy)
+    assert accuracy_without(run, labels, wrong) == pytest.approx((9961 - 0) / (10_000 - 5))
+
+
+def test_the_suspects_command(tmp_path):
+    env = {**os.environ, "MNIST_LAB_STORE": str(tmp_path)}
+    Verdicts(tmp_path).set(9729, "label wrong")
+    out = subprocess.run([sys.executable, "-m", "mnist_core", "suspects", "--json", "--top", "3"], cwd=REPO,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    assert [r["rank"] for r in rows] == [1, 2, 3] and rows[0]["index"] == 9729
+    assert rows[0]["verdict"] == "label wrong" and rows[0]["voters"] == 3
+    bad = subprocess.run([sys.executable, "-m", "mnist_core", "suspects", "--voters", "nobody"], cwd=REPO,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "nobody" in bad.stderr

@@ -83,8 +83,8 @@ def rank_suspects(voters: dict[str, Run]) -> pd.DataFrame:
     readings = {name: (p.argmax(1)[rows], p.max(1)[rows]) for name, p in each.items()}
     suggested = table["suggested"].to_numpy()
     table["agree"] = sum((digits == suggested).astype(int) for digits, _ in readings.values())
-    table["votes"] = [{name: [int(digits[i]), round(float(sure[i]), 4)] for name, (digits, sure) in readings.items()}
-                      for i in range(len(table))]
+    table["votes"] = [{name: [int(digits[i]), round(float(sure[i]), 4)]
+                       for name, (digits, sure) in readings.items()} for i in range(len(table))]
     return table
 
 

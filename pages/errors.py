@@ -1,9 +1,10 @@
-"""Errors: confusion matrix, a browsable grid of misclassified test images, two runs compared."""
+"""Errors: confusion matrix, a browsable grid of misclassified test images, two runs compared,
+and the test labels most likely wrong."""
 
 import streamlit as st
 
 from mnist_core.mistakes import compare, confusion, sort_errors
-from pages.parts import charts, common
+from pages.parts import charts, common, suspects_view
 
 common.page_setup()
 
@@ -34,7 +35,8 @@ if default is None or run.key != default.key:
 table, images = common.read_or_stop(common.errors_of, run.key)
 st.caption(f"{len(table)} of 10,000 test images wrong ({len(table) / 100:.2f}% error).")
 
-tab_browse, tab_compare = st.tabs(["Browse", "Compare two runs"])
+tab_browse, tab_compare, tab_suspects = st.tabs(["Browse", "Compare two runs", "Suspect labels"],
+                                                key="errors_tab", on_change="rerun")
 with tab_browse:
     left, right = st.columns([2, 3])
     with left:
@@ -79,3 +81,7 @@ with tab_compare:
     chosen = source[source["index"].isin(groups[which])]
     grid(sort_errors(chosen, "confidence"), source_images, f"compare_{which}",
          other=table_b.set_index("index") if which == "both" else None)
+
+if tab_suspects.open:  # ranked only when asked for: the other tabs stay as quick as before
+    with tab_suspects:
+        suspects_view.render()

@@ -249,3 +249,46 @@ def test_clicking_a_sweep_point_selects_its_run_for_the_other_pages(page, server
     expect(page.get_by_text(re.compile(rf"selected: MLP 25-15 λ={label[1]}, 60 ep, seed {label[2]}"))) \
         .to_be_visible()
     no_exception(page)
+
+
+def test_suspect_labels_filter_record_a_verdict_that_survives_reload_and_export(page, server, tmp_path):
+    def open_suspects():
+        open_page(page, server, "errors", "Misclassified test images")
+        page.get_by_role("tab", name="Suspect labels").click()
+        expect(page.locator("[data-suspect]").first).to_be_visible()
+
+    def choose(label, option):
+        page.get_by_test_id("stSelectbox").filter(has_text=label).click()
+        page.get_by_role("option", name=option, exact=True).click()
+
+    def verdict(index, word):
+        group = page.get_by_role("radiogroup", name=f"Verdict on test image {index}")
+        return group.get_by_role("radio", name=word)
+
+    open_suspects()
+    first = page.locator("[data-suspect]").first
+    expect(first).to_have_attribute("data-suspect", "9729")  # given 5, all three models read 6
+    expect(first).to_contain_text("given 5 → suggested 6")
+    expect(first).to_have_attribute("title", re.compile(r"improved_cnn: 6 \(\d+\.\d%\)"))
+    choose("Given label", "2")
+    expect(page.locator("[data-suspect]").first).to_have_attribute("data-given", "2")
+    expect(page.locator('[data-suspect]:not([data-given="2"])')).to_have_count(0)
+    top = page.locator("[data-suspect]").first.get_attribute("data-suspect")
+    verdict(top, "wrong").click()
+    expect(page.get_by_text("1 with a verdict")).to_be_visible()
+    expect(page.get_by_text("without the 1 marked")).to_be_visible()  # accuracy with it set aside
+
+    page.reload()
+    open_suspects()
+    page.get_by_text("With a verdict", exact=True).click()
+    expect(page.locator("[data-suspect]")).to_have_count(1)
+    expect(verdict(top, "wrong")).to_have_attribute("aria-checked", "true")
+    with page.expect_download() as download:
+        page.get_by_role("button", name=re.compile(r"Export verdicts as CSV \(1\)")).click()
+    saved = tmp_path / "verdicts.csv"
+    download.value.save_as(saved)
+    given, suggested = (page.locator(f'[data-suspect="{top}"]').get_attribute(a) for a in ("data-given",
+                                                                                           "data-suggested"))
+    assert saved.read_text().splitlines() == ["index,given,suggested,verdict",
+                                              f"{top},{given},{suggested},label wrong"]
+    no_exception(page)

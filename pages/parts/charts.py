@@ -207,3 +207,23 @@ def mistake_grid(rows: pd.DataFrame, images: dict, other: pd.DataFrame | None = 
             f'<span style="color:#666">#{index}</span></figcaption></figure>')
     return ('<div style="display:grid;grid-template-columns:repeat(auto-fill,minmax(96px,1fr));'
             f'gap:12px 8px">{"".join(cells)}</div>')
+
+
+def suspect_card(row, image: np.ndarray | None) -> str:
+    """HTML for one suspect test image: the image, "given → suggested", how many of the voting
+    models agree and how sure they are; each model's reading on hover."""
+    index, given, suggested = int(row["index"]), int(row["given"]), int(row["suggested"])
+    votes = "\n".join(f"{name}: {digit} ({sure:.1%})" for name, (digit, sure) in row["votes"].items())
+    picture = (f'<img alt="test image {index}" src="{_png_data_uri(image / 255)}" '
+               'style="width:96px;height:96px;image-rendering:pixelated;border-radius:6px"/>'
+               if image is not None else
+               '<div style="width:96px;height:96px;display:flex;align-items:center;text-align:center;'
+               'font-size:12px;color:#666;border:1px dashed #bbb;border-radius:6px">image not stored '
+               '(set MNIST_PATH)</div>')
+    return (f'<figure data-suspect="{index}" data-given="{given}" data-suggested="{suggested}" '
+            f'title="{html.escape(votes)}" style="margin:0">{picture}'
+            f'<figcaption style="font-size:13px;line-height:1.35">'
+            f'#{int(row["rank"])} · test image {index}<br>'
+            f'given <b>{given}</b> → suggested <b>{suggested}</b><br>'
+            f'<span style="color:#555">{int(row["agree"])} of {len(row["votes"])} models, '
+            f'{row["confidence"]:.1%}{" · flagged" if row["flagged"] else ""}</span></figcaption></figure>')

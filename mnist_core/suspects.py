@@ -56,7 +56,9 @@ def rank_labels(probabilities: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
 
     probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
     quality = cleanlab.rank.get_label_quality_scores(labels, probabilities, method="self_confidence")
-    flagged = cleanlab.filter.find_label_issues(labels, probabilities)
+    # n_jobs=1: cleanlab otherwise forks a process pool, which can hang a process that runs
+    # threads (the dashboard's server hung here in CI); the result does not depend on it.
+    flagged = cleanlab.filter.find_label_issues(labels, probabilities, n_jobs=1)
     suggested = probabilities.argmax(1)
     table = pd.DataFrame({"index": np.arange(len(labels)), "given": labels.astype(int),
                           "suggested": suggested.astype(int), "quality": quality.astype(float),

@@ -131,7 +131,8 @@ def _add_ray_address(parser: argparse.ArgumentParser) -> None:
 def _add_wait_timeout(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wait-timeout", type=_seconds, metavar="SECONDS",
                         help="give up (exit 2) after waiting this long for another process training "
-                             "the same run (default: wait, saying so every 15 s)")
+                             "the same run, or for a CPU in the Ray cluster (default: wait, saying so "
+                             "every 15 s)")
     parser.add_argument("--no-committed", action="store_true",
                         help="ignore cached_results/: reuse only runs in --store (to measure training)")
 
@@ -214,7 +215,7 @@ def cmd_train(args) -> None:
     data = load_mnist(args.data)
     from .sweeps import ensure_runs
 
-    executor = executor_for(args.backend, args.ray_address)
+    executor = executor_for(args.backend, args.ray_address, args.wait_timeout)
     (run,) = ensure_runs([config], data, stores, fused=False, progress=not args.quiet,
                          wait_timeout=args.wait_timeout, executor=executor)
     _say_where(executor)
@@ -232,7 +233,7 @@ def cmd_sweep(args) -> None:
     data = load_mnist(args.data)
     from .sweeps import ensure_runs
 
-    executor = executor_for(args.backend, args.ray_address)
+    executor = executor_for(args.backend, args.ray_address, args.wait_timeout)
     frame = runs_table(ensure_runs(configs, data, stores, fused=not args.one_at_a_time,
                                    progress=not args.quiet, wait_timeout=args.wait_timeout,
                                    executor=executor))
@@ -246,7 +247,7 @@ def cmd_sweep(args) -> None:
 def cmd_reproduce(args) -> None:
     stores = StoreChain.default(args.store)
     data = load_mnist(args.data)
-    executor = executor_for(args.backend, args.ray_address)
+    executor = executor_for(args.backend, args.ray_address, args.wait_timeout)
     from .sweeps import ensure_runs
 
     for title, configs in reproduce_steps(args.seeds, args.improved_seeds):

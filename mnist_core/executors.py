@@ -68,10 +68,12 @@ class LocalExecutor:
         return None
 
 
-def executor_for(backend: str | None = None, address: str | None = None) -> Executor:
+def executor_for(backend: str | None = None, address: str | None = None,
+                 wait_timeout: float | None = None) -> Executor:
     """The executor for `backend` ("local" or "ray"; default: "ray" if $MNIST_LAB_RAY_ADDRESS is
     set, else "local"). Ray joins `address` (or $MNIST_LAB_RAY_ADDRESS): "auto", "host:port",
-    or none to start a Ray instance on this machine."""
+    or none to start a Ray instance on this machine; it gives up after `wait_timeout` seconds
+    without a CPU in the cluster."""
     address = address or os.environ.get(RAY_ADDRESS_ENV) or None
     backend = backend or ("ray" if os.environ.get(RAY_ADDRESS_ENV) else "local")
     if backend not in BACKENDS:
@@ -82,7 +84,7 @@ def executor_for(backend: str | None = None, address: str | None = None) -> Exec
         return LocalExecutor()
     from .ray_backend import RayExecutor
 
-    return RayExecutor(address)
+    return RayExecutor(address, wait_timeout)
 
 
 def cluster_words(info: dict) -> str:

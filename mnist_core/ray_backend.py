@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 TASK_RETRIES = 3  # a task whose worker process or node dies is run again, this many times at most
 PUBLISH_ATTEMPTS = 3  # a run failing verification on the driver is trained again, this many times
 REACH_TIMEOUT_S = 5
+SAY_EVERY_S = 15  # how often a driver waiting for a CPU in the cluster says so
 PAYLOAD = tuple(name for name in RUN_FILES if name != "config.json")  # config.json: the driver's own
 # Multiply-adds per image of the CNNs (counted from models.py's layers), to weigh tasks.
 CNN_MACS_PER_IMAGE = {"cnn": 2_800_000, "improved_cnn": 18_700_000}
@@ -222,8 +223,9 @@ def train_task(config_dicts: list[dict], arrays: dict, fingerprint: str, fused: 
 class RayExecutor:
     """Trains on a Ray cluster (joined at `address`, or started on this machine if None)."""
 
-    def __init__(self, address: str | None = None):
+    def __init__(self, address: str | None = None, wait_timeout: float | None = None):
         self.address = address
+        self.wait_timeout = wait_timeout  # give up after waiting this long for a CPU in the cluster
         self._data: tuple[str, ray.ObjectRef] | None = None
         self._board = None
         self._tasks_submitted = 0
@@ -274,8 +276,10 @@ class RayExecutor:
         shown, finished = 0, set()
         with tqdm(total=sum(epochs.values()), desc=label, unit="epoch", disable=not progress,
                   leave=False) as bar, _cancelled_on_exit(pending):
+            starved = _Starved(self.wait_timeout)
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+                starved.check(len(pending))
                 for ref in ready:
                     task, task_configs, attempt = pending.pop(ref)
                     result = self._result(ref, task_configs)
@@ -335,6 +339,33 @@ class RayExecutor:
         times = ", ".join(f"{r['seconds']:.1f} s" for r in sorted(self.task_reports, key=lambda r: r["task"]))
         return (f"Ray: {len(self.task_reports)} tasks on {len(nodes)} of the {cluster['nodes']} nodes "
                 f"({cluster['cpus']} CPUs in the cluster); task times: {times}")
+
+
+class _Starved:
+    """Says, every SAY_EVERY_S, when tasks wait because the cluster has no CPU alive, and gives
+    up after `wait_timeout` seconds of that (None: waits, saying so)."""
+
+    def __init__(self, wait_timeout: float | None):
+        self.wait_timeout = wait_timeout
+        self.since: float | None = None
+        self.checked = 0.0
+
+    def check(self, queued: int) -> None:
+        now = time.monotonic()
+        if now - self.checked < min(SAY_EVERY_S, self.wait_timeout or SAY_EVERY_S):
+            return
+        self.checked = now
+        if describe_cluster()["cpus"] > 0:
+            self.since = None
+            return
+        self.since = self.since or now
+        waited = now - self.since
+        if self.wait_timeout is not None and waited >= self.wait_timeout:
+            raise ClusterError(f"gave up after {waited:.0f} s: the Ray cluster has no node with a CPU "
+                               f"to run {queued} training task(s); start one with `ray start --address ...`")
+        log.warning("waiting for a CPU: the Ray cluster has no node with a CPU alive for %d queued "
+                    "task(s); waited %.0f s (start a worker node, or --wait-timeout gives up)",
+                    queued, waited)
 
 
 @contextmanager

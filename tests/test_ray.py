@@ -274,3 +274,21 @@ def test_a_node_leaving_mid_sweep_has_its_tasks_run_elsewhere(cluster, mnist, tm
     assert sorted(published) == sorted(r.key for r in runs) and len(runs) == 3
     assert leaving.unique_id not in {r["node"] for r in executor.task_reports}
     assert executor.cluster() == {"nodes": 2, "cpus": 2}
+
+
+def test_a_cluster_without_a_cpu_is_waited_for_saying_so_and_given_up_on(tmp_path):
+    idle = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    try:
+        started = time.monotonic()
+        process = cli("sweep", "lambda", "--values", "0.0002", "--epochs", "1", "--limit", "2000",
+                      "--no-committed", "--store", str(tmp_path / "store"), "--backend", "ray",
+                      "--ray-address", idle.address, "--wait-timeout", "3", "--quiet")
+        out, err = process.communicate(timeout=90)
+    finally:
+        idle.shutdown()
+    assert process.returncode == 2 and time.monotonic() - started < 60
+    assert "waiting for a CPU: the Ray cluster has no node with a CPU alive for 1 queued task(s)" in err
+    assert err.strip().splitlines()[-1].endswith("gave up after 3 s: the Ray cluster has no node with a CPU "
+                                                 "to run 1 training task(s); start one with `ray start "
+                                                 "--address ...`"), err
+    assert not [p for p in (tmp_path / "store").glob("*") if not p.name.startswith(".")]

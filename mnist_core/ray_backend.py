@@ -272,7 +272,7 @@ class RayExecutor:
 
         for task_configs in plan_tasks(configs, cluster["cpus"], fused):
             submit(task_configs, 1)
-        label = f"{len(configs)} runs in {len(pending)} tasks on {cluster_words(cluster)}"
+        label = f"{_count(len(configs), 'run')} in {_count(len(pending), 'task')} on " + cluster_words(cluster)
         shown, finished = 0, set()
         with tqdm(total=sum(epochs.values()), desc=label, unit="epoch", disable=not progress,
                   leave=False) as bar, _cancelled_on_exit(pending):
@@ -337,7 +337,7 @@ class RayExecutor:
         nodes = {r["node"] for r in self.task_reports}
         cluster = describe_cluster()
         times = ", ".join(f"{r['seconds']:.1f} s" for r in sorted(self.task_reports, key=lambda r: r["task"]))
-        return (f"Ray: {len(self.task_reports)} tasks on {len(nodes)} of the {cluster['nodes']} nodes "
+        return (f"Ray: {_count(len(self.task_reports), 'task')} on {len(nodes)} of the {cluster['nodes']} nodes "
                 f"({cluster['cpus']} CPUs in the cluster); task times: {times}")
 
 
@@ -366,6 +366,10 @@ class _Starved:
         log.warning("waiting for a CPU: the Ray cluster has no node with a CPU alive for %d queued "
                     "task(s); waited %.0f s (start a worker node, or --wait-timeout gives up)",
                     queued, waited)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"
 
 
 @contextmanager

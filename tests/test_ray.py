@@ -161,7 +161,7 @@ def test_a_killed_driver_publishes_nothing_half_and_the_same_command_reuses_its_
     for key, (inode, created) in first.items():  # published runs were reused, not retrained
         assert stored.path(key).stat().st_ino == inode and stored.get(key).metrics["created"] == created
     trained_again = 2 - len(first)
-    assert (f"Ray: {trained_again} tasks" in err) if trained_again else ("Ray:" not in err)
+    assert (f"Ray: {trained_again} task" in err) if trained_again else ("Ray:" not in err)
 
 
 @pytest.fixture(scope="module")

@@ -272,7 +272,8 @@ class RayExecutor:
 
         for task_configs in plan_tasks(configs, cluster["cpus"], fused):
             submit(task_configs, 1)
-        label = f"{_count(len(configs), 'run')} in {_count(len(pending), 'task')} on " + cluster_words(cluster)
+        label = (f"{_count(len(configs), 'run')} in {_count(len(pending), 'task')} on "
+                 f"{cluster_words(cluster)}")
         shown, finished = 0, set()
         with tqdm(total=sum(epochs.values()), desc=label, unit="epoch", disable=not progress,
                   leave=False) as bar, _cancelled_on_exit(pending):
@@ -337,7 +338,8 @@ class RayExecutor:
         nodes = {r["node"] for r in self.task_reports}
         cluster = describe_cluster()
         times = ", ".join(f"{r['seconds']:.1f} s" for r in sorted(self.task_reports, key=lambda r: r["task"]))
-        return (f"Ray: {_count(len(self.task_reports), 'task')} on {len(nodes)} of the {cluster['nodes']} nodes "
+        tasks = _count(len(self.task_reports), "task")
+        return (f"Ray: {tasks} on {len(nodes)} of the {cluster['nodes']} nodes "
                 f"({cluster['cpus']} CPUs in the cluster); task times: {times}")
 
 

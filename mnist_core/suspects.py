@@ -54,7 +54,10 @@ def rank_labels(probabilities: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
     import cleanlab.filter
     import cleanlab.rank
 
-    probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
+    sums = probabilities.sum(axis=1, keepdims=True)
+    if not np.isfinite(probabilities).all() or (sums <= 0).any():
+        raise ValueError("the voting runs give some test image no probability at all")
+    probabilities = probabilities / sums
     quality = cleanlab.rank.get_label_quality_scores(labels, probabilities, method="self_confidence")
     # n_jobs=1: cleanlab otherwise forks a process pool, which can hang a process that runs
     # threads (the dashboard's server hung here in CI); the result does not depend on it.

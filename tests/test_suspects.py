@@ -53,6 +53,13 @@ def test_labels_flipped_on_purpose_are_found_at_the_top_of_the_ranking(voters):
     assert len(flagged & set(flipped.tolist())) >= 95 and len(flagged) <= 110  # measured: 98 of 102
 
 
+def test_probabilities_that_give_an_image_nothing_are_refused_with_a_reason():
+    probabilities = np.full((10, 10), 0.1)
+    probabilities[3] = 0.0
+    with pytest.raises(ValueError, match="no probability at all"):
+        rank_labels(probabilities, np.arange(10) % 10)
+
+
 def test_the_ranking_names_each_voters_reading(voters):
     ranking = rank_suspects(voters)
     assert len(ranking) == 10_000 and ranking["rank"].tolist() == list(range(1, 10_001))

@@ -48,7 +48,25 @@ def cli(*args, env=None, **options):
                             stderr=subprocess.PIPE, text=True, **options)
 
 
-@pytest.mark.usefixtures("refused")  # started first, so that it runs alongside
+@pytest.fixture(scope="module")
+def starved(tmp_path_factory):
+    """A `sweep` against a cluster with no CPU at all, with --wait-timeout 3, started at once to
+    run alongside the other tests."""
+    idle = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    store = tmp_path_factory.mktemp("starved") / "store"
+    started = time.monotonic()
+    process = cli("sweep", "lambda", "--values", "0.0002", "--epochs", "1", "--limit", "2000",
+                  "--no-committed", "--store", str(store), "--backend", "ray",
+                  "--ray-address", idle.address, "--wait-timeout", "3", "--quiet")
+    ended = []
+    waiter = threading.Thread(target=lambda: (process.wait(), ended.append(time.monotonic())))
+    waiter.start()
+    yield process, started, ended, waiter, store
+    waiter.join(timeout=60)
+    idle.shutdown()
+
+
+@pytest.mark.usefixtures("refused", "starved")  # started first, so that they run alongside
 def test_tasks_split_fused_groups_by_cost_and_keep_other_runs_whole():
     configs = width_configs([(10, 5), (1200, 480), (25, 10), (800, 320)], [0], 3) + \
         lambda_configs([0, 0.1], [0], 3)
@@ -139,7 +157,7 @@ def test_a_worker_killed_mid_task_is_run_again_and_each_run_published_once(clust
 
 def test_a_killed_driver_publishes_nothing_half_and_the_same_command_reuses_its_runs(cluster, tmp_path):
     store = tmp_path / "store"
-    command = ["sweep", "width", "--widths", "10:5,400:160", "--epochs", "2", "--limit", "4000",
+    command = ["sweep", "width", "--widths", "10:5,400:160", "--epochs", "1", "--limit", "3000",
                "--store", str(store), "--no-committed", "--quiet", "--backend", "ray",
                "--ray-address", cluster.address]
     driver = cli(*command)
@@ -276,19 +294,13 @@ def test_a_node_leaving_mid_sweep_has_its_tasks_run_elsewhere(cluster, mnist, tm
     assert executor.cluster() == {"nodes": 2, "cpus": 2}
 
 
-def test_a_cluster_without_a_cpu_is_waited_for_saying_so_and_given_up_on(tmp_path):
-    idle = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
-    try:
-        started = time.monotonic()
-        process = cli("sweep", "lambda", "--values", "0.0002", "--epochs", "1", "--limit", "2000",
-                      "--no-committed", "--store", str(tmp_path / "store"), "--backend", "ray",
-                      "--ray-address", idle.address, "--wait-timeout", "3", "--quiet")
-        out, err = process.communicate(timeout=90)
-    finally:
-        idle.shutdown()
-    assert process.returncode == 2 and time.monotonic() - started < 60
+def test_a_cluster_without_a_cpu_is_waited_for_saying_so_and_given_up_on(starved):
+    process, started, ended, waiter, store = starved
+    waiter.join(timeout=90)
+    assert process.returncode == 2 and ended[0] - started < 60
+    err = process.stderr.read()
     assert "waiting for a CPU: the Ray cluster has no node with a CPU alive for 1 queued task(s)" in err
     assert err.strip().splitlines()[-1].endswith("gave up after 3 s: the Ray cluster has no node with a CPU "
                                                  "to run 1 training task(s); start one with `ray start "
                                                  "--address ...`"), err
-    assert not [p for p in (tmp_path / "store").glob("*") if not p.name.startswith(".")]
+    assert not [p for p in store.glob("*") if not p.name.startswith(".")]

@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
+from mnist_core.catalog import named_runs  # noqa: E402
 from mnist_core.data import STANDARD_FINGERPRINT  # noqa: E402
 from mnist_core.store import StoreChain  # noqa: E402
 from mnist_core.suspects import default_voters, given_labels, rank_labels  # noqa: E402
@@ -30,7 +31,7 @@ def main() -> None:
     parser.add_argument("--flips", type=int, default=100)
     parser.add_argument("--trials", type=int, default=5)
     args = parser.parse_args()
-    voters = default_voters(StoreChain.default(None), STANDARD_FINGERPRINT)
+    voters = default_voters(named_runs(StoreChain.default(None), STANDARD_FINGERPRINT))
     labels = given_labels(next(iter(voters.values())))
     probabilities = np.mean([run.predictions().astype(np.float64) for run in voters.values()], axis=0)
     print(f"voters: {', '.join(voters)}; {args.flips} labels flipped per trial")

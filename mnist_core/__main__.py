@@ -270,14 +270,11 @@ def cmd_suspects(args) -> None:
     from .suspects import Verdicts, default_voters, rank_suspects
 
     stores = StoreChain.default(args.store)
+    named = named_runs(stores, STANDARD_FINGERPRINT)
     if args.voters:
-        named = named_runs(stores, STANDARD_FINGERPRINT)
-        voters = {}
-        for name in args.voters:
-            run = named.get(name) or _run_by_prefix(stores, name)
-            voters[name] = run
+        voters = {name: named.get(name) or _run_by_prefix(stores, name) for name in args.voters}
     else:
-        voters = default_voters(stores, STANDARD_FINGERPRINT)
+        voters = default_voters(named)
     try:
         ranking = rank_suspects(voters)
     except ValueError as exc:

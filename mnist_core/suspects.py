@@ -20,9 +20,8 @@ import numpy as np
 import pandas as pd
 from filelock import FileLock
 
-from .catalog import named_runs
 from .safe_read import UnsafeFile, read_json
-from .store import Run, StoreChain
+from .store import Run
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +31,8 @@ TEST_IMAGES = 10_000
 DEFAULT_VOTERS = 3
 
 
-def default_voters(stores: StoreChain, fingerprint: str) -> dict[str, Run]:
-    """The strongest few named runs (by test accuracy), by name."""
-    named = named_runs(stores, fingerprint)
+def default_voters(named: dict[str, Run]) -> dict[str, Run]:
+    """The strongest few of the named runs (catalog.named_runs), by test accuracy."""
     strongest = sorted(named.items(), key=lambda item: -item[1].test_accuracy)[:DEFAULT_VOTERS]
     return dict(strongest)
 

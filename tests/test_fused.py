@@ -71,3 +71,21 @@ def test_fused_trains_fewer_images_than_one_compiled_call(mnist, store, limit):
     runs = train_fused(configs, mnist, store, progress=False)
     assert [r.metrics["train_images"] for r in runs] == [limit, limit]
     assert all(len(r.history()) == 2 for r in runs)
+
+
+def test_a_models_weights_depend_on_its_stack_only_by_one_or_more(mnist, tmp_path):
+    """What the Ray backend relies on (README, Scale out): a model trained in a fused stack of
+    2, 3 or 5 models of its shape ends with the same bits; alone (a stack of one, other XLA
+    kernels) it ends within float32 rounding of them."""
+    from mnist_core.catalog import lambda_configs
+    from mnist_core.store import RunStore
+
+    configs = lambda_configs([0, 0.001, 0.01, 0.1, 0.3], [0], epochs=2, limit=4000)
+    weights = {}
+    for size in (5, 3, 2, 1):
+        (run, *_) = train_fused(configs[:size], mnist, RunStore(tmp_path / str(size)), progress=False)
+        weights[size] = run.load_model().get_weights()
+    for size in (3, 2):
+        assert all(np.array_equal(a, b) for a, b in zip(weights[size], weights[5]))
+    gap = max(float(np.abs(a - b).max()) for a, b in zip(weights[1], weights[5]))
+    assert gap < 1e-5  # measured 1.6e-7

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mnist_core.catalog import named_runs
 from mnist_core.data import STANDARD_FINGERPRINT
 from mnist_core.store import StoreChain
 from mnist_core.suspects import (
@@ -27,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def voters():
-    return default_voters(StoreChain.default(None), STANDARD_FINGERPRINT)
+    return default_voters(named_runs(StoreChain.default(None), STANDARD_FINGERPRINT))
 
 
 def test_the_default_voters_are_the_three_strongest_named_runs(voters):

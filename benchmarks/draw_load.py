@@ -9,6 +9,8 @@ to the first frame that shows the predictions for the whole drawing (the page's 
 N strokes" caption), and reports p50, p95 and errors. Strokes follow each other without a
 pause; after each answer a session waits --think seconds (a person reading it) and clears.
 All pages, the server and Playwright share this machine's cores.
+With --inside, every session first turns on "Look inside a model" (the improved CNN, the
+heaviest to look inside) and a drawing counts as shown when that view covers every stroke.
 Target on 2 cores: no errors, p95 under 1 s.
 """
 
@@ -62,12 +64,15 @@ async def settled(canvas) -> None:
 
 # Timed inside the page, on the page's clock: Playwright's own waiting polls, and would add
 # up to half a second. The prediction counts as shown at the first frame painted with it.
-WATCH_FOR_PREDICTION = """text => {
+WATCH_FOR_PREDICTION = """([text, strokes]) => {
     window.drawLoad = {up: null, shown: null};
     document.addEventListener('mouseup', () => { window.drawLoad.up = performance.now(); },
                               {capture: true, once: true});
+    const shown = () => strokes === null
+        ? [...document.querySelectorAll('p')].some(p => p.textContent.trim() === text)
+        : !!document.querySelector(`[data-inside][data-strokes="${strokes}"]`);
     const observer = new MutationObserver(() => {
-        if ([...document.querySelectorAll('p')].some(p => p.textContent.trim() === text)) {
+        if (shown()) {
             observer.disconnect();
             requestAnimationFrame(() => { window.drawLoad.shown = performance.now(); });
         }
@@ -96,7 +101,7 @@ async def canvas_ready(page, timeout: float) -> None:
     await page.locator("canvas.upper-canvas").first.wait_for(timeout=timeout)  # in a shadow root
 
 
-async def open_draw_page(browser, url: str, ready: list, errors: list, index: int):
+async def open_draw_page(browser, url: str, ready: list, errors: list, index: int, inside: bool):
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     page = await context.new_page()
     started = time.perf_counter()
@@ -105,6 +110,11 @@ async def open_draw_page(browser, url: str, ready: list, errors: list, index: in
         await canvas_ready(page, 300_000)
         await settled(page.locator("canvas.upper-canvas").first)
         await app_idle(page, 300_000)  # models loaded: the page is ready for a visitor
+        if inside:
+            await page.get_by_text("Look inside a model").click()
+            await until(page, "text => document.body.textContent.includes(text)", 300_000,
+                        "Draw a digit to see inside")
+            await app_idle(page, 300_000)
         ready.append(time.perf_counter() - started)
         return page
     except Exception as exc:
@@ -113,7 +123,8 @@ async def open_draw_page(browser, url: str, ready: list, errors: list, index: in
         return None
 
 
-async def draw_digits(page, drawings: int, think: float, latencies: list, errors: list, index: int):
+async def draw_digits(page, drawings: int, think: float, latencies: list, errors: list, index: int,
+                      inside: bool):
     """Draw digits stroke after stroke (no waiting between strokes), timing mouse-up of the
     last stroke to the prediction that covers every stroke being shown; appends
     (drawing number, seconds) to `latencies`."""
@@ -126,7 +137,7 @@ async def draw_digits(page, drawings: int, think: float, latencies: list, errors
             for points in first_strokes:
                 await stroke(page, canvas, points)
             expected = strokes_read(len(DIGITS[digit]))
-            await page.evaluate(WATCH_FOR_PREDICTION, expected)
+            await page.evaluate(WATCH_FOR_PREDICTION, [expected, len(DIGITS[digit]) if inside else None])
             await stroke(page, canvas, last_stroke)
             try:
                 await until(page, "() => window.drawLoad.shown !== null", 60_000)
@@ -146,14 +157,14 @@ async def draw_digits(page, drawings: int, think: float, latencies: list, errors
         errors.append(f"session {index}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
 
 
-async def run(url: str, sessions: int, drawings: int, think: float) -> tuple[list, list, list]:
+async def run(url: str, sessions: int, drawings: int, think: float, inside: bool) -> tuple[list, list, list]:
     """Open every session's page first (people arrive), then all draw at once."""
     ready, latencies, errors = [], [], []
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        pages = await asyncio.gather(*(open_draw_page(browser, url, ready, errors, i)
+        pages = await asyncio.gather(*(open_draw_page(browser, url, ready, errors, i, inside)
                                        for i in range(sessions)))
-        await asyncio.gather(*(draw_digits(page, drawings, think, latencies, errors, i)
+        await asyncio.gather(*(draw_digits(page, drawings, think, latencies, errors, i, inside)
                                for i, page in enumerate(pages) if page is not None))
         await browser.close()
     return ready, latencies, errors
@@ -165,12 +176,15 @@ def main() -> None:
     parser.add_argument("--drawings", type=int, default=5, help="drawings per session")
     parser.add_argument("--think", type=float, default=1.0,
                         help="seconds a session looks at each answer before clearing (default 1)")
+    parser.add_argument("--inside", action="store_true",
+                        help='every session has "Look inside a model" open (the improved CNN)')
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         with streamlit_server(Path(folder) / "store", Path(folder) / "streamlit.log") as url:
-            ready, latencies, errors = asyncio.run(run(url, args.sessions, args.drawings, args.think))
+            ready, latencies, errors = asyncio.run(run(url, args.sessions, args.drawings, args.think,
+                                                        args.inside))
     print(f"cores={os.cpu_count()} sessions={args.sessions} drawings={len(latencies)} "
-          f"think={args.think:g}s errors={len(errors)}")
+          f"think={args.think:g}s inside={'improved_cnn' if args.inside else 'off'} errors={len(errors)}")
     if ready:
         print(f"{len(ready)} pages opened together, the slowest ready after {max(ready):.1f} s")
     for error in errors[:10]:

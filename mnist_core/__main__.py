@@ -184,6 +184,9 @@ def build_parser() -> Parser:
                                         f"location (${URL_ENV_VAR} overrides), check it, keep it")
     download.add_argument("--to", type=_folder, help=f"file to write (default: {DOWNLOADED})")
     download.add_argument("--quiet", action="store_true", help="no progress bar")
+    subset = data_commands.add_parser("neighbours", help="write the committed subset of training digits "
+                                      "the Draw page searches for neighbours when MNIST is not at hand")
+    subset.add_argument("--data", help="MNIST .npz or IDX folder (default: as training finds it)")
 
     suspects = commands.add_parser("suspects", help="test images whose label is likely wrong (cleanlab)")
     suspects.add_argument("--voters", type=_list_of(str),
@@ -356,6 +359,14 @@ def cmd_report(args) -> None:
 
 
 def cmd_data(args) -> None:
+    if args.action == "neighbours":
+        from .neighbours import write_subset
+
+        data = load_mnist(args.data)
+        if data.fingerprint != STANDARD_FINGERPRINT:
+            raise MNISTError(f"{data.source} is not the standard MNIST; the committed subset must be")
+        print(f"wrote {write_subset(data)}")
+        return
     from tqdm import tqdm
 
     bars = []  # made at the first byte, so an early error is one line on its own

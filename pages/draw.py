@@ -5,7 +5,7 @@ from streamlit_drawable_canvas import st_canvas
 
 from mnist_core.predict import classify, disagreements
 from mnist_core.preprocess import MIN_EXTENT, PreprocessError, ink_extent, to_mnist
-from pages.parts import charts, common
+from pages.parts import charts, common, inside_view
 
 common.page_setup()
 
@@ -43,6 +43,7 @@ def drawing_area() -> None:
         st.slider("Stroke width", 8, 40, 20, key="stroke_width")
 
     image28, extent = None, 0.0
+    strokes = len((canvas.json_data or {}).get("objects", []))
     try:
         if canvas.image_data is not None:
             extent = ink_extent(canvas.image_data)
@@ -57,8 +58,18 @@ def drawing_area() -> None:
             st.html(charts.drawing_invitation(list(models_to_use), extent if extent > 0 else None))
         else:
             probabilities = classify(image28, predict)
-            strokes = len((canvas.json_data or {}).get("objects", []))
             st.html(charts.drawing_readout(image28, probabilities, disagreements(probabilities), strokes))
+
+    # Off until asked for: the plain reading stays as fast and simple as without it.
+    if st.toggle("Look inside a model", key="look_inside",
+                 help="Each layer's activity, which pixels decide, and the nearest training digits, "
+                      "for one model, after every stroke"):
+        names = list(models_to_use)
+        default = next((n for n in names if n.startswith("selected: ")), None) or (
+            "improved_cnn" if "improved_cnn" in names else names[0])
+        with st.columns([2, 3])[0]:
+            name = st.selectbox("Model to look inside", names, index=names.index(default), key="inside_model")
+        inside_view.show(name, models_to_use[name], image28, strokes)
 
 
 # The canvas's toolbar has an Edit toggle that turns drawing into selecting and moving strokes,

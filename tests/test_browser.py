@@ -178,3 +178,43 @@ def test_training_into_a_store_that_cannot_be_written_shows_why(browser, tmp_pat
         expect(page.get_by_text(re.compile("cannot save the training job .*MNIST_LAB_STORE"))).to_be_visible()
         no_exception(page)
         page.context.close()
+
+
+def test_looking_inside_a_model_shows_its_layers_the_deciding_pixels_and_nearest_digits(page, server):
+    page.goto(f"{server}/draw")
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.wait_for()
+    toggle = page.get_by_text("Look inside a model")
+    expect(toggle).to_be_visible()
+    expect(page.locator("[data-inside]")).to_have_count(0)  # collapsed until asked for
+    toggle.click()
+    expect(page.get_by_text("Draw a digit to see inside improved_cnn.")).to_be_visible()
+    draw(page, canvas, 7)
+    view = page.locator('[data-inside="improved_cnn"][data-strokes="2"]')
+    expect(view).to_be_visible()
+    expect(view.get_by_test_id("saliency-top")).to_contain_text("What makes it a 7")
+    expect(view.get_by_test_id("saliency-top").get_by_role("img")).to_be_visible()
+    expect(view.get_by_test_id("saliency-versus")).to_contain_text(re.compile(r"A 7 rather than a \d"))
+    neighbours = view.locator("[data-neighbour]")
+    expect(neighbours).to_have_count(8)
+    expect(neighbours.first.get_by_role("img")).to_be_visible()
+    labels = [int(text.split()[0]) for text in neighbours.all_inner_texts()]  # what a person reads
+    assert len(labels) == 8 and labels.count(7) >= 6, labels
+    expect(view.locator('[data-kind="maps"]')).to_have_count(4)  # every conv block, every filter
+    expect(view.locator('[data-kind="units"]')).to_have_count(1)
+    expect(view.get_by_text("Layer 1: 32 feature maps, 28×28")).to_be_visible()
+    no_exception(page)
+
+    page.get_by_test_id("stSelectbox").filter(has_text="Model to look inside").click()
+    page.get_by_role("option", name="baseline_mlp", exact=True).click()
+    mlp_view = page.locator('[data-inside="baseline_mlp"][data-strokes="2"]')
+    expect(mlp_view).to_be_visible()  # the same drawing, seen by another model, without redrawing
+    expect(mlp_view.locator('[data-kind="units"]')).to_have_count(2)
+    expect(mlp_view.locator('[data-kind="maps"]')).to_have_count(0)
+    expect(mlp_view.get_by_text("Layer 2: 15 hidden units")).to_be_visible()
+    expect(mlp_view.locator("[data-neighbour]")).to_have_count(8)
+
+    toggle.click()
+    expect(page.locator("[data-inside]")).to_have_count(0)
+    expect(page.get_by_text(strokes_read(2), exact=True)).to_be_visible()  # the reading stays
+    no_exception(page)

@@ -181,8 +181,13 @@ def _model_readout(name: str, probs: np.ndarray, differs: bool) -> str:
 
 
 def _png_data_uri(image28: np.ndarray) -> str:
+    return png_data_uri((np.clip(image28, 0, 1) * 255).astype(np.uint8))
+
+
+def png_data_uri(pixels: np.ndarray) -> str:
+    """A data: URI of a PNG of uint8 pixels, (H, W) grey or (H, W, 3) colour."""
     buffer = io.BytesIO()
-    Image.fromarray((np.clip(image28, 0, 1) * 255).astype(np.uint8)).save(buffer, format="PNG")
+    Image.fromarray(pixels).save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 

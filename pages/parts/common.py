@@ -166,6 +166,37 @@ def predictor(keys_by_name: tuple[tuple[str, str], ...]):
     return partial(serving.in_tensorflow_thread, predict)
 
 
+@st.cache_resource(show_spinner="Preparing a look inside the model…", max_entries=8)
+def inspector(key: str):
+    """A run's mnist_core.inside.Inspector, built (and compiled) in the TensorFlow thread."""
+    from mnist_core.inside import Inspector
+
+    model = model_of(key)
+    built = serving.in_tensorflow_thread(Inspector, model)
+    serving.freeze_heap()
+    return built
+
+
+@st.cache_resource(show_spinner="Placing the training digits in the model's penultimate layer "
+                   "(once per model)…", max_entries=8)
+def _neighbours(key: str, source: str | None):
+    from mnist_core.neighbours import Neighbours, all_training_digits, read_subset
+
+    try:
+        digits = all_training_digits(load_mnist(source)) if source else read_subset()
+    except (MNISTError, ValueError, OSError) as exc:
+        return None, (f"The nearest training digits cannot be shown: {exc}. Set MNIST_PATH, or "
+                      "restore cached_results/neighbours/ from the repository.")
+    embeddings = serving.in_tensorflow_thread(inspector(key).embed, digits.floats())
+    serving.freeze_heap()
+    return Neighbours(embeddings, digits), None
+
+
+def neighbours_of(key: str):
+    """(Neighbours over all MNIST training digits, else the committed subset; or None, why not)."""
+    return _neighbours(key, mnist_source())
+
+
 @st.cache_resource(show_spinner=False, max_entries=16)
 def errors_of(key: str):
     """A run's error table and its misclassified images by test index, read once per process."""

@@ -1,0 +1,102 @@
+"""The training digits a model places nearest a drawing, in its penultimate layer.
+
+Searched among all 60,000 MNIST training digits when MNIST is at hand, else among a
+committed subset (`SUBSET_FILE`, 1,000 per digit, about 2 MB) so the Draw page shows
+neighbours from a fresh clone too. Distance is cosine: benchmarks/inside_choices.py measures
+how often the 8 nearest training digits carry the test digit's label under either distance.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .safe_read import UnsafeFile, read_npz
+from .store import COMMITTED_STORE
+
+SUBSET_FILE = COMMITTED_STORE / "neighbours" / "training_subset.npz"
+PER_DIGIT = 1000
+TRAINING_SIZE = 60000
+NEIGHBOURS = 8
+
+
+@dataclass(frozen=True)
+class TrainingDigits:
+    images: np.ndarray  # uint8 (N, 28, 28)
+    labels: np.ndarray  # (N,) digits 0-9
+    indices: np.ndarray  # (N,) each image's position in MNIST's training set
+    source: str  # for a reader: which digits these are
+
+    def floats(self) -> np.ndarray:
+        return self.images.astype(np.float32) / 255
+
+
+def all_training_digits(data) -> TrainingDigits:
+    """MNIST's whole training set."""
+    return TrainingDigits(data.x_train, data.y_train, np.arange(len(data.y_train)),
+                          f"all {len(data.y_train):,} MNIST training digits")
+
+
+def choose_subset(labels: np.ndarray, per_digit: int = PER_DIGIT, seed: int = 0) -> np.ndarray:
+    """Sorted training-set positions of `per_digit` images of each digit, drawn at random."""
+    rng = np.random.default_rng(seed)
+    chosen = [rng.choice(np.flatnonzero(labels == digit), per_digit, replace=False) for digit in range(10)]
+    return np.sort(np.concatenate(chosen))
+
+
+def write_subset(data, path: Path = SUBSET_FILE) -> Path:
+    """Write the committed subset from MNIST (`python -m mnist_core neighbours-subset`)."""
+    indices = choose_subset(data.y_train)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".npz")
+    with os.fdopen(handle, "wb") as out:
+        np.savez_compressed(out, images=data.x_train[indices], labels=data.y_train[indices],
+                            indices=indices.astype(np.int32))
+    os.chmod(temporary, 0o644)  # mkstemp makes it private; this is for the repository
+    os.replace(temporary, path)
+    return path
+
+
+def read_subset(path: Path = SUBSET_FILE) -> TrainingDigits:
+    """The committed subset, checked: uint8 images, labels 0-9, distinct training positions."""
+    arrays = read_npz(path, {"images": ("u", 3), "labels": ("u", 1), "indices": ("i", 1)},
+                      max_bytes=TRAINING_SIZE * 28 * 28)
+    images, labels, indices = arrays["images"], arrays["labels"], arrays["indices"]
+    count = len(images)
+    if images.shape[1:] != (28, 28) or images.dtype != np.uint8 or count == 0:
+        raise UnsafeFile(f"{path.name}: images have shape {images.shape}, expected (N, 28, 28) uint8")
+    if labels.shape != (count,) or indices.shape != (count,):
+        raise UnsafeFile(f"{path.name}: {count} images but {len(labels)} labels and {len(indices)} indices")
+    if labels.max() > 9:
+        raise UnsafeFile(f"{path.name}: holds label {labels.max()}, expected 0-9")
+    if indices.min() < 0 or indices.max() >= TRAINING_SIZE or len(np.unique(indices)) != count:
+        raise UnsafeFile(f"{path.name}: indices must be distinct positions in the 60,000 training images")
+    return TrainingDigits(images, labels, indices.astype(np.int64),
+                          f"a committed subset of {count:,} MNIST training digits")
+
+
+class Neighbours:
+    """Nearest training digits by cosine distance between penultimate-layer outputs."""
+
+    def __init__(self, embeddings: np.ndarray, digits: TrainingDigits):
+        if len(embeddings) != len(digits.labels):
+            raise ValueError(f"{len(embeddings)} embeddings for {len(digits.labels)} digits")
+        self.digits = digits
+        self._unit = _unit_rows(np.asarray(embeddings, np.float32))
+
+    def nearest(self, embedding: np.ndarray, count: int = NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
+        """Positions in `digits` of the `count` nearest, nearest first, and their cosine distances."""
+        distances = 1.0 - self._unit @ _unit_rows(np.asarray(embedding, np.float32)[None])[0]
+        count = min(count, len(distances))
+        closest = np.argpartition(distances, count - 1)[:count]
+        closest = closest[np.argsort(distances[closest], kind="stable")]
+        return closest, distances[closest]
+
+
+def _unit_rows(matrix: np.ndarray) -> np.ndarray:
+    # A layer of dead ReLUs gives a zero vector: it stays zero, at distance 1 from everything.
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)

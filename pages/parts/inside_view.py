@@ -1,0 +1,144 @@
+"""The Draw page's look inside one model: its layers' activity, its saliency maps and the
+training digits it places nearest, for the current drawing (mnist_core.inside, .neighbours).
+
+Drawn as one HTML element of inline PNGs, like the readout above it: it is resent after every
+stroke, and a handful of images costs the browser far less than a chart per layer.
+"""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import streamlit as st
+
+from pages.parts import charts, common, serving
+
+GRID_WIDTH = 400  # px on the page for a layer's maps or bars: two layers side by side at 1400 px
+RAISES = np.array([214, 39, 40], np.float64)  # red
+LOWERS = np.array([31, 119, 180], np.float64)  # blue
+
+
+def show(name: str, key: str, image28: np.ndarray | None, strokes: int) -> None:
+    """The inside view of run `key` (shown as `name`) for `image28` (drawn in `strokes`
+    strokes), or an invitation to draw."""
+    inspector = common.read_or_stop(common.inspector, key)
+    neighbours, problem = common.read_or_stop(common.neighbours_of, key)
+    if problem:
+        st.warning(problem)
+    if image28 is None:
+        st.caption(f"Draw a digit to see inside {name}.")
+        return
+    look = serving.in_tensorflow_thread(inspector.look, image28)
+    found = None
+    if neighbours is not None:
+        positions, distances = neighbours.nearest(look.embedding)
+        found = (neighbours.digits, positions, distances)
+    st.html(inside_html(name, image28, look, found, strokes))
+
+
+def inside_html(name: str, image28: np.ndarray, look, found, strokes: int = 0) -> str:
+    """Saliency, nearest training digits and every shown layer, as one element."""
+    top, second = look.top, look.runner_up
+    maps = (
+        _figure(f"What makes it a {top}", _overlay(image28, look.drives_top),
+                f"red raises the {top}, blue lowers it", "saliency-top")
+        + _figure(f"A {top} rather than a {second}", _overlay(image28, look.top_versus_runner_up),
+                  f"red: for {top}, blue: for {second}", "saliency-versus"))
+    saliency = (f'<div><div style="font-weight:600">Which pixels decide</div>'
+                f'<div style="display:flex;gap:14px;margin-top:4px">{maps}</div>'
+                '<div style="font-size:12px;color:#666;max-width:320px">Integrated gradients from a '
+                f'black image: each inked pixel\'s share of the {top}\'s score (the left map adds up '
+                f'to {look.completeness:.0%} of its rise from black). Black pixels get none, so a '
+                'stroke that is <i>missing</i> cannot show here.</div></div>')
+    return (f'<div data-inside="{html.escape(name)}" data-strokes="{strokes}" style="display:flex;flex-direction:column;gap:16px">'
+            f'<div style="display:flex;gap:32px;flex-wrap:wrap">{saliency}{_neighbours_html(found, look)}</div>'
+            f'{_layers_html(look.layers)}</div>')
+
+
+def _figure(title: str, pixels: np.ndarray, legend: str, test_id: str) -> str:
+    return (f'<figure data-testid="{test_id}" style="margin:0"><figcaption style="font-size:13px">'
+            f'{html.escape(title)}</figcaption><img alt="{html.escape(title)}" src="{charts.png_data_uri(pixels)}" '
+            f'style="width:140px;height:140px;image-rendering:pixelated;margin:4px 0"/>'
+            f'<div style="font-size:12px;color:#666">{html.escape(legend)}</div></figure>')
+
+
+def _overlay(image28: np.ndarray, attributions: np.ndarray) -> np.ndarray:
+    """The drawing in dim grey, tinted red where attributions are positive and blue where
+    negative, as strongly as their size (relative to the 99th percentile of sizes)."""
+    size = np.abs(attributions)
+    scale = max(float(np.percentile(size, 99)), 1e-12)
+    alpha = np.clip(size / scale, 0, 1)[..., None]
+    colour = np.where((attributions >= 0)[..., None], RAISES, LOWERS)
+    base = (0.45 * 255 * np.clip(image28, 0, 1))[..., None].repeat(3, axis=2)
+    return (base * (1 - alpha) + colour * alpha).astype(np.uint8)
+
+
+def _neighbours_html(found, look) -> str:
+    if found is None:
+        return ""
+    digits, positions, distances = found
+    cells = "".join(
+        f'<figure data-neighbour="{int(digits.indices[p])}" data-label="{int(digits.labels[p])}" '
+        f'style="margin:0;text-align:center" title="training image {int(digits.indices[p])}, '
+        f'cosine distance {d:.3f}"><img alt="training digit labelled {int(digits.labels[p])}" '
+        f'src="{charts.png_data_uri(digits.images[p])}" style="width:56px;height:56px;'
+        f'image-rendering:pixelated;border-radius:4px"/><figcaption style="font-size:13px">'
+        f'<b>{int(digits.labels[p])}</b> <span style="color:#888">{d:.2f}</span></figcaption></figure>'
+        for p, d in zip(positions, map(float, distances)))
+    width = look.embedding.shape[0]
+    return (f'<div><div style="font-weight:600">Nearest training digits</div>'
+            f'<div style="display:grid;grid-template-columns:repeat(4,60px);gap:6px 8px;margin-top:4px">'
+            f'{cells}</div><div style="font-size:12px;color:#666;max-width:300px">Label and cosine '
+            f'distance, in the layer before the output ({width} units), among {html.escape(digits.source)}.'
+            f'</div></div>')
+
+
+def _layers_html(layers) -> str:
+    rows = []
+    for number, layer in enumerate(layers, start=1):
+        values = np.maximum(layer.values, 0)
+        active = int((values > 0).sum())
+        total = values.size
+        if layer.is_maps:
+            pixels, columns = _map_grid(values)
+            note = f"each square one filter's map; brighter is stronger ({active:,} of {total:,} values > 0)"
+        else:
+            pixels, columns = _bars(values), values.size
+            strongest = int(values.argmax())
+            note = f"one bar per unit; {active} of {total} active, strongest unit {strongest}"
+        # maps fill the grid width; bars are 8 px each, or at least 1 px where that is too wide
+        width = GRID_WIDTH if layer.is_maps else (columns * 8 if columns * 8 <= GRID_WIDTH
+                                                   else max(columns, GRID_WIDTH))
+        rows.append(
+            f'<div data-layer="{number}" data-kind="{"maps" if layer.is_maps else "units"}" '
+            f'style="flex:0 0 {GRID_WIDTH}px">'
+            f'<div style="font-size:14px"><b>Layer {number}</b>: {html.escape(layer.name)}</div>'
+            f'<img alt="layer {number}: {html.escape(layer.name)}" src="{charts.png_data_uri(pixels)}" '
+            f'style="width:{width}px;image-rendering:pixelated;margin:4px 0"/>'
+            f'<div style="font-size:12px;color:#666">{note}</div></div>')
+    return ('<div><div style="font-weight:600">What each layer does with it</div>'
+            f'<div style="display:flex;flex-wrap:wrap;gap:12px 32px;margin-top:4px">{"".join(rows)}</div></div>')
+
+
+def _map_grid(maps: np.ndarray) -> tuple[np.ndarray, int]:
+    """Every filter's map (H, W, C) as tiles in a grid with 1-pixel gaps, scaled by the layer's
+    largest value, so strong and weak filters compare."""
+    height, width, count = maps.shape
+    columns = 8 if count <= 32 else 16
+    rows = -(-count // columns)
+    grid = np.full((rows * (height + 1) - 1, columns * (width + 1) - 1), 40, np.uint8)
+    scaled = (255 * maps / max(float(maps.max()), 1e-12)).astype(np.uint8)
+    for index in range(count):
+        r, c = divmod(index, columns)
+        grid[r * (height + 1):r * (height + 1) + height, c * (width + 1):c * (width + 1) + width] = scaled[..., index]
+    return grid, columns * (width + 1) - 1
+
+
+def _bars(units: np.ndarray, height: int = 32) -> np.ndarray:
+    """One column per unit, filled from the bottom as high as its value over the layer's largest."""
+    levels = np.round(height * units / max(float(units.max()), 1e-12)).astype(int)
+    rows = np.arange(height)[::-1][:, None]
+    pixels = np.where(rows < levels[None, :], 1, 0)
+    colour = np.array([[245, 245, 245], [31, 119, 180]], np.uint8)
+    return colour[pixels]

@@ -119,7 +119,10 @@ def inside_ways(models: dict, data, served) -> dict:
     ways = {}
     for name, model in models.items():
         inspector = serving.in_tensorflow_thread(Inspector, model)
+        started = time.perf_counter()
         neighbours = Neighbours(serving.in_tensorflow_thread(inspector.embed, digits.floats()), digits)
+        print(f"  {name}: placing {len(digits.labels):,} training digits in its penultimate layer "
+              f"took {time.perf_counter() - started:.1f} s (once per model and server)")
 
         def whole_reading(canvas, image, name=name, inspector=inspector, neighbours=neighbours):
             image28 = to_mnist(canvas)

@@ -12,7 +12,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
-from tests.browser import launch_chromium, streamlit_server  # noqa: E402
+from tests.browser import draw, launch_chromium, streamlit_server  # noqa: E402
 
 IDLE = "() => !document.querySelector('[data-testid=stStatusWidgetRunningIcon]')"
 
@@ -31,6 +31,28 @@ def suspect_labels(page, url: str) -> None:
                           "height": last["y"] + last["height"] - box["y"] + 8})
 
 
+def inside_a_model(page, url: str) -> None:
+    """The Draw page with "Look inside a model" on, after drawing a 4: the reading, the maps,
+    the nearest training digits and the first layers of the improved CNN."""
+    page.set_viewport_size({"width": 1400, "height": 1700})  # the view is taller than a screen
+    page.goto(f"{url}/draw")
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.wait_for()
+    page.get_by_text("Look inside a model").click()
+    expect(page.get_by_text("Draw a digit to see inside improved_cnn.")).to_be_visible(timeout=120_000)
+    draw(page, canvas, 4)
+    view = page.locator('[data-inside="improved_cnn"][data-strokes="2"]')
+    expect(view).to_be_visible(timeout=120_000)
+    page.wait_for_function(IDLE, timeout=120_000)
+    top = page.get_by_role("heading", name="Draw a digit").bounding_box()
+    box = view.bounding_box()
+    second_layer = view.locator('[data-layer="2"]').bounding_box()
+    page.screenshot(path=HERE / "inside-a-model.png",
+                    clip={"x": box["x"] - 8, "y": top["y"], "width": box["width"] + 16,
+                          "height": second_layer["y"] + second_layer["height"] - top["y"] + 8})
+    page.set_viewport_size({"width": 1400, "height": 1000})
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as folder, \
             streamlit_server(Path(folder) / "store", Path(folder) / "streamlit.log") as url, \
@@ -39,8 +61,10 @@ def main() -> None:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(60_000)
         suspect_labels(page, url)
+        inside_a_model(page, url)
         browser.close()
-    print(f"wrote {HERE / 'suspect-labels.png'}")
+    for name in ("suspect-labels.png", "inside-a-model.png"):
+        print(f"wrote {HERE / name}")
 
 
 if __name__ == "__main__":

@@ -87,6 +87,19 @@ def test_draw_page_asks_for_a_digit_before_guessing():
     assert not app.exception
 
 
+def test_the_inside_view_is_off_until_asked_for_then_names_the_model_to_draw_for():
+    app = open_page("pages/draw.py")
+    assert app.toggle(key="look_inside").value is False
+    assert not app.selectbox  # nothing of it shows, nothing of it is computed
+    app.toggle(key="look_inside").set_value(True).run()
+    assert not app.exception
+    assert app.selectbox(key="inside_model").value == "improved_cnn"
+    assert any(c.value == "Draw a digit to see inside improved_cnn." for c in app.caption)
+    app.selectbox(key="inside_model").select("baseline_mlp").run()
+    assert any(c.value == "Draw a digit to see inside baseline_mlp." for c in app.caption)
+    assert not app.exception
+
+
 def test_pages_without_models_do_not_import_tensorflow():
     import subprocess
     import sys

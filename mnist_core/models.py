@@ -95,9 +95,17 @@ def learning_rate(config: RunConfig, steps_per_epoch: int):
     return config.learning_rate
 
 
-def compile_for_training(model: keras.Model, config: RunConfig, steps_per_epoch: int) -> None:
+# Training steps per compiled call. The same batches in the same order: weights after a fit are
+# bit-identical to one step per call (tests/test_training.py), only the per-step dispatch goes
+# (benchmarks/train_speed.py measures it).
+STEPS_PER_CALL = 64
+
+
+def compile_for_training(model: keras.Model, config: RunConfig, steps_per_epoch: int,
+                         steps_per_call: int = STEPS_PER_CALL) -> None:
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch)),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
+        steps_per_execution=steps_per_call,
     )

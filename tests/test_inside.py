@@ -13,7 +13,7 @@ from mnist_core.models import build
 from mnist_core.neighbours import SUBSET_FILE, Neighbours, choose_subset, read_subset, write_subset
 from mnist_core.safe_read import UnsafeFile
 from mnist_core.store import StoreChain
-from pages.parts.inside_view import _overlay, inside_html
+from pages.parts.inside_view import GRID_WIDTH, _bars, _overlay, inside_html
 
 
 @pytest.fixture(scope="module")
@@ -165,3 +165,11 @@ def test_the_overlay_is_red_where_a_pixel_raises_the_answer_and_blue_where_it_lo
     pixels = _overlay(image, attributions)
     assert tuple(pixels[5, 5]) == (214, 39, 40) and tuple(pixels[6, 6]) == (31, 119, 180)
     assert tuple(pixels[0, 0]) == (0, 0, 0)
+
+
+def test_a_wide_layer_wraps_its_bars_into_rows_that_fit_the_page():
+    units = np.arange(1200, dtype=np.float32)  # the widest MLP's first layer
+    pixels = _bars(units)
+    assert pixels.shape[1] == GRID_WIDTH and pixels.shape[0] == 3 * 32 + 2 * 4
+    blue = np.all(pixels == (31, 119, 180), axis=2)
+    assert blue.sum() == sum(round(32 * u / 1199) for u in units)  # every unit drawn, none lost

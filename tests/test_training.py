@@ -125,3 +125,27 @@ def test_fit_path_sees_a_fresh_seeded_order_every_epoch():
         orders.append(spy.seen)
     assert len(orders[0]) == 3 and len({tuple(o) for o in orders[0]}) == 3  # reshuffled each epoch
     assert orders[0] == orders[1]  # and reproducible from the seed
+
+
+@pytest.mark.parametrize("kind", ["cnn", "improved_cnn", "mlp"])
+def test_several_steps_per_compiled_call_train_bit_for_bit_as_one_step_per_call(mnist, kind):
+    """The lab's fit (STEPS_PER_CALL steps per compiled call; 66 steps an epoch here, so one full
+    call and a partial one) ends with exactly the weights of the reference way's one step per
+    call: the same batches, the same order, the same kernels."""
+    import keras
+
+    from mnist_core.models import STEPS_PER_CALL, build, compile_for_training
+    from mnist_core.training import shuffled_batches
+
+    config = RunConfig.for_model(kind, limit=2100, epochs=2, batch_size=32)
+    x, y, _, _ = arrays_for(config, mnist)
+    weights = []
+    for steps in (1, STEPS_PER_CALL):
+        keras.utils.set_random_seed(config.seed)
+        model = build(config)
+        compile_for_training(model, config, steps_per_epoch=66, steps_per_call=steps)
+        model.fit(shuffled_batches(x, y, config), epochs=2, verbose=0)
+        weights.append(model.get_weights())
+    assert STEPS_PER_CALL < 66 < 2 * STEPS_PER_CALL
+    for one_step, several in zip(*weights):
+        np.testing.assert_array_equal(one_step, several)

@@ -104,12 +104,12 @@ def _layers_html(layers) -> str:
             pixels, columns = _map_grid(values)
             note = f"each square one filter's map; brighter is stronger ({active:,} of {total:,} values > 0)"
         else:
-            pixels, columns = _bars(values), values.size
+            pixels = _bars(values)
+            columns = pixels.shape[1]
             strongest = int(values.argmax())
             note = f"one bar per unit; {active} of {total} active, strongest unit {strongest}"
-        # maps fill the grid width; bars are 8 px each, or at least 1 px where that is too wide
-        width = GRID_WIDTH if layer.is_maps else (columns * 8 if columns * 8 <= GRID_WIDTH
-                                                   else max(columns, GRID_WIDTH))
+        # maps fill the grid width; bars are 8 px each, or 1 px in rows of GRID_WIDTH units
+        width = GRID_WIDTH if layer.is_maps else min(columns * 8, GRID_WIDTH)
         rows.append(
             f'<div data-layer="{number}" data-kind="{"maps" if layer.is_maps else "units"}" '
             f'style="flex:0 0 {GRID_WIDTH}px">'
@@ -136,9 +136,13 @@ def _map_grid(maps: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def _bars(units: np.ndarray, height: int = 32) -> np.ndarray:
-    """One column per unit, filled from the bottom as high as its value over the layer's largest."""
+    """One column per unit, filled from the bottom as high as its value over the layer's largest;
+    more units than GRID_WIDTH wrap onto further rows of bars, 4 pixels apart."""
     levels = np.round(height * units / max(float(units.max()), 1e-12)).astype(int)
+    per_row = min(len(levels), GRID_WIDTH)
+    levels = np.pad(levels, (0, -len(levels) % per_row), constant_values=-1).reshape(-1, per_row)
     rows = np.arange(height)[::-1][:, None]
-    pixels = np.where(rows < levels[None, :], 1, 0)
-    colour = np.array([[245, 245, 245], [31, 119, 180]], np.uint8)
-    return colour[pixels]
+    bands = [np.vstack([np.where(rows < row[None, :], 1, np.where(row[None, :] < 0, 2, 0)),
+                        np.full((4, per_row), 2)]) for row in levels]
+    colour = np.array([[245, 245, 245], [31, 119, 180], [255, 255, 255]], np.uint8)
+    return colour[np.vstack(bands)[:-4]]

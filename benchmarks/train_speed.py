@@ -1,0 +1,131 @@
+"""Training speed per model kind: the lab's way against the plain `model.fit` way, side by side.
+
+    python benchmarks/train_speed.py [--images 60000] [--repeats 3] [--no-sweeps]
+
+Single models (reference MLP 25/15, reference CNN, improved CNN): one epoch of `model.fit` on
+`--images` training images, one step per compiled call (the plain way) against
+`models.STEPS_PER_CALL` steps per call (how `mnist_core.training.train` fits; weights are
+bit-identical, tests/test_training.py). Sweeps: the 8-point lambda and 11-point width sweeps,
+one plain fit per point against the fused graph (benchmarks/sweep_speed.py's two sides, full
+60,000 images). The sides alternate, `--repeats` timed epochs each after a warm-up; medians.
+Prints GFLOP/s achieved (3x the forward pass's multiply-adds x2 per image) against the
+measured float32 matmul peak, then `<kind>_speedup=` lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import numpy as np  # noqa: E402
+
+KINDS = {"mlp": {"hidden": (25, 15)}, "cnn": {}, "improved_cnn": {}}
+
+
+def training_flops_per_image(model) -> float:
+    """Forward multiply-adds of Dense and Conv2D layers, x2 for FLOPs, x3 for forward + backward."""
+    import keras
+
+    macs = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dense):
+            macs += int(np.prod(layer.kernel.shape))
+        elif isinstance(layer, keras.layers.Conv2D):
+            out_h, out_w = layer.output.shape[1:3]
+            macs += out_h * out_w * int(np.prod(layer.kernel.shape))
+    return 3 * 2 * macs
+
+
+def fit_epoch(config, x, y, steps_per_call: int):
+    """A function that trains one more epoch of one model and returns its seconds."""
+    import keras
+
+    from mnist_core.models import build, compile_for_training
+    from mnist_core.training import shuffled_batches
+
+    keras.utils.set_random_seed(config.seed)
+    model = build(config)
+    compile_for_training(model, config, -(-len(x) // config.batch_size), steps_per_call=steps_per_call)
+    batches = shuffled_batches(x, y, config)
+
+    def run():
+        started = time.perf_counter()
+        model.fit(batches, epochs=1, verbose=0)
+        return time.perf_counter() - started
+
+    run.model = model
+    return run
+
+
+def alternate(sides: dict, repeats: int) -> dict[str, float]:
+    for run in sides.values():
+        run()  # warm-up: tracing, first-call allocation
+    times = {side: [] for side in sides}
+    for _ in range(repeats):
+        for side, run in sides.items():
+            times[side].append(run())
+    return {side: statistics.median(values) for side, values in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=60000, help="training images per epoch (single models)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-sweeps", action="store_true", help="single models only")
+    args = parser.parse_args()
+
+    from mnist_core.catalog import REFERENCE_WIDTHS, lambda_configs, width_configs
+    from mnist_core.configs import RunConfig
+    from mnist_core.data import load_mnist
+    from mnist_core.models import STEPS_PER_CALL
+    from mnist_core.training import arrays_for
+    from sweep_speed import fused_epoch, matmul_peak_gflops, mlp_flops_per_sample
+    from sweep_speed import fit_epoch as sweep_fit_epoch
+
+    data = load_mnist()
+    peak = matmul_peak_gflops()
+    print(f"cores={os.cpu_count()} float32 matmul peak {peak:.0f} GFLOP/s; {args.images:,} images per "
+          f"single-model epoch; medians of {args.repeats} alternating epochs per side", flush=True)
+    speedups = {}
+    for kind, overrides in KINDS.items():
+        config = RunConfig.for_model(kind, limit=args.images if args.images < 60000 else None, **overrides)
+        x, y, _, _ = arrays_for(config, data)
+        sides = {"plain fit, 1 step per call": fit_epoch(config, x, y, 1),
+                 f"lab fit, {STEPS_PER_CALL} steps per call": fit_epoch(config, x, y, STEPS_PER_CALL)}
+        medians = alternate(sides, args.repeats)
+        flops = training_flops_per_image(next(iter(sides.values())).model) * len(x)
+        line = ", ".join(f"{side} {seconds:.2f} s ({flops / seconds / 1e9:.0f} GFLOP/s)"
+                         for side, seconds in medians.items())
+        print(f"{kind} (batch {config.batch_size}, floor {flops / peak / 1e9:.2f} s at the peak): {line}",
+              flush=True)
+        plain, lab = medians.values()
+        speedups[kind] = plain / lab
+    if not args.no_sweeps:
+        x, y = data.x_train.astype(np.float32) / 255.0, data.y_train
+        suites = {"lambda_sweep": (lambda_configs(epochs=1), lambda c: mlp_flops_per_sample(c.hidden)),
+                  "width_sweep": (width_configs(REFERENCE_WIDTHS, epochs=1), lambda c: mlp_flops_per_sample(c.hidden))}
+        for name, (configs, per_image) in suites.items():
+            medians = alternate({"one plain fit per point": sweep_fit_epoch(configs, x, y),
+                                 "fused": fused_epoch(configs, x, y)}, args.repeats)
+            flops = sum(per_image(c) for c in configs) * len(x)
+            line = ", ".join(f"{side} {seconds:.2f} s ({flops / seconds / 1e9:.0f} GFLOP/s)"
+                             for side, seconds in medians.items())
+            print(f"{name} ({len(configs)} models, floor {flops / peak / 1e9:.2f} s at the peak): {line}",
+                  flush=True)
+            plain, fused = medians.values()
+            speedups[name] = plain / fused
+    for name, ratio in speedups.items():
+        print(f"{name}_speedup={ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -76,6 +76,16 @@ def alternate(sides: dict, repeats: int) -> dict[str, float]:
     return {side: statistics.median(values) for side, values in times.items()}
 
 
+def compare(title: str, sides: dict, flops: float, peak: float, repeats: int) -> float:
+    """Time the two sides (plain first), print them with GFLOP/s, return plain / other."""
+    medians = alternate(sides, repeats)
+    line = ", ".join(f"{side} {seconds:.2f} s ({flops / seconds / 1e9:.0f} GFLOP/s)"
+                     for side, seconds in medians.items())
+    print(f"{title}, floor {flops / peak / 1e9:.2f} s at the peak): {line}", flush=True)
+    plain, other = medians.values()
+    return plain / other
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=60000, help="training images per epoch (single models)")
@@ -101,28 +111,16 @@ def main() -> None:
         x, y, _, _ = arrays_for(config, data)
         sides = {"plain fit, 1 step per call": fit_epoch(config, x, y, 1),
                  f"lab fit, {STEPS_PER_CALL} steps per call": fit_epoch(config, x, y, STEPS_PER_CALL)}
-        medians = alternate(sides, args.repeats)
         flops = training_flops_per_image(next(iter(sides.values())).model) * len(x)
-        line = ", ".join(f"{side} {seconds:.2f} s ({flops / seconds / 1e9:.0f} GFLOP/s)"
-                         for side, seconds in medians.items())
-        print(f"{kind} (batch {config.batch_size}, floor {flops / peak / 1e9:.2f} s at the peak): {line}",
-              flush=True)
-        plain, lab = medians.values()
-        speedups[kind] = plain / lab
+        speedups[kind] = compare(f"{kind} (batch {config.batch_size}", sides, flops, peak, args.repeats)
     if not args.no_sweeps:
         x, y = data.x_train.astype(np.float32) / 255.0, data.y_train
         suites = {"lambda_sweep": (lambda_configs(epochs=1), lambda c: mlp_flops_per_sample(c.hidden)),
                   "width_sweep": (width_configs(REFERENCE_WIDTHS, epochs=1), lambda c: mlp_flops_per_sample(c.hidden))}
         for name, (configs, per_image) in suites.items():
-            medians = alternate({"one plain fit per point": sweep_fit_epoch(configs, x, y),
-                                 "fused": fused_epoch(configs, x, y)}, args.repeats)
+            sides = {"one plain fit per point": sweep_fit_epoch(configs, x, y), "fused": fused_epoch(configs, x, y)}
             flops = sum(per_image(c) for c in configs) * len(x)
-            line = ", ".join(f"{side} {seconds:.2f} s ({flops / seconds / 1e9:.0f} GFLOP/s)"
-                             for side, seconds in medians.items())
-            print(f"{name} ({len(configs)} models, floor {flops / peak / 1e9:.2f} s at the peak): {line}",
-                  flush=True)
-            plain, fused = medians.values()
-            speedups[name] = plain / fused
+            speedups[name] = compare(f"{name} ({len(configs)} models", sides, flops, peak, args.repeats)
     for name, ratio in speedups.items():
         print(f"{name}_speedup={ratio:.2f}")
 

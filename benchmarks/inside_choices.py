@@ -95,7 +95,8 @@ def main() -> None:
         model = run.load_model()
         forward = tf.function(lambda batch, model=model: model(batch, training=False), jit_compile=True)
         inspectors = {steps: Inspector(model, steps) for steps in (16, 32)}
-        methods = {f"integrated gradients, {steps} steps": partial(lambda i, s: s.look(i).drives_top, s=inspector)
+        methods = {f"integrated gradients, {steps} steps":
+                   partial(lambda i, s: s.look(i).drives_top, s=inspector)
                    for steps, inspector in inspectors.items()}
         methods["occlusion, 4x4 patches, stride 2"] = partial(occlusion, forward, patch=4, stride=2)
         methods["occlusion, 2x2 patches, stride 1"] = partial(occlusion, forward, patch=2, stride=1)
@@ -119,9 +120,11 @@ def main() -> None:
     for key, values in totals.items():
         print(f"mean over models: {key}: {np.mean(values):.3f}")
     ig = np.mean(totals["integrated gradients, 32 steps"])
-    occ = min(np.mean(totals["occlusion, 4x4 patches, stride 2"]), np.mean(totals["occlusion, 2x2 patches, stride 1"]))
+    occ = min(np.mean(totals[name]) for name in ("occlusion, 4x4 patches, stride 2",
+                                                  "occlusion, 2x2 patches, stride 1"))
     print(f"saliency_choice={'integrated_gradients' if ig <= occ else 'occlusion'}")
-    print(f"distance_choice={'cosine' if np.mean(totals['cosine']) >= np.mean(totals['euclidean']) else 'euclidean'}")
+    cosine_wins = np.mean(totals["cosine"]) >= np.mean(totals["euclidean"])
+    print(f"distance_choice={'cosine' if cosine_wins else 'euclidean'}")
 
 
 if __name__ == "__main__":

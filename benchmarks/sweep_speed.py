@@ -56,7 +56,8 @@ def fit_epoch(configs, x, y):
     for config in configs:
         keras.utils.set_random_seed(config.seed)
         model = build(config)
-        compile_for_training(model, config, len(x) // config.batch_size, steps_per_call=1)  # the reference way
+        # one step per call: the reference way
+        compile_for_training(model, config, len(x) // config.batch_size, steps_per_call=1)
         models.append(model)
 
     def run():

@@ -93,13 +93,14 @@ def main() -> None:
     parser.add_argument("--no-sweeps", action="store_true", help="single models only")
     args = parser.parse_args()
 
+    from sweep_speed import fit_epoch as sweep_fit_epoch
+    from sweep_speed import fused_epoch, matmul_peak_gflops, mlp_flops_per_sample
+
     from mnist_core.catalog import REFERENCE_WIDTHS, lambda_configs, width_configs
     from mnist_core.configs import RunConfig
     from mnist_core.data import load_mnist
     from mnist_core.models import STEPS_PER_CALL
     from mnist_core.training import arrays_for
-    from sweep_speed import fused_epoch, matmul_peak_gflops, mlp_flops_per_sample
-    from sweep_speed import fit_epoch as sweep_fit_epoch
 
     data = load_mnist()
     peak = matmul_peak_gflops()
@@ -115,11 +116,12 @@ def main() -> None:
         speedups[kind] = compare(f"{kind} (batch {config.batch_size}", sides, flops, peak, args.repeats)
     if not args.no_sweeps:
         x, y = data.x_train.astype(np.float32) / 255.0, data.y_train
-        suites = {"lambda_sweep": (lambda_configs(epochs=1), lambda c: mlp_flops_per_sample(c.hidden)),
-                  "width_sweep": (width_configs(REFERENCE_WIDTHS, epochs=1), lambda c: mlp_flops_per_sample(c.hidden))}
-        for name, (configs, per_image) in suites.items():
-            sides = {"one plain fit per point": sweep_fit_epoch(configs, x, y), "fused": fused_epoch(configs, x, y)}
-            flops = sum(per_image(c) for c in configs) * len(x)
+        suites = {"lambda_sweep": lambda_configs(epochs=1),
+                  "width_sweep": width_configs(REFERENCE_WIDTHS, epochs=1)}
+        for name, configs in suites.items():
+            sides = {"one plain fit per point": sweep_fit_epoch(configs, x, y),
+                     "fused": fused_epoch(configs, x, y)}
+            flops = sum(mlp_flops_per_sample(c.hidden) for c in configs) * len(x)
             speedups[name] = compare(f"{name} ({len(configs)} models", sides, flops, peak, args.repeats)
     for name, ratio in speedups.items():
         print(f"{name}_speedup={ratio:.2f}")

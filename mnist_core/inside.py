@@ -94,7 +94,8 @@ class Inspector:
         activations, logits, top, runner_up, drives_top, versus, embedding, gain = self._look(image)
         logits = logits.numpy().astype(np.float64)
         return Look(probabilities=softmax(logits), top=int(top), runner_up=int(runner_up),
-                    layers=[Activity(title, values.numpy()) for title, values in zip(self.titles, activations)],
+                    layers=[Activity(title, values.numpy())
+                            for title, values in zip(self.titles, activations)],
                     drives_top=drives_top.numpy(), top_versus_runner_up=versus.numpy(),
                     embedding=embedding.numpy(), top_gain=float(gain))
 

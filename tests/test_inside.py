@@ -33,8 +33,10 @@ def subset():
 
 
 def test_the_layers_shown_are_those_past_a_nonlinearity():
-    shapes = {kind: [tuple(layer.output.shape[1:]) for layer in shown_layers(build(RunConfig.for_model(kind)))]
-              for kind in ("mlp", "cnn", "improved_cnn")}
+    def shapes_of(kind):
+        return [tuple(layer.output.shape[1:]) for layer in shown_layers(build(RunConfig.for_model(kind)))]
+
+    shapes = {kind: shapes_of(kind) for kind in ("mlp", "cnn", "improved_cnn")}
     assert shapes["mlp"] == [(25,), (15,)]
     assert shapes["cnn"] == [(26, 26, 32), (11, 11, 64), (3, 3, 64), (64,), (32,)]
     assert shapes["improved_cnn"] == [(28, 28, 32), (28, 28, 32), (14, 14, 64), (14, 14, 64), (128,)]

@@ -51,14 +51,16 @@ def inside_html(name: str, image28: np.ndarray, look, found, strokes: int = 0) -
                 f'black image: each inked pixel\'s share of the {top}\'s score (the left map adds up '
                 f'to {look.completeness:.0%} of its rise from black). Black pixels get none, so a '
                 'stroke that is <i>missing</i> cannot show here.</div></div>')
-    return (f'<div data-inside="{html.escape(name)}" data-strokes="{strokes}" style="display:flex;flex-direction:column;gap:16px">'
-            f'<div style="display:flex;gap:32px;flex-wrap:wrap">{saliency}{_neighbours_html(found, look)}</div>'
-            f'{_layers_html(look.layers)}</div>')
+    return (f'<div data-inside="{html.escape(name)}" data-strokes="{strokes}" '
+            'style="display:flex;flex-direction:column;gap:16px">'
+            '<div style="display:flex;gap:32px;flex-wrap:wrap">'
+            f'{saliency}{_neighbours_html(found, look)}</div>{_layers_html(look.layers)}</div>')
 
 
 def _figure(title: str, pixels: np.ndarray, legend: str, test_id: str) -> str:
     return (f'<figure data-testid="{test_id}" style="margin:0"><figcaption style="font-size:13px">'
-            f'{html.escape(title)}</figcaption><img alt="{html.escape(title)}" src="{charts.png_data_uri(pixels)}" '
+            f'{html.escape(title)}</figcaption>'
+            f'<img alt="{html.escape(title)}" src="{charts.png_data_uri(pixels)}" '
             f'style="width:140px;height:140px;image-rendering:pixelated;margin:4px 0"/>'
             f'<div style="font-size:12px;color:#666">{html.escape(legend)}</div></figure>')
 
@@ -118,7 +120,8 @@ def _layers_html(layers) -> str:
             f'style="width:{width}px;image-rendering:pixelated;margin:4px 0"/>'
             f'<div style="font-size:12px;color:#666">{note}</div></div>')
     return ('<div><div style="font-weight:600">What each layer does with it</div>'
-            f'<div style="display:flex;flex-wrap:wrap;gap:12px 32px;margin-top:4px">{"".join(rows)}</div></div>')
+            '<div style="display:flex;flex-wrap:wrap;gap:12px 32px;margin-top:4px">'
+            f'{"".join(rows)}</div></div>')
 
 
 def _map_grid(maps: np.ndarray) -> tuple[np.ndarray, int]:
@@ -131,7 +134,8 @@ def _map_grid(maps: np.ndarray) -> tuple[np.ndarray, int]:
     scaled = (255 * maps / max(float(maps.max()), 1e-12)).astype(np.uint8)
     for index in range(count):
         r, c = divmod(index, columns)
-        grid[r * (height + 1):r * (height + 1) + height, c * (width + 1):c * (width + 1) + width] = scaled[..., index]
+        top, left = r * (height + 1), c * (width + 1)
+        grid[top:top + height, left:left + width] = scaled[..., index]
     return grid, columns * (width + 1) - 1
 
 

@@ -147,9 +147,14 @@ def verdicts_csv(ranking: pd.DataFrame, verdicts: dict[int, str]) -> str:
     return out.getvalue()
 
 
-def accuracy_without(run: Run, labels: np.ndarray, set_aside: set[int]) -> float:
-    """`run`'s test accuracy on the test images not in `set_aside` (not the standard figure)."""
+def predicted_labels(run: Run) -> np.ndarray:
+    """The digit `run` predicts for each test image, from its stored probabilities."""
+    return run.predictions().astype(np.float64).argmax(1)
+
+
+def accuracy_without(predicted: np.ndarray, labels: np.ndarray, set_aside: set[int]) -> float:
+    """Test accuracy of `predicted` (predicted_labels) on the test images not in `set_aside`
+    (not the standard figure)."""
     keep = np.ones(len(labels), dtype=bool)
     keep[sorted(set_aside)] = False
-    predicted = run.predictions().astype(np.float64).argmax(1)
     return float((predicted[keep] == labels[keep]).mean())

@@ -13,6 +13,7 @@ from mnist_core.suspects import (
     accuracy_without,
     default_voters,
     given_labels,
+    predicted_labels,
     rank_suspects,
     verdicts_csv,
 )
@@ -42,6 +43,13 @@ def _test_images(signature: tuple) -> dict:
         except (OSError, ValueError):
             continue
     return images
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _labels(key: str, given: bool = True):
+    """A run's given test labels (or, with given=False, its predicted ones), read once per process."""
+    run = common.run_by_key(key)
+    return given_labels(run) if given else predicted_labels(run)
 
 
 def _verdicts() -> Verdicts:
@@ -125,10 +133,10 @@ def _export_and_accuracy(ranking, verdicts: dict[int, str], names, chosen) -> No
     if not wrong:
         st.caption("Mark images \"label wrong\" to see the models' accuracy with them set aside.")
         return
-    labels = given_labels(common.run_by_key(chosen[0]))
+    labels = _labels(chosen[0])
     rows = [{"model": name, "test accuracy (standard, 10,000 images)": f"{run.test_accuracy:.2%}",
              f"without the {len(wrong)} marked \"label wrong\" ({10_000 - len(wrong):,} images)":
-                 f"{accuracy_without(run, labels, wrong):.2%}"}
+                 f"{accuracy_without(_labels(run.key, given=False), labels, wrong):.2%}"}
             for name, run in common.named_runs().items()]
     st.markdown("**Accuracy with suspect labels set aside** (not the standard figure)")
     st.table(pd.DataFrame(rows).set_index("model"))

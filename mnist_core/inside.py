@@ -135,22 +135,3 @@ def _look(probe, steps, image):
     gain = top_logit[-1] - top_logit[-2]
     return activations, logits[-1], ranked[0], ranked[1], drives_top, versus, outputs[-2][-1], gain
 
-
-def occlusion(forward, image28: np.ndarray, patch: int = 4, stride: int = 2) -> np.ndarray:
-    """Occlusion saliency for the top digit (the alternative inside_choices.py measures): each
-    pixel's mean drop in the top logit when a black patch covers it. `forward` maps a batch
-    of images to logits."""
-    image = np.asarray(image28, np.float32)
-    corners = [(r, c) for r in range(0, 28 - patch + 1, stride) for c in range(0, 28 - patch + 1, stride)]
-    batch = np.repeat(image[None], len(corners) + 1, axis=0)
-    for i, (r, c) in enumerate(corners):
-        batch[i, r:r + patch, c:c + patch] = 0
-    logits = np.asarray(forward(batch))
-    top = int(logits[-1].argmax())
-    drops = logits[-1, top] - logits[:-1, top]
-    total = np.zeros((28, 28))
-    covered = np.zeros((28, 28))
-    for drop, (r, c) in zip(drops, corners):
-        total[r:r + patch, c:c + patch] += drop
-        covered[r:r + patch, c:c + patch] += 1
-    return total / np.maximum(covered, 1)

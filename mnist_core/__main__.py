@@ -207,6 +207,11 @@ def build_parser() -> Parser:
     return parser
 
 
+def stores_for(args) -> StoreChain:
+    """Where a training command looks runs up: --store, and cached_results/ unless --no-committed."""
+    return StoreChain.default(args.store, committed=not args.no_committed)
+
+
 def cmd_train(args) -> None:
     overrides = dict(epochs=args.epochs, limit=args.limit, seed=args.seed, batch_size=args.batch_size)
     if args.model == "mlp":
@@ -214,7 +219,7 @@ def cmd_train(args) -> None:
     elif args.hidden is not None or args.l2 is not None:
         raise ConfigError(f"--hidden and --l2 apply to --model mlp only, not {args.model}")
     config = RunConfig.for_model(args.model, **overrides)
-    stores = StoreChain.default(args.store, committed=not args.no_committed)
+    stores = stores_for(args)
     data = load_mnist(args.data)
     from .sweeps import ensure_runs
 
@@ -232,7 +237,7 @@ def cmd_sweep(args) -> None:
         configs = lambda_configs(args.values or REFERENCE_LAMBDAS, args.seeds, epochs, args.limit)
     else:
         configs = width_configs(args.widths or REFERENCE_WIDTHS, args.seeds, epochs, args.limit)
-    stores = StoreChain.default(args.store, committed=not args.no_committed)
+    stores = stores_for(args)
     data = load_mnist(args.data)
     from .sweeps import ensure_runs
 
@@ -248,7 +253,7 @@ def cmd_sweep(args) -> None:
 
 
 def cmd_reproduce(args) -> None:
-    stores = StoreChain.default(args.store)
+    stores = stores_for(args)
     data = load_mnist(args.data)
     executor = executor_for(args.backend, args.ray_address, args.wait_timeout)
     from .sweeps import ensure_runs

@@ -89,3 +89,12 @@ def test_fused_sweeps_train_fewer_images_than_one_compiled_call(tmp_path, mnist)
     assert result.returncode == 0, result.stderr
     rows = [line for line in result.stdout.splitlines()[1:] if line.strip()]
     assert len(rows) == 1  # -0 is 0: one run, not two
+
+
+@pytest.mark.parametrize("command", [["train"], ["sweep", "lambda"], ["reproduce"]])
+def test_no_committed_leaves_cached_results_out_for_every_training_command(tmp_path, command):
+    from mnist_core.__main__ import build_parser, stores_for
+
+    plain = stores_for(build_parser().parse_args([*command, "--store", str(tmp_path)]))
+    alone = stores_for(build_parser().parse_args([*command, "--store", str(tmp_path), "--no-committed"]))
+    assert [s.root for s in alone.all] == [plain.writable.root] and len(plain.all) == 2

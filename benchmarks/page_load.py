@@ -4,7 +4,7 @@
 
 For every page: the first render in a fresh session, both for a first visit (a new browser
 context: nothing cached) and for a returning visitor (a new tab in a browser that has seen
-the dashboard before: its HTTP cache holds Streamlit's and Plotly's scripts), and a switch to
+the dashboard before: its HTTP cache holds Streamlit's scripts, ECharts' among them), and a switch to
 the page from another page within a session (a click in the sidebar). Each is timed until
 the page's title is shown, its charts or canvas are drawn and the app is idle. The server is
 warmed first (every page opened once: caches filled, models loaded), as it is for any
@@ -29,11 +29,12 @@ from playwright.sync_api import sync_playwright  # noqa: E402
 
 from tests.browser import launch_chromium, streamlit_server  # noqa: E402
 
+CHART = "[data-testid=stEChartsChart] svg"
 PAGES = [  # url path, sidebar link, heading, what must be drawn
-    ("", "Overview", "MNIST lab", ".js-plotly-plot .main-svg"),
-    ("lambda_sweep", "Lambda sweep", "L2 regularization sweep", ".js-plotly-plot .main-svg"),
-    ("width_sweep", "Width sweep", "Width sweep", ".js-plotly-plot .main-svg"),
-    ("errors", "Errors", "Misclassified test images", ".js-plotly-plot .main-svg"),
+    ("", "Overview", "MNIST lab", CHART),
+    ("lambda_sweep", "Lambda sweep", "L2 regularization sweep", CHART),
+    ("width_sweep", "Width sweep", "Width sweep", CHART),
+    ("errors", "Errors", "Misclassified test images", CHART),
     ("draw", "Draw", "Draw a digit", "canvas.upper-canvas"),
 ]
 IDLE = "() => !document.querySelector('[data-testid=stStatusWidgetRunningIcon]')"

@@ -40,10 +40,9 @@ tab_browse, tab_compare, tab_suspects = st.tabs(["Browse", "Compare two runs", "
 with tab_browse:
     left, right = st.columns([2, 3])
     with left:
-        event = st.plotly_chart(charts.confusion_figure(confusion(table)), on_select="rerun",
-                                selection_mode="points", key="confusion")
-        points = event.selection.points if event and event.selection else []
-        cell = (str(points[0]["y"]), str(points[0]["x"])) if points else None
+        event = st.echarts_chart(charts.confusion_chart(confusion(table)), height=charts.CONFUSION_HEIGHT,
+                                 on_select="rerun", key="confusion", renderer="svg")
+        cell = charts.clicked_cell(event.selection if event else None)
         if cell and cell != st.session_state.get("errors_cell"):  # apply a new click once
             st.session_state["errors_true"], st.session_state["errors_pred"] = cell
         st.session_state["errors_cell"] = cell

@@ -48,8 +48,10 @@ default = common.selected_run() or named.get("reference_cnn") or next(iter(named
 run = common.run_selectbox("Run", "overview_run", default)
 history = common.read_or_stop(common.history_of, run.key)
 left, right = st.columns(2)
-left.plotly_chart(charts.history_figure(history, "loss", "Loss (validation = test set)"))
-right.plotly_chart(charts.history_figure(history, "accuracy", "Accuracy (validation = test set)"))
+for column, metric in ((left, "loss"), (right, "accuracy")):
+    title = f"{metric.capitalize()} (validation = test set)"
+    column.echarts_chart(charts.history_chart(history, metric, title), height=charts.HISTORY_HEIGHT,
+                         renderer="svg")
 low = history["val_loss"].idxmin()
 st.caption(f"Lowest validation loss {history['val_loss'][low]:.4f} at epoch "
            f"{int(history['epoch'][low])} of {len(history)}; final {history['val_loss'].iloc[-1]:.4f}.")

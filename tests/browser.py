@@ -160,11 +160,36 @@ def file_server(folder: Path):
         server.server_close()
 
 
-def plot_cell(page, chart, column: float, row: float, columns: int = 10, rows: int = 10):
-    """Click the middle of a cell of a plotly heatmap, the hand coming from a little way off."""
-    box = chart.locator(".nsewdrag").first.bounding_box()
-    x = box["x"] + box["width"] * (column + 0.5) / columns
-    y = box["y"] + box["height"] * (row + 0.5) / rows
+def chart_box(chart) -> dict:
+    """Where an ECharts chart (its drawing, an SVG) is on the page."""
+    return chart.locator("svg").first.bounding_box()
+
+
+def chart_cell(page, chart, column: float, row: float, columns: int = 10, rows: int = 10):
+    """Click the middle of a cell of the confusion matrix, the hand coming from a little way off."""
+    from pages.parts.charts import CONFUSION_GRID as grid
+
+    box = chart_box(chart)
+    width = box["width"] - grid["left"] - grid["right"]
+    height = box["height"] - grid["top"] - grid["bottom"]
+    x = box["x"] + grid["left"] + width * (column + 0.5) / columns
+    y = box["y"] + grid["top"] + height * (row + 0.5) / rows
+    click_at(page, x, y)
+
+
+def click_at(page, x: float, y: float) -> None:
     page.mouse.move(x - 8, y - 8)
     page.mouse.move(x, y, steps=3)
     page.mouse.click(x, y)
+
+
+def x_axis_labels(chart, grid: dict) -> list[str]:
+    """The labels under a chart's x axis as a person reads them: left to right."""
+    box = chart_box(chart)
+    axis_y = box["y"] + box["height"] - grid["bottom"]
+    labels = []
+    for text in chart.locator("svg text").all():
+        where = text.bounding_box()
+        if where and axis_y <= where["y"] <= axis_y + 20:
+            labels.append((where["x"], text.text_content()))
+    return [label for _, label in sorted(labels)]

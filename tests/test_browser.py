@@ -162,7 +162,7 @@ def test_background_training_from_the_lambda_page_shared_by_two_tabs(page, brows
     other.get_by_role("button", name=re.compile("Train 2 missing")).click()
     for tab in (page, other):
         expect(tab.get_by_text(re.compile(r"2 of 2 runs stored"))).to_be_visible(timeout=180_000)
-        expect(tab.get_by_test_id("stPlotlyChart")).to_have_count(1)
+        expect(tab.get_by_test_id("stEChartsChart")).to_have_count(1)
         no_exception(tab)
     assert len([p for p in (store / ".jobs").iterdir() if p.is_dir()]) == 1
     other.context.close()

@@ -8,14 +8,18 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from pages.parts.charts import SWEEP_GRID
 from tests.browser import (
+    chart_box,
+    chart_cell,
+    click_at,
     file_server,
-    plot_cell,
     require_chromium,
     settle,
     settled,
     streamlit_server,
     stroke,
+    x_axis_labels,
 )
 
 pytestmark = pytest.mark.browser
@@ -53,9 +57,9 @@ def open_page(page, url, path, heading):
 
 def test_clicking_a_confusion_matrix_cell_shows_only_those_mistakes_until_cleared(page, server):
     open_page(page, server, "errors", "Misclassified test images")
-    chart = page.get_by_test_id("stPlotlyChart").first
-    expect(chart.locator(".nsewdrag")).to_have_count(1)
-    plot_cell(page, chart, column=9, row=4)  # true 4 (row), predicted 9 (column)
+    chart = page.get_by_test_id("stEChartsChart").first
+    expect(chart.get_by_text("1003", exact=True)).to_be_visible()  # the matrix is drawn (true 9 as 9)
+    chart_cell(page, chart, column=9, row=4)  # true 4 (row), predicted 9 (column)
     filter_note = page.get_by_text(re.compile(r"Showing \d+ mistakes: true 4, predicted 9\."))
     expect(filter_note).to_be_visible()
     browse = page.get_by_role("tabpanel").first
@@ -110,7 +114,7 @@ def test_a_mistyped_grid_says_what_is_accepted_and_keeps_the_chart(page, server)
     expect(accepted).to_have_count(2)  # beside the input, and in the main area
     expect(page.get_by_test_id("stSidebar").get_by_text(re.compile("pairs like 25:10"))).to_be_visible()
     expect(page.get_by_text(re.compile("Showing the last grid that was valid"))).to_be_visible()
-    expect(page.get_by_test_id("stPlotlyChart")).to_have_count(1)
+    expect(page.get_by_test_id("stEChartsChart")).to_have_count(1)
     expect(page.get_by_text("could not convert")).to_have_count(0)
     expect(page.get_by_text("invalid literal")).to_have_count(0)
     pairs.fill("25:10, 100:40")
@@ -138,18 +142,18 @@ def test_a_tap_asks_for_a_bigger_digit_and_the_edit_toggle_is_hidden(page, serve
     no_exception(page)
 
 
-def tick_labels(page) -> list[str]:
-    return page.locator(".xtick text").all_text_contents()
+def sweep_axis(page) -> list[str]:
+    chart = page.get_by_test_id("stEChartsChart").first
+    expect(chart.locator("svg text").first).to_be_visible()
+    return x_axis_labels(chart, SWEEP_GRID)
 
 
 def test_sweep_axes_label_every_grid_point(page, server):
     open_page(page, server, "lambda_sweep", "L2 regularization sweep")
-    expect(page.locator(".xtick text").first).to_be_visible()
-    assert tick_labels(page) == ["0", "0.001", "0.003", "0.01", "0.05", "0.1", "0.2", "0.3"]
+    assert sweep_axis(page) == ["0", "0.001", "0.003", "0.01", "0.05", "0.1", "0.2", "0.3"]
     open_page(page, server, "width_sweep", "Width sweep")
-    expect(page.locator(".xtick text").first).to_be_visible()
-    assert tick_labels(page) == ["10/5", "10/8", "15/10", "25/10", "40/15", "60/20", "100/40", "150/60",
-                                 "300/120", "600/240", "1200/480"]
+    assert sweep_axis(page) == ["10/5", "10/8", "15/10", "25/10", "40/15", "60/20", "100/40", "150/60",
+                                "300/120", "600/240", "1200/480"]
     page.get_by_text("Table of runs").click()
     expect(page.get_by_test_id("stDataFrame")).to_be_visible()
     no_exception(page)
@@ -162,11 +166,12 @@ def test_overview_table_fits_and_the_curves_differ_in_colour(page, server):
     for text in ("96.24% ± 0.03% (3 seeds)", "train accuracy", "training time"):
         box = page.get_by_text(text, exact=True).first.bounding_box()
         assert box["x"] + box["width"] <= 1400, f"{text!r} is cut off"
-    lines = page.locator(".js-plotly-plot .scatterlayer .trace .lines path")
-    expect(lines).to_have_count(4)  # train and validation, in the loss and the accuracy chart
-    colours = lines.evaluate_all(
-        "paths => paths.map(p => getComputedStyle(p).stroke)")
-    assert len(set(colours)) >= 2
+    charts = page.get_by_test_id("stEChartsChart")
+    expect(charts).to_have_count(2)
+    for chart in charts.all():  # a train curve and a validation curve, in two colours
+        expect(chart.locator('svg path[fill="none"][stroke="#1f77b4"]')).to_have_count(1)
+        expect(chart.locator('svg path[fill="none"][stroke="#d62728"]')).to_have_count(1)
+        expect(chart.get_by_text("validation", exact=False).first).to_be_visible()
     expect(page.get_by_role("button", name="Deploy")).to_have_count(0)
     no_exception(page)
 
@@ -234,13 +239,12 @@ def test_a_download_that_fails_its_check_says_so_and_leaves_nothing(browser, tmp
 
 def test_clicking_a_sweep_point_selects_its_run_for_the_other_pages(page, server):
     open_page(page, server, "lambda_sweep", "L2 regularization sweep")
-    markers = page.locator(".js-plotly-plot .scatterlayer .trace .points path")
-    expect(markers.first).to_be_visible()
-    box = markers.nth(markers.count() - 1).bounding_box()  # a test-error marker of the last λ
-    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    page.mouse.move(x - 10, y - 10)
-    page.mouse.move(x, y, steps=3)
-    page.mouse.click(x, y)
+    chart = page.get_by_test_id("stEChartsChart").first
+    markers = chart.locator('svg path[fill="#d62728"][stroke="#fff"]')  # one test-error marker per run
+    expect(markers).to_have_count(24)
+    box = markers.last.bounding_box()  # one of the last λ's, drawn on top
+    assert chart_box(chart)["x"] < box["x"]
+    click_at(page, box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     selected = page.get_by_text(re.compile(r"Selected: MLP 25-15 λ=[\d.]+, 60 ep, seed \d"))
     expect(selected).to_be_visible()
     page.wait_for_function("() => new URLSearchParams(location.search).get('run')")

@@ -1,13 +1,23 @@
-"""The Draw page's readout: one HTML element with the input, every model's reading and the count."""
+"""The charts' options (what is drawn, what a click means) and the Draw page's readout."""
 
 import base64
 import io
+import json
 import re
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 
-from pages.parts.charts import drawing_invitation, drawing_readout
+from pages.parts.charts import (
+    clicked_cell,
+    clicked_run,
+    confusion_chart,
+    drawing_invitation,
+    drawing_readout,
+    history_chart,
+    sweep_chart,
+)
 
 
 def probabilities(top: int, sure: float) -> np.ndarray:
@@ -52,3 +62,64 @@ def test_invitation_names_the_models_that_will_read_the_drawing():
     invitation = drawing_invitation(["baseline_mlp", "selected: <MLP 25-15>"])
     assert "Draw a digit on the black canvas" in invitation
     assert "<b>baseline_mlp</b>, <b>selected: &lt;MLP 25-15&gt;</b>" in invitation
+
+
+def sweep_frame() -> pd.DataFrame:
+    rows = [{"l2": l2, "seed": seed, "key": f"{l2:g}-{seed}", "train_error": 0.01 + l2 + seed / 1000,
+             "test_error": 0.03 + l2 + seed / 1000}
+            for l2 in (0.3, 0.0, 0.001, 0.05) for seed in (2, 0, 1)]
+    return pd.DataFrame(rows)
+
+
+def test_sweep_chart_labels_every_grid_value_in_order_and_is_plain_json():
+    option = sweep_chart(sweep_frame(), "l2", "l2", "lambda")
+    assert option["xAxis"]["data"] == ["0", "0.001", "0.05", "0.3"]
+    assert option["xAxis"]["axisLabel"]["interval"] == 0  # none hidden to avoid overlap
+    json.dumps(option)  # numpy numbers would not reach the browser
+    means = [s for s in option["series"] if s.get("name") == "test error (mean of seeds)"][0]["data"]
+    assert [round(point[1], 6) for point in means] == [0.031, 0.032, 0.081, 0.331]
+    low, span = [s["data"] for s in option["series"][3:5]]  # the test error's band: min, max - min
+    assert [round(y, 6) for _, y in low] == [0.03, 0.031, 0.08, 0.33]
+    assert [round(y, 6) for _, y in span] == [0.002] * 4
+
+
+def test_width_chart_orders_pairs_by_neurons_and_names_them_like_600_240():
+    frame = pd.DataFrame({"hidden": ["600/240", "10/5", "100/40"], "neurons": [840, 15, 140], "seed": 0,
+                          "key": ["a", "b", "c"], "train_error": 0.0, "test_error": 0.1})
+    assert sweep_chart(frame, "hidden", "neurons", "widths")["xAxis"]["data"] == ["10/5", "100/40", "600/240"]
+
+
+def test_a_click_on_a_train_or_test_marker_selects_that_run():
+    frame = sweep_frame()
+    option = sweep_chart(frame, "l2", "l2", "lambda")
+    runs = [s for s in option["series"] if s.get("id") == "runs"][0]
+    for index, point in enumerate(runs["data"]):
+        selection = {"selected": [{"series_index": 6, "series_id": "runs", "data_indices": [index]}]}
+        key = clicked_run(selection, frame)
+        assert key == f"{frame['l2'].iloc[index % 12]:g}-{point['value'][3]}"  # its own λ and seed
+    assert clicked_run({"selected": []}, frame) is None
+    assert clicked_run(None, frame) is None
+    assert clicked_run({"selected": [{"series_id": "runs", "data_indices": [99]}]}, frame) is None
+
+
+def test_confusion_chart_colours_the_errors_and_a_click_names_its_cell():
+    matrix = np.arange(100).reshape(10, 10)
+    option = confusion_chart(matrix)
+    errors, diagonal = (s["data"] for s in option["series"])
+    json.dumps(option)
+    assert len(errors) == 90 and all(p != t and count == 10 * t + p for p, t, count in errors)
+    assert diagonal == [[d, d, 11 * d] for d in range(10)]
+    for index, (predicted, true, _) in enumerate(errors):
+        selection = {"selected": [{"series_index": 0, "data_indices": [index]}]}
+        assert clicked_cell(selection) == (str(true), str(predicted))
+    assert clicked_cell({"selected": [{"series_index": 1, "data_indices": [0]}]}) is None
+    assert clicked_cell({"selected": []}) is None
+
+
+def test_history_chart_draws_train_and_validation_in_two_colours():
+    history = pd.DataFrame({"epoch": [1, 2, 3], "loss": [0.5, 0.3, 0.2], "val_loss": [0.4, 0.35, 0.3]})
+    option = history_chart(history, "loss", "Loss")
+    train, validation = option["series"]
+    assert train["data"] == [[1, 0.5], [2, 0.3], [3, 0.2]] and validation["data"][2] == [3, 0.3]
+    assert train["color"] != validation["color"]
+    assert option["xAxis"]["max"] == 3

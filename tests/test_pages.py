@@ -30,7 +30,7 @@ def test_overview_lists_named_models_and_curves():
     assert app.title[0].value == "MNIST lab"
     table = app.table[0].value
     assert "baseline_mlp" in table.index.tolist()
-    assert len(app.get("plotly_chart")) == 2
+    assert len(app.get("echarts_chart")) == 2
     choice = app.selectbox(key="overview_run")
     choice.select_index(len(choice.options) - 1).run()
     assert not app.exception
@@ -39,7 +39,7 @@ def test_overview_lists_named_models_and_curves():
 def test_lambda_page_reference_grid_and_controls():
     app = open_page("pages/lambda_sweep.py")
     assert "24 of 24 runs stored" in app.caption[0].value
-    assert len(app.get("plotly_chart")) == 1
+    assert len(app.get("echarts_chart")) == 1
     app.radio(key="lambda_grid_mode").set_value("Explicit values").run()
     app.text_input(key="lambda_values").input("0, 0.001, 0.3").run()
     assert "9 of 9 runs stored" in app.caption[0].value
@@ -56,7 +56,7 @@ def test_lambda_page_reference_grid_and_controls():
 
 def test_width_page():
     app = open_page("pages/width_sweep.py")
-    assert len(app.get("plotly_chart")) in (0, 1)
+    assert len(app.get("echarts_chart")) in (0, 1)
     app.radio(key="width_grid_mode").set_value("Explicit pairs").run()
     app.text_input(key="width_values").input("10:5, 25:x").run()
     assert app.error and not app.exception

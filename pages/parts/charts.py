@@ -1,15 +1,13 @@
-"""Figures (plotly) and HTML for the pages. Pure functions of data: no Streamlit here."""
+"""Charts (ECharts options) and HTML for the pages. Pure functions of data: no Streamlit here."""
 
 from __future__ import annotations
 
 import base64
 import html
 import io
-import math
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 from PIL import Image
 
 from mnist_core.preprocess import MIN_EXTENT
@@ -18,62 +16,72 @@ COLORS = {"train_error": "#1f77b4", "test_error": "#d62728"}
 NAMES = {"train_error": "train error", "test_error": "test error"}
 
 
-def lambda_positions(values: pd.Series) -> tuple[pd.Series, list[float], list[str]]:
-    """x positions on a log10 axis, with lambda = 0 one decade left of the smallest positive value,
-    and a tick labelled with every lambda present."""
-    positive = values[values > 0]
-    zero_at = (math.floor(np.log10(positive.min())) if len(positive) else -3) - 1
-    x = values.map(lambda v: math.log10(v) if v > 0 else zero_at)
-    present = sorted(set(values))
-    return x, [math.log10(v) if v > 0 else zero_at for v in present], [f"{v:g}" for v in present]
+# Plot areas in pixels inside each chart, fixed (ECharts 6 would otherwise shrink them to fit
+# their labels) so that a point or a cell can be found from the chart's box alone.
+_FIXED = {"outerBoundsMode": "none"}
+SWEEP_GRID = {"left": 70, "right": 20, "top": 20, "bottom": 70, **_FIXED}
+HISTORY_GRID = {"left": 60, "right": 20, "top": 50, "bottom": 64, **_FIXED}
+CONFUSION_GRID = {"left": 50, "right": 10, "top": 10, "bottom": 50, **_FIXED}
+SWEEP_HEIGHT, HISTORY_HEIGHT, CONFUSION_HEIGHT = 440, 340, 360
+RUN_MARKERS = "runs"  # the sweep chart's series with one marker per run: the one clicks select
 
 
-def width_ticks(frame: pd.DataFrame) -> tuple[list[int], list[str]]:
-    """One tick per width pair present, at its total neurons, labelled like "600/240"."""
-    pairs = frame.drop_duplicates("hidden").sort_values("neurons")
-    return pairs["neurons"].tolist(), pairs["hidden"].tolist()
+def _axis_title(text: str, gap: int) -> dict:
+    return {"name": text, "nameLocation": "middle", "nameGap": gap}
 
 
-def sweep_figure(frame: pd.DataFrame, by: str, x: pd.Series, x_title: str, hover: pd.Series,
-                 ticks: tuple[list, list] | None = None, log_x: bool = False) -> go.Figure:
-    """Train and test error against x: mean line, min-max band over seeds, one marker per run.
-
-    Markers carry the run key as customdata, so a click selects that run.
-    """
-    frame = frame.assign(_x=x.values, _hover=hover.values)
-    figure = go.Figure()
+def sweep_chart(frame: pd.DataFrame, by: str, order: str, x_title: str) -> dict:
+    """ECharts option: train and test error at each grid value of `by` (one axis step per value,
+    in the order of column `order`, every value labelled): mean line, min-max band over seeds,
+    one marker per run. A click on a marker selects it; `clicked_run` says which run that is."""
+    values = frame.drop_duplicates(by).sort_values(order)[by].tolist()
+    labels = [f"{v:g}" if isinstance(v, float) else str(v) for v in values]
+    at = frame[by].map({v: i for i, v in enumerate(values)})
+    what = frame[by].map(dict(zip(values, labels)))
+    what = "λ = " + what if by == "l2" else what + " neurons"
+    series, runs = [], []
     for metric in ("train_error", "test_error"):
-        stats = (frame.groupby(by).agg(x=("_x", "first"), mean=(metric, "mean"), low=(metric, "min"),
-                                       high=(metric, "max"), n=(metric, "size"))
-                 .sort_values("x"))
-        color = COLORS[metric]
-        figure.add_trace(go.Scatter(
-            x=list(stats["x"]) + list(stats["x"])[::-1],
-            y=list(stats["high"]) + list(stats["low"])[::-1],
-            fill="toself", fillcolor=_faint(color), line={"width": 0}, hoverinfo="skip",
-            showlegend=False, name=f"{NAMES[metric]} range"))
-        figure.add_trace(go.Scatter(
-            x=stats["x"], y=stats["mean"], mode="lines", line={"color": color, "width": 2.5},
-            name=f"{NAMES[metric]} (mean of seeds)",
-            customdata=np.stack([stats.index.astype(str), stats["n"], stats["low"], stats["high"]], 1),
-            hovertemplate=(f"{by}=%{{customdata[0]}}<br>mean {NAMES[metric]} %{{y:.4f}}"
-                           "<br>range %{customdata[2]:.4f} – %{customdata[3]:.4f}"
-                           "<br>%{customdata[1]} seeds<extra></extra>")))
-        figure.add_trace(go.Scatter(
-            x=frame["_x"], y=frame[metric], mode="markers", name=f"{NAMES[metric]} per seed",
-            marker={"color": color, "size": 8, "opacity": 0.75, "line": {"width": 1, "color": "white"}},
-            customdata=np.stack([frame["key"], frame["_hover"], frame["seed"]], 1),
-            hovertemplate=(f"%{{customdata[1]}}, seed %{{customdata[2]}}<br>{NAMES[metric]} "
-                           "%{y:.4f}<br>click to select<extra></extra>")))
-    layout = dict(xaxis_title=x_title, yaxis_title="error (1 − accuracy)", hovermode="closest",
-                  height=460, margin={"t": 30, "b": 40}, clickmode="event+select",
-                  legend={"orientation": "h", "y": -0.2})
-    figure.update_layout(**layout)
-    if ticks:
-        figure.update_xaxes(tickvals=ticks[0], ticktext=ticks[1])
-    if log_x:
-        figure.update_xaxes(type="log")
-    return figure
+        color, name = COLORS[metric], NAMES[metric]
+        stats = frame.groupby(by)[metric].agg(["mean", "min", "max", "size"]).loc[values]
+        quiet = {"type": "line", "stack": metric, "symbol": "none", "silent": True, "smooth": False,
+                 "lineStyle": {"opacity": 0}, "tooltip": {"show": False}}
+        series.append({**quiet, "data": [[i, low] for i, low in enumerate(stats["min"])]})
+        series.append({**quiet, "data": [[i, span] for i, span in enumerate(stats["max"] - stats["min"])],
+                       "areaStyle": {"color": _faint(color)}})
+        series.append({
+            "type": "line", "name": f"{name} (mean of seeds)", "color": color, "symbol": "none",
+            "smooth": False, "lineStyle": {"width": 2.5}, "z": 3,
+            "data": [[i, row.mean, label, f"{row.mean:.4f}", f"{row.min:.4f} – {row.max:.4f}", int(row.size)]
+                     for (i, row), label in zip(enumerate(stats.itertuples()), labels)],
+            "tooltip": {"formatter": f"{'λ = ' if by == 'l2' else ''}{{@[2]}}<br>mean {name} {{@[3]}}"
+                                     "<br>range {@[4]}<br>{@[5]} seeds"}})
+        runs += [{"value": [int(i), float(error), label, int(seed), f"{error:.4f}", name],
+                  "itemStyle": {"color": color}}
+                 for i, error, label, seed in zip(at, frame[metric], what, frame["seed"])]
+    series.append({
+        "type": "scatter", "id": RUN_MARKERS, "name": "one run (click to select)", "color": "#555",
+        "symbolSize": 10, "z": 4, "data": runs, "selectedMode": "single",
+        "itemStyle": {"opacity": 0.8, "borderColor": "#fff", "borderWidth": 1},
+        "select": {"itemStyle": {"borderColor": "#000", "borderWidth": 2.5, "opacity": 1}},
+        "tooltip": {"formatter": "{@[2]}, seed {@[3]}<br>{@[5]} {@[4]}<br>click to select"}})
+    return {
+        "animation": False, "grid": SWEEP_GRID, "tooltip": {"trigger": "item"},
+        "legend": {"bottom": 0, "data": [f"{NAMES[m]} (mean of seeds)" for m in NAMES]
+                   + ["one run (click to select)"]},
+        "xAxis": {"type": "category", "data": labels, "axisLabel": {"interval": 0},
+                  **_axis_title(x_title, 30)},
+        "yAxis": {"type": "value", **_axis_title("error (1 − accuracy)", 50)},
+        "series": series,
+    }
+
+
+def clicked_run(selection: dict | None, frame: pd.DataFrame) -> str | None:
+    """The key of the run whose marker is selected in `sweep_chart(frame, ...)`'s chart."""
+    for group in (selection or {}).get("selected") or []:
+        indices = group.get("data_indices") or []
+        if group.get("series_id") == RUN_MARKERS and indices and 0 <= indices[0] < 2 * len(frame):
+            return str(frame["key"].iloc[indices[0] % len(frame)])  # train markers, then test
+    return None
 
 
 def _faint(hex_color: str, alpha: float = 0.15) -> str:
@@ -81,43 +89,56 @@ def _faint(hex_color: str, alpha: float = 0.15) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
-def history_figure(history: pd.DataFrame, metric: str, title: str) -> go.Figure:
-    """Per-epoch train vs validation (test set) curve of `metric` ("loss" or "accuracy")."""
-    figure = go.Figure()
-    figure.add_trace(go.Scatter(x=history["epoch"], y=history[metric], name=f"train {metric}",
-                                mode="lines+markers", line={"color": COLORS["train_error"]}))
-    figure.add_trace(go.Scatter(x=history["epoch"], y=history[f"val_{metric}"],
-                                name=f"validation {metric}", mode="lines+markers",
-                                line={"color": COLORS["test_error"]}))
-    figure.update_layout(title=title, xaxis_title="epoch", yaxis_title=metric, height=340,
-                         margin={"t": 40, "b": 30}, hovermode="x unified",
-                         legend={"orientation": "h", "y": -0.25})
-    return figure
+def history_chart(history: pd.DataFrame, metric: str, title: str) -> dict:
+    """ECharts option: per-epoch train vs validation (test set) curve of `metric` ("loss" or
+    "accuracy")."""
+    def curve(column: str, name: str, color: str) -> dict:
+        return {"type": "line", "name": name, "color": color, "symbolSize": 5, "smooth": False,
+                "data": [[int(e), float(v)] for e, v in zip(history["epoch"], history[column])]}
+
+    return {
+        "animation": False, "grid": HISTORY_GRID, "title": {"text": title, "textStyle": {"fontSize": 14}},
+        "tooltip": {"trigger": "axis", "valueFormatter": "%.4f"}, "legend": {"bottom": 0},
+        "xAxis": {"type": "value", "min": 1, "max": int(history["epoch"].max()), "minInterval": 1,
+                  **_axis_title("epoch", 28)},
+        "yAxis": {"type": "value", "scale": True, **_axis_title(metric, 45)},
+        "series": [curve(metric, f"train {metric}", COLORS["train_error"]),
+                   curve(f"val_{metric}", f"validation {metric}", COLORS["test_error"])],
+    }
 
 
-def confusion_figure(matrix: np.ndarray) -> go.Figure:
-    """Heatmap of counts (rows: true, columns: predicted); off-diagonal cells are the errors."""
-    shown = matrix.astype(float).copy()
-    np.fill_diagonal(shown, np.nan)  # the diagonal would drown the errors' colour scale
-    figure = go.Figure(go.Heatmap(
-        z=shown, x=[str(i) for i in range(10)], y=[str(i) for i in range(10)], colorscale="Reds",
-        text=matrix, texttemplate="%{text}",
-        hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>",
-        showscale=False, xgap=1, ygap=1))
-    # Plotly reports no selection for a click on a heatmap: an invisible marker on every cell
-    # takes the click instead, so the page learns which cell it was.
-    true, predicted = np.meshgrid(range(10), range(10), indexing="ij")
-    figure.add_trace(go.Scatter(
-        x=predicted.ravel().astype(str), y=true.ravel().astype(str), mode="markers",
-        marker={"symbol": "square", "size": 30, "color": "rgba(0,0,0,0)"},
-        customdata=matrix.ravel(), showlegend=False,
-        hovertemplate="true %{y}, predicted %{x}: %{customdata}<br>click to show these<extra></extra>"))
-    figure.update_layout(xaxis_title="predicted", yaxis_title="true", height=420,
-                         yaxis={"autorange": "reversed", "type": "category"},
-                         xaxis={"type": "category", "side": "bottom"},
-                         margin={"t": 20, "b": 30},
-                         clickmode="event+select")
-    return figure
+def confusion_chart(matrix: np.ndarray) -> dict:
+    """ECharts option: counts (rows: true, top to bottom; columns: predicted). Off-diagonal
+    cells, the errors, are coloured by count and can be clicked (`clicked_cell` says which);
+    the diagonal, which would drown their colour scale, is grey."""
+    errors = [[int(p), int(t), int(matrix[t, p])] for t in range(10) for p in range(10) if p != t]
+    labels = [str(d) for d in range(10)]
+    return {
+        "animation": False, "grid": CONFUSION_GRID, "tooltip": {"trigger": "item"},
+        "xAxis": {"type": "category", "data": labels, "position": "bottom", **_axis_title("predicted", 28)},
+        "yAxis": {"type": "category", "data": labels, "inverse": True, **_axis_title("true", 30)},
+        "visualMap": {"show": False, "seriesIndex": 0, "min": 0, "max": max(1, max(c for *_, c in errors)),
+                      "inRange": {"color": ["#fff5f0", "#fcbba1", "#fb6a4a", "#cb181d", "#67000d"]}},
+        "series": [
+            {"type": "heatmap", "data": errors, "selectedMode": "single",
+             "label": {"show": True}, "itemStyle": {"borderColor": "#fff", "borderWidth": 1},
+             "select": {"itemStyle": {"borderColor": "#000", "borderWidth": 2}},
+             "tooltip": {"formatter": "true {@[1]}, predicted {@[0]}: {@[2]}<br>click to show these"}},
+            {"type": "heatmap", "silent": True, "label": {"show": True},
+             "itemStyle": {"color": "#eeeeee", "borderColor": "#fff", "borderWidth": 1},
+             "data": [[d, d, int(matrix[d, d])] for d in range(10)]},
+        ],
+    }
+
+
+def clicked_cell(selection: dict | None) -> tuple[str, str] | None:
+    """(true, predicted) of the cell selected in `confusion_chart`'s chart."""
+    for group in (selection or {}).get("selected") or []:
+        indices = group.get("data_indices") or []
+        if group.get("series_index") == 0 and indices and 0 <= indices[0] < 90:
+            true, column = divmod(int(indices[0]), 9)
+            return str(true), str(column + (column >= true))  # the diagonal is not in the series
+    return None
 
 
 def drawing_readout(image28: np.ndarray, probabilities: dict[str, np.ndarray],

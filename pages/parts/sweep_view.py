@@ -128,20 +128,14 @@ def _readable(frame):
 
 def _chart(frame, kind: str) -> None:
     if kind == "lambda":
-        x, ticks, labels = charts.lambda_positions(frame["l2"])
-        hover = frame["l2"].map(lambda v: f"λ = {v:g}")
-        figure = charts.sweep_figure(frame, "l2", x, "L2 lambda (log scale; 0 at the left)", hover,
-                                     ticks=(ticks, labels))
+        option = charts.sweep_chart(frame, "l2", "l2", "L2 lambda (one step per grid value)")
     else:
-        hover = frame["hidden"] + " neurons"
-        figure = charts.sweep_figure(frame, "hidden", frame["neurons"],
-                                     "hidden layer widths (log scale of their total)", hover,
-                                     ticks=charts.width_ticks(frame), log_x=True)
-    event = st.plotly_chart(figure, on_select="rerun", selection_mode="points", key=f"{kind}_chart")
-    points = event.selection.points if event and event.selection else []
-    keys = [p["customdata"][0] for p in points if isinstance(p.get("customdata"), list)]
-    if keys:
-        common.select(keys[0])
+        option = charts.sweep_chart(frame, "hidden", "neurons", "hidden layer widths (layer 1/layer 2)")
+    event = st.echarts_chart(option, height=charts.SWEEP_HEIGHT, on_select="rerun", key=f"{kind}_chart",
+                             renderer="svg")
+    key = charts.clicked_run(event.selection if event else None, frame)
+    if key:
+        common.select(key)
     chosen = common.selected_run()
     if chosen is not None:
         st.success(f"Selected: {chosen.config.label}, test accuracy {chosen.test_accuracy:.2%}. "

@@ -67,19 +67,20 @@ with tab_browse:
         clear.button("Clear filter", key="errors_clear_filter", on_click=clear_filter)
     grid(sort_errors(rows, order), images, "browse")
 
-with tab_compare:
-    run_b = common.run_selectbox("Run B", "errors_other", named.get("reference_cnn"))
-    table_b, images_b = common.read_or_stop(common.errors_of, run_b.key)
-    groups = compare(table, table_b)
-    st.markdown(f"A = {run.config.label}  \nB = {run_b.config.label}")
-    counts = st.columns(3)
-    for column, (name, indices) in zip(counts, groups.items()):
-        column.metric(name, len(indices))
-    which = st.radio("Show", list(groups), horizontal=True, key="errors_compare_group")
-    source, source_images = (table_b, images_b) if which == "only B" else (table, images)
-    chosen = source[source["index"].isin(groups[which])]
-    grid(sort_errors(chosen, "confidence"), source_images, f"compare_{which}",
-         other=table_b.set_index("index") if which == "both" else None)
+if tab_compare.open:  # computed only when open, like the suspects below
+    with tab_compare:
+        run_b = common.run_selectbox("Run B", "errors_other", named.get("reference_cnn"))
+        table_b, images_b = common.read_or_stop(common.errors_of, run_b.key)
+        groups = compare(table, table_b)
+        st.markdown(f"A = {run.config.label}  \nB = {run_b.config.label}")
+        counts = st.columns(3)
+        for column, (name, indices) in zip(counts, groups.items()):
+            column.metric(name, len(indices))
+        which = st.radio("Show", list(groups), horizontal=True, key="errors_compare_group")
+        source, source_images = (table_b, images_b) if which == "only B" else (table, images)
+        chosen = source[source["index"].isin(groups[which])]
+        grid(sort_errors(chosen, "confidence"), source_images, f"compare_{which}",
+             other=table_b.set_index("index") if which == "both" else None)
 
 if tab_suspects.open:  # ranked only when asked for: the other tabs stay as quick as before
     with tab_suspects:

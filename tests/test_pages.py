@@ -74,6 +74,9 @@ def test_errors_page_filters_sorts_and_compares():
     assert not app.exception
     run = app.selectbox(key="errors_run")
     run.select_index(1).run()
+    assert "errors_compare_group" not in [r.key for r in app.radio]  # not computed until opened
+    app.session_state["errors_tab"] = "Compare two runs"  # what a click on the tab sets
+    app.run()
     app.radio(key="errors_compare_group").set_value("both").run()
     assert not app.exception
     assert len(app.get("metric")) == 3

@@ -108,8 +108,10 @@ def render(kind: str) -> None:
         _training_controls(kind, missing, fp)
     _job_panel(kind)
     if not frame.empty:
-        with st.expander("Table of runs"):
-            st.dataframe(_readable(frame), hide_index=True)
+        table = st.expander("Table of runs", key=f"{kind}_table", on_change="rerun")
+        if table.open:  # drawn only when opened: the page's first render skips the table's script
+            with table:
+                st.dataframe(_readable(frame), hide_index=True)
 
 
 READABLE_COLUMNS = {"hidden": "hidden widths", "l2": "λ", "seed": "seed", "epochs": "epochs",

@@ -41,7 +41,7 @@ with tab_browse:
     left, right = st.columns([2, 3])
     with left:
         event = st.echarts_chart(charts.confusion_chart(confusion(table)), height=charts.CONFUSION_HEIGHT,
-                                 on_select="rerun", key="confusion", renderer="svg")
+                                 on_select="rerun", key=f"confusion_{run.key}", renderer="svg")
         cell = charts.clicked_cell(event.selection if event else None)
         if cell and cell != st.session_state.get("errors_cell"):  # apply a new click once
             st.session_state["errors_true"], st.session_state["errors_pred"] = cell

@@ -296,3 +296,21 @@ def test_suspect_labels_filter_record_a_verdict_that_survives_reload_and_export(
     assert saved.read_text().splitlines() == ["index,given,suggested,verdict",
                                               f"{top},{given},{suggested},label wrong"]
     no_exception(page)
+
+
+def test_a_selected_point_stays_that_run_when_the_grid_changes(page, server):
+    open_page(page, server, "lambda_sweep", "L2 regularization sweep")
+    chart = page.get_by_test_id("stEChartsChart").first
+    train = chart.locator('svg path[fill="#1f77b4"][stroke="#fff"]')  # runs in order: λ, then seed
+    expect(train).to_have_count(24)
+    box = train.nth(5).bounding_box()  # λ = 0.001, seed 2: drawn over seeds 0 and 1
+    click_at(page, box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    chosen = page.get_by_text("Selected: MLP 25-15 λ=0.001, 60 ep, seed 2")
+    expect(chosen).to_be_visible()
+    thumb = page.get_by_role("slider", name="Seeds")
+    thumb.focus()
+    thumb.press("Home")  # one seed: the chart now has 8 runs, and its 6th marker is another run
+    expect(page.get_by_text(re.compile(r"8 of 8 runs stored"))).to_be_visible()
+    expect(train).to_have_count(8)
+    expect(chosen).to_be_visible()
+    no_exception(page)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import streamlit as st
 
 from mnist_core import jobs
@@ -133,8 +135,10 @@ def _chart(frame, kind: str) -> None:
         option = charts.sweep_chart(frame, "l2", "l2", "L2 lambda (one step per grid value)")
     else:
         option = charts.sweep_chart(frame, "hidden", "neurons", "hidden layer widths (layer 1/layer 2)")
-    event = st.echarts_chart(option, height=charts.SWEEP_HEIGHT, on_select="rerun", key=f"{kind}_chart",
-                             renderer="svg")
+    # A chart of other runs is a new chart: its selection (marker positions) must not carry over.
+    runs = hashlib.sha256(" ".join(frame["key"]).encode()).hexdigest()[:12]
+    event = st.echarts_chart(option, height=charts.SWEEP_HEIGHT, on_select="rerun",
+                             key=f"{kind}_chart_{runs}", renderer="svg")
     key = charts.clicked_run(event.selection if event else None, frame)
     if key:
         common.select(key)

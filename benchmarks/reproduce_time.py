@@ -1,6 +1,6 @@
 """The whole study timed in one go: `python -m mnist_core reproduce` into an empty store.
 
-    nohup python benchmarks/reproduce_time.py > reproduce_time.log 2>&1 &
+    nohup python benchmarks/reproduce_time.py [--backend ray] > reproduce_time.log 2>&1 &
 
 Runs `reproduce` (3 seeds and the improved CNN's seed 0, as README's table) on this machine
 into a new temporary store, ignoring cached_results/ (--no-committed), so every run is
@@ -8,7 +8,9 @@ trained. Prints each step's wall time as it ends (from the "== step" lines repro
 the total, and then the quality check: every new run against the committed run of the same
 key (same config, same MNIST), per experiment (seeds pooled): the new mean test accuracy, the
 committed mean and the committed seeds' range. It takes well over an hour on 2 cores: run it
-in the background on an idle machine. Never part of the tests.
+in the background on an idle machine. Never part of the tests. With `--backend ray`, reproduce
+starts Ray on this machine and trains everything as one pool of single-thread tasks, as many
+at once as there are CPUs (see README, Scale out).
 """
 
 from __future__ import annotations
@@ -33,10 +35,10 @@ def clock(seconds: float) -> str:
     return f"{minutes // 60:d}:{minutes % 60:02d}:{seconds:02d}"
 
 
-def timed_reproduce(store: Path, seeds: str, improved_seeds: str, data: str | None) -> list:
+def timed_reproduce(store: Path, seeds: str, improved_seeds: str, data: str | None, backend: str) -> list:
     """Run reproduce; [(step title, seconds)] in order, printed as each step ends."""
     command = [sys.executable, "-m", "mnist_core", "reproduce", "--store", str(store), "--no-committed",
-               "--quiet", "--backend", "local", "--seeds", seeds, "--improved-seeds", improved_seeds]
+               "--quiet", "--backend", backend, "--seeds", seeds, "--improved-seeds", improved_seeds]
     if data:
         command += ["--data", data]
     steps, title, started = [], None, time.perf_counter()
@@ -96,14 +98,16 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--improved-seeds", default="0")
     parser.add_argument("--data", help="MNIST file (default: $MNIST_PATH, as reproduce finds it)")
+    parser.add_argument("--backend", choices=("local", "ray"), default="local",
+                        help="ray: a Ray instance on this machine, one single-thread task per CPU at once")
     parser.add_argument("--keep", metavar="DIR", help="train into DIR (kept) instead of a temporary folder")
     args = parser.parse_args()
     print(f"cores={os.cpu_count()} started {time.strftime('%Y-%m-%d %H:%M:%S')} seeds={args.seeds} "
-          f"improved_seeds={args.improved_seeds}", flush=True)
+          f"improved_seeds={args.improved_seeds} backend={args.backend}", flush=True)
     with tempfile.TemporaryDirectory() as temporary:
         store = Path(args.keep) if args.keep else Path(temporary) / "store"
         started = time.perf_counter()
-        steps = timed_reproduce(store, args.seeds, args.improved_seeds, args.data)
+        steps = timed_reproduce(store, args.seeds, args.improved_seeds, args.data, args.backend)
         total = time.perf_counter() - started
         print(f"\n{'step':72s} {'wall time':>10s}")
         for title, seconds in steps:

@@ -27,7 +27,7 @@ from .catalog import (  # noqa: E402
 from .configs import MAX_EPOCHS, MAX_WIDTH, MODELS, ConfigError, RunConfig  # noqa: E402
 from .data import DOWNLOADED, STANDARD_FINGERPRINT, MNISTError, load_mnist, mnist_available  # noqa: E402
 from .download import SIZE_MB, URL_ENV_VAR, download_mnist  # noqa: E402
-from .executors import BACKENDS, RAY_ADDRESS_ENV, ClusterError, executor_for  # noqa: E402
+from .executors import BACKENDS, RAY_ADDRESS_ENV, ClusterError, LocalExecutor, executor_for  # noqa: E402
 from .store import StoreChain, StoreError  # noqa: E402
 
 
@@ -258,7 +258,8 @@ def cmd_reproduce(args) -> None:
     executor = executor_for(args.backend, args.ray_address, args.wait_timeout)
     from .sweeps import ensure_runs
 
-    for title, configs in reproduce_steps(args.seeds, args.improved_seeds):
+    pooled = not isinstance(executor, LocalExecutor)  # Ray: every CPU busy until the end
+    for title, configs in reproduce_steps(args.seeds, args.improved_seeds, pooled):
         found = {key: stores.get(key) for key in (c.key(data.fingerprint) for c in configs)}
         done = sum(run is not None for run in found.values())
         print(f"== {title}: {len(configs)} runs, {done} already stored", flush=True)

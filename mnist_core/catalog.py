@@ -98,9 +98,14 @@ def width_configs(pairs: Iterable[tuple[int, ...]] = REFERENCE_WIDTHS, seeds: It
     return list(dict.fromkeys(configs))
 
 
-def reproduce_steps(seeds: Iterable[int] = REFERENCE_SEEDS,
-                    improved_seeds: Iterable[int] = (0,)) -> list[tuple[str, list[RunConfig]]]:
-    """Every reference experiment, in chunks small enough that an interruption loses little."""
+def reproduce_steps(seeds: Iterable[int] = REFERENCE_SEEDS, improved_seeds: Iterable[int] = (0,),
+                    pooled: bool = False) -> list[tuple[str, list[RunConfig]]]:
+    """Every reference experiment, in chunks small enough that an interruption loses little;
+    `pooled`: all in one step, for an executor that trains several tasks at once and publishes
+    each run as its task ends (Ray), so that no CPU waits for the end of a chunk."""
+    if pooled:
+        every = [c for _, step in reproduce_steps(seeds, improved_seeds) for c in step]
+        return [("every reference experiment, one pool of tasks", list(dict.fromkeys(every)))]
     seeds = tuple(seeds)
     first, *others = seeds
     steps = [("lambda sweep (includes the baseline MLP)", lambda_configs(REFERENCE_LAMBDAS, seeds)),

@@ -107,3 +107,9 @@ def test_width_pairs_refused_say_what_is_accepted(text, message):
 
 def test_width_pairs_accepted():
     assert parse_width_pairs("10:5, 25:10;25:10") == [(10, 5), (25, 10)]
+
+
+def test_pooled_reproduce_is_the_same_runs_in_one_step():
+    chunks = [c for _, step in reproduce_steps() for c in step]
+    (title, pooled), = reproduce_steps(pooled=True)
+    assert "one pool" in title and pooled == list(dict.fromkeys(chunks)) and len(pooled) == len(chunks)

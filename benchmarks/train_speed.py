@@ -4,8 +4,9 @@
 
 Single models (reference MLP 25/15, reference CNN, improved CNN): one epoch of `model.fit` on
 `--images` training images, one step per compiled call (the plain way) against
-`models.STEPS_PER_CALL` steps per call (how `mnist_core.training.train` fits; weights are
-bit-identical, tests/test_training.py). Sweeps: the 8-point lambda and 11-point width sweeps,
+`models.STEPS_PER_CALL` steps per call and the model as `mnist_core.training.train` builds it
+(the same weights for the reference models, tests/test_training.py; the improved CNN in mixed
+bfloat16 with fused batch norm, its config's precision). Sweeps: the 8-point lambda and 11-point width sweeps,
 one plain fit per point against the fused graph (benchmarks/sweep_speed.py's two sides, full
 60,000 images). The sides alternate, `--repeats` timed epochs each after a warm-up; medians.
 Prints GFLOP/s achieved (3x the forward pass's multiply-adds x2 per image) against the
@@ -45,7 +46,7 @@ def training_flops_per_image(model) -> float:
     return 3 * 2 * macs
 
 
-def fit_epoch(config, x, y, steps_per_call: int):
+def fit_epoch(config, x, y, steps_per_call: int, for_training: bool = True):
     """A function that trains one more epoch of one model and returns its seconds."""
     import keras
 
@@ -53,7 +54,7 @@ def fit_epoch(config, x, y, steps_per_call: int):
     from mnist_core.training import shuffled_batches
 
     keras.utils.set_random_seed(config.seed)
-    model = build(config)
+    model = build(config, for_training)
     compile_for_training(model, config, -(-len(x) // config.batch_size), steps_per_call=steps_per_call)
     batches = shuffled_batches(x, y, config)
 
@@ -110,8 +111,9 @@ def main() -> None:
     for kind, overrides in KINDS.items():
         config = RunConfig.for_model(kind, limit=args.images if args.images < 60000 else None, **overrides)
         x, y, _, _ = arrays_for(config, data)
-        sides = {"plain fit, 1 step per call": fit_epoch(config, x, y, 1),
-                 f"lab fit, {STEPS_PER_CALL} steps per call": fit_epoch(config, x, y, STEPS_PER_CALL)}
+        sides = {"plain fit, float32, 1 step per call": fit_epoch(config, x, y, 1, for_training=False),
+                 f"lab fit, {config.precision}, {STEPS_PER_CALL} steps per call":
+                     fit_epoch(config, x, y, STEPS_PER_CALL)}
         flops = training_flops_per_image(next(iter(sides.values())).model) * len(x)
         speedups[kind] = compare(f"{kind} (batch {config.batch_size}", sides, flops, peak, args.repeats)
     if not args.no_sweeps:

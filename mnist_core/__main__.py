@@ -24,7 +24,7 @@ from .catalog import (  # noqa: E402
     runs_table,
     width_configs,
 )
-from .configs import MAX_EPOCHS, MAX_WIDTH, MODELS, ConfigError, RunConfig  # noqa: E402
+from .configs import MAX_EPOCHS, MAX_WIDTH, MODELS, PRECISIONS, ConfigError, RunConfig  # noqa: E402
 from .data import DOWNLOADED, STANDARD_FINGERPRINT, MNISTError, load_mnist, mnist_available  # noqa: E402
 from .download import SIZE_MB, URL_ENV_VAR, download_mnist  # noqa: E402
 from .executors import BACKENDS, RAY_ADDRESS_ENV, ClusterError, LocalExecutor, executor_for  # noqa: E402
@@ -148,6 +148,8 @@ def build_parser() -> Parser:
                        help="L2 lambda on the MLP's hidden kernels (default 0)")
     train.add_argument("--seed", type=_seed, default=0)
     train.add_argument("--batch-size", type=_count)
+    train.add_argument("--precision", choices=PRECISIONS,
+                       help="improved CNN only: compute dtype while training (default float32)")
     _add_common(train)
 
     sweep = commands.add_parser("sweep", help="train a lambda or width sweep, reusing stored runs")
@@ -213,7 +215,8 @@ def stores_for(args) -> StoreChain:
 
 
 def cmd_train(args) -> None:
-    overrides = dict(epochs=args.epochs, limit=args.limit, seed=args.seed, batch_size=args.batch_size)
+    overrides = dict(epochs=args.epochs, limit=args.limit, seed=args.seed, batch_size=args.batch_size,
+                     precision=args.precision)
     if args.model == "mlp":
         overrides.update(hidden=args.hidden, l2=args.l2)
     elif args.hidden is not None or args.l2 is not None:

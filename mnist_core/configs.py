@@ -11,6 +11,11 @@ SCHEMA_VERSION = 1
 MODELS = ("mlp", "cnn", "improved_cnn")
 DEFAULT_EPOCHS = {"mlp": 60, "cnn": 10, "improved_cnn": 20}
 DEFAULT_BATCH = {"mlp": 32, "cnn": 32, "improved_cnn": 128}
+PRECISIONS = ("float32", "mixed_bfloat16")
+# The reference models keep the reference's float32 math. The improved CNN can also train in
+# mixed bfloat16 (variables stay float32): about 2x faster here, but its one 20-epoch run so far
+# scored 99.51% against 99.57-99.61% in float32 (README), so float32 stays its default.
+DEFAULT_PRECISION = {"mlp": "float32", "cnn": "float32", "improved_cnn": "float32"}
 MAX_WIDTH = 4096
 MAX_HIDDEN_LAYERS = 4
 MAX_EPOCHS = 500
@@ -43,6 +48,7 @@ class RunConfig:
     learning_rate: float = 1e-3
     seed: int = 0
     limit: int | None = None  # train on the first `limit` training images only
+    precision: str = "float32"  # compute dtype while training, one of PRECISIONS
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -68,6 +74,11 @@ class RunConfig:
             # The CNNs have fixed architectures; width and L2 do not apply to them.
             object.__setattr__(self, "hidden", ())
             object.__setattr__(self, "l2", 0.0)
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.precision != "float32" and self.model != "improved_cnn":
+            raise ConfigError(f"precision {self.precision!r} applies to the improved CNN only: the "
+                              "reference models keep the reference's float32 math")
         _check_int("epochs", self.epochs, 1, MAX_EPOCHS)
         _check_int("batch_size", self.batch_size, 1, TRAIN_SIZE)
         _check_int("seed", self.seed, 0, 2**31 - 1)
@@ -86,7 +97,8 @@ class RunConfig:
         if model not in MODELS:
             raise ConfigError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
         overrides = {k: v for k, v in overrides.items() if v is not None}
-        base = {"epochs": DEFAULT_EPOCHS[model], "batch_size": DEFAULT_BATCH[model]}
+        base = {"epochs": DEFAULT_EPOCHS[model], "batch_size": DEFAULT_BATCH[model],
+                "precision": DEFAULT_PRECISION[model]}
         return cls(model=model, **{**base, **overrides})
 
     @classmethod
@@ -107,8 +119,11 @@ class RunConfig:
 
     def key(self, data_fingerprint: str) -> str:
         """sha256 of (config, schema version, data fingerprint): the run's address in a store."""
+        config = self.to_dict()
+        if config["precision"] == "float32":
+            del config["precision"]  # runs stored before precision existed keep their keys
         payload = json.dumps(
-            {"config": self.to_dict(), "schema": SCHEMA_VERSION, "data": data_fingerprint},
+            {"config": config, "schema": SCHEMA_VERSION, "data": data_fingerprint},
             sort_keys=True,
             separators=(",", ":"),
         )
@@ -120,6 +135,8 @@ class RunConfig:
             text = f"MLP {'-'.join(map(str, self.hidden))} λ={self.l2:g}"
         else:
             text = {"cnn": "Reference CNN", "improved_cnn": "Improved CNN"}[self.model]
+        if self.precision == "mixed_bfloat16":
+            text += " (bf16)"
         text += f", {self.epochs} ep, seed {self.seed}"
         if self.limit:
             text += f", {self.limit} imgs"

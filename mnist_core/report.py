@@ -20,7 +20,7 @@ from .catalog import (
     stored_runs,
     width_configs,
 )
-from .configs import RunConfig
+from .configs import DEFAULT_PRECISION, PRECISIONS, RunConfig
 from .store import Run, StoreChain
 
 FIGURES = Path(__file__).resolve().parent.parent / "cached_results" / "figures"
@@ -44,9 +44,6 @@ def results(stores: StoreChain, fingerprint: str, test_labels: np.ndarray | None
     widths = table_of(width_configs(REFERENCE_WIDTHS, REFERENCE_SEEDS))
     cnn = table_of([RunConfig.for_model("cnn", seed=s) for s in REFERENCE_SEEDS])
     long_cnn = table_of([LONG_CNN])
-    improved_configs = [RunConfig.for_model("improved_cnn", seed=s) for s in range(5)]
-    improved_runs = [run for run in stored_runs(improved_configs, stores, fingerprint) if run]
-    improved = runs_table(improved_runs)
     rows = []
     baseline = lambdas[lambdas["l2"] == 0]["test_accuracy"] if not lambdas.empty else pd.Series(dtype=float)
     rows.append(("Baseline MLP 25-15, 60 epochs", REFERENCE_ACCURACY["baseline_mlp"], seed_spread(baseline),
@@ -64,12 +61,21 @@ def results(stores: StoreChain, fingerprint: str, test_labels: np.ndarray | None
     if not long_cnn.empty:
         rows.append((f"Reference CNN, {LONG_CNN.epochs} epochs", None, seed_spread(long_cnn["test_accuracy"]),
                      f"python -m mnist_core train --model cnn --epochs {LONG_CNN.epochs}"))
-    rows.append(("Improved CNN (ours), 20 epochs", None, seed_spread(improved["test_accuracy"]),
-                 "python -m mnist_core train --model improved_cnn --seed S"))
-    if test_labels is not None and len(improved_runs) > 1:
-        seeds = ",".join(str(run.config.seed) for run in improved_runs)
-        rows.append((f"Improved CNN ensemble (ours), seeds {seeds}, averaged probabilities", None,
-                     f"{ensemble_accuracy(improved_runs, test_labels):.2%}", "python -m mnist_core report"))
+    for precision in PRECISIONS:  # the default (float32), then bfloat16 if any run of it is stored
+        configs = [RunConfig.for_model("improved_cnn", seed=s, precision=precision) for s in range(5)]
+        runs = [run for run in stored_runs(configs, stores, fingerprint) if run]
+        default = precision == DEFAULT_PRECISION["improved_cnn"]
+        if not runs and not default:
+            continue
+        option = "" if default else f" --precision {precision}"
+        rows.append((f"Improved CNN (ours), 20 epochs, trained in {precision}", None,
+                     seed_spread(runs_table(runs)["test_accuracy"]),
+                     f"python -m mnist_core train --model improved_cnn{option} --seed S"))
+        if test_labels is not None and len(runs) > 1:
+            seeds = ",".join(str(run.config.seed) for run in runs)
+            rows.append((f"Improved CNN ensemble (ours, {precision}), seeds {seeds}, averaged "
+                         "probabilities", None, f"{ensemble_accuracy(runs, test_labels):.2%}",
+                         "python -m mnist_core report"))
     return pd.DataFrame(rows, columns=["experiment", "reference", "ours (mean ± std)", "command"])
 
 

@@ -43,7 +43,7 @@ def train(config: RunConfig, data: MNIST, store: RunStore, progress: bool = True
     """One `model.fit` with the reference settings, validated on the test set each epoch."""
     x, y, x_test, y_test = arrays_for(config, data)
     keras.utils.set_random_seed(config.seed)
-    model = build(config)
+    model = build(config, for_training=True)
     compile_for_training(model, config, steps_per_epoch=-(-len(x) // config.batch_size))
     batches = shuffled_batches(x, y, config)
     with tqdm(total=config.epochs, desc=config.label, unit="epoch", disable=not progress,
@@ -100,13 +100,16 @@ def library_versions() -> dict:
 
 def publish_model(store: RunStore, config: RunConfig, data: MNIST, model, history: dict,
                   seconds: float, trainer: str, extra: dict | None = None) -> Run:
-    """Score `model` on its training images and the test set, then publish it as a run.
+    """Score `model`'s weights on its training images and the test set, then publish it as a run.
 
-    The saved model is a fresh copy holding only the weights, so no optimizer state is kept.
+    What is scored and saved is a fresh float32 copy (`build(config)`) holding only the
+    weights: no optimizer state, and a model trained in bfloat16 is stored and used in float32.
     """
+    clean = build(config)
+    clean.set_weights(model.get_weights())
     x, y, x_test, y_test = arrays_for(config, data)
-    train_loss, train_probs = _loss_and_probabilities(model, x, y)
-    test_loss, test_probs = _loss_and_probabilities(model, x_test, y_test)
+    train_loss, train_probs = _loss_and_probabilities(clean, x, y)
+    test_loss, test_probs = _loss_and_probabilities(clean, x_test, y_test)
     train_accuracy = float((train_probs.argmax(1) == y).mean())
     predicted = test_probs.argmax(1)
     test_accuracy = float((predicted == y_test).mean())
@@ -117,7 +120,7 @@ def publish_model(store: RunStore, config: RunConfig, data: MNIST, model, histor
         "test_loss": test_loss,
         "test_accuracy": test_accuracy,
         "test_error": 1.0 - test_accuracy,
-        "param_count": int(model.count_params()),
+        "param_count": int(clean.count_params()),
         "epochs_trained": len(history["loss"]),
         "wall_time_s": round(seconds, 2),
         "trainer": trainer,
@@ -127,8 +130,6 @@ def publish_model(store: RunStore, config: RunConfig, data: MNIST, model, histor
         **(extra or {}),
     }
     wrong = np.flatnonzero(predicted != y_test)
-    clean = build(config)
-    clean.set_weights(model.get_weights())
 
     def write(folder: Path) -> None:
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))

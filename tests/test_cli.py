@@ -27,6 +27,8 @@ def cli(*args, env=None):
     ["train", "--epochs", "100000"],
     ["train", "--model", "rnn"],
     ["train", "--model", "cnn", "--hidden", "10"],
+    ["train", "--precision", "mixed_bfloat16"],
+    ["train", "--model", "improved_cnn", "--precision", "float16"],
     ["train", "--limit", "3"],
     ["sweep", "lambda", "--values", "0,abc"],
     ["sweep", "lambda", "--values", "0,-0.1"],

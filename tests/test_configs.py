@@ -24,6 +24,8 @@ from mnist_core.configs import MAX_WIDTH, ConfigError, RunConfig
     ({"seed": -1}, "seed"),
     ({"limit": 5}, "limit"),
     ({"model": "rnn"}, "model"),
+    ({"precision": "float16"}, "precision"),
+    ({"precision": "mixed_bfloat16"}, "precision"),  # the reference MLP keeps float32
 ])
 def test_invalid_values_name_parameter_value_and_range(changes, parameter):
     with pytest.raises(ConfigError) as error:
@@ -76,3 +78,17 @@ def test_negative_zero_lambda_is_the_same_config_and_key():
     assert RunConfig(l2=-0.0).key("f" * 64) == RunConfig(l2=0.0).key("f" * 64)
     assert str(RunConfig(l2=-0.0).to_dict()["l2"]) == "0.0"
     assert len(lambda_configs([0.0, -0.0, 0.001, 0.001])) == 2
+
+
+def test_precision_is_ours_only_and_float32_keys_are_unchanged():
+    assert {RunConfig.for_model(m).precision for m in ("mlp", "cnn", "improved_cnn")} == {"float32"}
+    with pytest.raises(ConfigError, match="improved CNN only"):
+        RunConfig.for_model("cnn", precision="mixed_bfloat16")
+    # A float32 improved CNN keeps the key it had before precision existed (cached_results/).
+    float32 = RunConfig.for_model("improved_cnn", precision="float32")
+    assert float32.key("0" * 64) == "2e730a44785c9fce4a7cc04fc394500301324ae9171a2e8fc9d57f59156e7b3f"
+    bf16 = RunConfig.for_model("improved_cnn", precision="mixed_bfloat16")
+    assert bf16.key("0" * 64) != float32.key("0" * 64) and "bf16" in bf16.label
+    assert RunConfig.from_dict(bf16.to_dict()) == bf16
+    old = {k: v for k, v in float32.to_dict().items() if k != "precision"}  # a config.json from before
+    assert RunConfig.from_dict(old) == float32

@@ -5,12 +5,13 @@
 Single models (reference MLP 25/15, reference CNN, improved CNN): one epoch of `model.fit` on
 `--images` training images, one step per compiled call (the plain way) against
 `models.STEPS_PER_CALL` steps per call and the model as `mnist_core.training.train` builds it
-(the same weights for the reference models, tests/test_training.py; the improved CNN in mixed
-bfloat16 with fused batch norm, its config's precision). Sweeps: the 8-point lambda and 11-point width sweeps,
-one plain fit per point against the fused graph (benchmarks/sweep_speed.py's two sides, full
-60,000 images). The sides alternate, `--repeats` timed epochs each after a warm-up; medians.
-Prints GFLOP/s achieved (3x the forward pass's multiply-adds x2 per image) against the
-measured float32 matmul peak, then `<kind>_speedup=` lines.
+(the reference models' weights are bit-identical, tests/test_training.py; the improved CNN's
+batch norm is fused, the same math); for the improved CNN also the same in mixed bfloat16.
+Sweeps: the 8-point lambda and 11-point width sweeps, one plain fit per point against the
+fused graph (benchmarks/sweep_speed.py's two sides, full 60,000 images). The sides alternate,
+`--repeats` timed epochs each after a warm-up; medians. Prints GFLOP/s achieved (3x the
+forward pass's multiply-adds x2 per image) against the measured float32 matmul peak, then
+`<kind>_speedup=` lines.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -77,14 +79,14 @@ def alternate(sides: dict, repeats: int) -> dict[str, float]:
     return {side: statistics.median(values) for side, values in times.items()}
 
 
-def compare(title: str, sides: dict, flops: float, peak: float, repeats: int) -> float:
-    """Time the two sides (plain first), print them with GFLOP/s, return plain / other."""
+def compare(title: str, sides: dict, flops: float, peak: float, repeats: int) -> list[float]:
+    """Time the sides (plain first), print them with GFLOP/s, return plain / each other side."""
     medians = alternate(sides, repeats)
     line = ", ".join(f"{side} {seconds:.2f} s ({flops / seconds / 1e9:.0f} GFLOP/s)"
                      for side, seconds in medians.items())
     print(f"{title}, floor {flops / peak / 1e9:.2f} s at the peak): {line}", flush=True)
-    plain, other = medians.values()
-    return plain / other
+    plain, *others = medians.values()
+    return [plain / other for other in others]
 
 
 def main() -> None:
@@ -112,10 +114,15 @@ def main() -> None:
         config = RunConfig.for_model(kind, limit=args.images if args.images < 60000 else None, **overrides)
         x, y, _, _ = arrays_for(config, data)
         sides = {"plain fit, float32, 1 step per call": fit_epoch(config, x, y, 1, for_training=False),
-                 f"lab fit, {config.precision}, {STEPS_PER_CALL} steps per call":
-                     fit_epoch(config, x, y, STEPS_PER_CALL)}
+                 f"lab fit, {STEPS_PER_CALL} steps per call": fit_epoch(config, x, y, STEPS_PER_CALL)}
+        if kind == "improved_cnn":  # and the same in mixed bfloat16 (--precision mixed_bfloat16)
+            bf16 = replace(config, precision="mixed_bfloat16")
+            sides["lab fit in bfloat16"] = fit_epoch(bf16, x, y, STEPS_PER_CALL)
         flops = training_flops_per_image(next(iter(sides.values())).model) * len(x)
-        speedups[kind] = compare(f"{kind} (batch {config.batch_size}", sides, flops, peak, args.repeats)
+        ratios = compare(f"{kind} (batch {config.batch_size}", sides, flops, peak, args.repeats)
+        speedups[kind] = ratios[0]
+        if len(ratios) > 1:
+            speedups[f"{kind}_bf16"] = ratios[1]
     if not args.no_sweeps:
         x, y = data.x_train.astype(np.float32) / 255.0, data.y_train
         suites = {"lambda_sweep": lambda_configs(epochs=1),
@@ -124,7 +131,7 @@ def main() -> None:
             sides = {"one plain fit per point": sweep_fit_epoch(configs, x, y),
                      "fused": fused_epoch(configs, x, y)}
             flops = sum(mlp_flops_per_sample(c.hidden) for c in configs) * len(x)
-            speedups[name] = compare(f"{name} ({len(configs)} models", sides, flops, peak, args.repeats)
+            (speedups[name],) = compare(f"{name} ({len(configs)} models", sides, flops, peak, args.repeats)
     for name, ratio in speedups.items():
         print(f"{name}_speedup={ratio:.2f}")
 

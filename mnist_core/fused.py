@@ -127,6 +127,9 @@ class FusedMLPs:
         can run at the same time.
         """
         params, l2 = self.params[group], self.l2[group]
+        # Without L2 in the group (the width sweep) its penalty is 0: leave it out of the graph,
+        # or every step reads all hidden kernels and adds 0 to their gradients (XLA keeps x * 0).
+        regularized = any(self.configs[i].l2 > 0 for i in self.groups[group])
         first = sum(len(self.groups[g]) for g in range(group))
         rows = slice(first, first + len(self.groups[group]))
         offset = sum(len(self.params[g]) for g in range(group))
@@ -143,7 +146,7 @@ class FusedMLPs:
                     logits = self.forward(params, tf.gather(x, indices))
                     ce = tf.reduce_mean(
                         tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits), axis=1)
-                    per_model = ce + self.penalty(params, l2)
+                    per_model = ce + self.penalty(params, l2) if regularized else ce
                     total = tf.reduce_sum(per_model)  # each model's gradient is its own loss's
                 self._adam(params, tape.gradient(total, params), adam_state, t + k + 1)
                 loss_sum += per_model * tf.cast(tf.shape(indices)[1], tf.float32)

@@ -89,3 +89,17 @@ def test_a_models_weights_depend_on_its_stack_only_by_one_or_more(mnist, tmp_pat
         assert all(np.array_equal(a, b) for a, b in zip(weights[size], weights[5]))
     gap = max(float(np.abs(a - b).max()) for a, b in zip(weights[1], weights[5]))
     assert gap < 1e-5  # measured 1.6e-7
+
+
+def test_a_group_without_l2_leaves_the_penalty_out_and_trains_the_same_bits(mnist, tmp_path):
+    """A width-sweep group (every λ = 0) skips the penalty; its λ = 0 model ends with the bits
+    it gets in a group that computes the penalty (because another model has λ > 0)."""
+    from mnist_core.store import RunStore
+
+    unregularized = [RunConfig(l2=0.0, epochs=2, limit=4000, seed=s) for s in (0, 1)]
+    mixed = [RunConfig(l2=0.0, epochs=2, limit=4000, seed=0), RunConfig(l2=0.01, epochs=2, limit=4000)]
+    alone, _ = train_fused(unregularized, mnist, RunStore(tmp_path / "a"), progress=False)
+    beside, _ = train_fused(mixed, mnist, RunStore(tmp_path / "b"), progress=False)
+    assert alone.key == beside.key
+    for a, b in zip(alone.load_model().get_weights(), beside.load_model().get_weights()):
+        np.testing.assert_array_equal(a, b)

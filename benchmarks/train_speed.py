@@ -20,7 +20,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -51,6 +50,7 @@ def training_flops_per_image(model) -> float:
 def fit_epoch(config, x, y, steps_per_call: int, for_training: bool = True):
     """A function that trains one more epoch of one model and returns its seconds."""
     import keras
+    from sweep_speed import epoch_timer
 
     from mnist_core.models import build, compile_for_training
     from mnist_core.training import shuffled_batches
@@ -61,9 +61,9 @@ def fit_epoch(config, x, y, steps_per_call: int, for_training: bool = True):
     batches = shuffled_batches(x, y, config)
 
     def run():
-        started = time.perf_counter()
-        model.fit(batches, epochs=1, verbose=0)
-        return time.perf_counter() - started
+        timer = epoch_timer()
+        model.fit(batches, epochs=1, verbose=0, callbacks=[timer])
+        return timer.seconds
 
     run.model = model
     return run

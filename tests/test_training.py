@@ -173,6 +173,25 @@ def test_fit_path_sees_a_fresh_seeded_order_every_epoch():
     assert orders[0] == orders[1]  # and reproducible from the seed
 
 
+def test_fit_batches_are_not_autotuned_and_come_in_the_seeded_order():
+    """Autotuning off (a `fit` call waited for the autotuner's next wake-up) changes no batch."""
+    import tensorflow as tf
+
+    from mnist_core.training import shuffled_batches
+
+    x, y = np.arange(100, dtype=np.float32)[:, None], np.arange(100, dtype=np.int32)
+    config = RunConfig(batch_size=8, seed=3)
+    batches = shuffled_batches(x, y, config)
+    assert batches.options().autotune.enabled is False
+    tuned = (tf.data.Dataset.range(100).shuffle(100, seed=3, reshuffle_each_iteration=True).batch(8)
+             .map(lambda i: (tf.gather(x, i), tf.gather(y, i))).prefetch(2))
+    assert tuned.options().autotune.enabled is not False
+    for _ in range(2):  # two epochs: each reshuffled, the same either way
+        ours = [b.numpy().tolist() for b, _ in batches]
+        theirs = [b.numpy().tolist() for b, _ in tuned]
+        assert ours == theirs and sorted(sum(ours, [])) == [[v] for v in range(100)]
+
+
 @pytest.mark.parametrize("kind", ["cnn", "improved_cnn", "mlp"])
 def test_several_steps_per_compiled_call_train_bit_for_bit_as_one_step_per_call(mnist, kind):
     """The lab's fit (STEPS_PER_CALL steps per compiled call; 66 steps an epoch here, so one full

@@ -2,7 +2,9 @@
 
 Models of the same shape are stacked (weights gain a leading model axis) and run as
 batched matmuls; each shape group's training step is compiled by XLA, several steps per
-call, and the groups sit side by side in the same graph. Per
+call, and the groups sit side by side in the same graph, where TensorFlow runs them at the
+same time. With fewer groups than CPU threads, the largest group is cut in two (a sweep of
+one shape would otherwise keep one core busy). Per
 model the math is the reference's: Keras's own initial weights for its seed, its own
 shuffle each epoch, batch 32, softmax cross-entropy from logits plus its own L2 penalty
 on hidden kernels, and Adam (lr 1e-3, Keras's betas and epsilon) with its own state.
@@ -11,6 +13,8 @@ Only the per-step overhead is shared, which is what dominates these small models
 
 from __future__ import annotations
 
+import functools
+import os
 import time
 from collections import defaultdict
 
@@ -39,6 +43,29 @@ def compatible(configs: list[RunConfig]) -> None:
         raise ValueError("fused configs must share epochs, batch_size, learning_rate and limit")
 
 
+def threads() -> int:
+    """CPU threads this process's TensorFlow may use (a Ray task sets its own count)."""
+    return tf.config.threading.get_inter_op_parallelism_threads() or len(os.sched_getaffinity(0))
+
+
+def spread(groups: list[list[int]], threads: int) -> list[list[int]]:
+    """Cut the largest group in halves until there are `threads` groups to run side by side.
+
+    A half keeps at least two models: a stack of one is computed by other XLA kernels and
+    ends a few float32 roundings away, while stacks of two or more give a model the same
+    bits (tests/test_fused.py), so cutting never changes what a model learns.
+    """
+    groups = [list(g) for g in groups]
+    while len(groups) < threads:
+        largest = max(groups, key=len)
+        if len(largest) < 4:
+            break
+        half = -(-len(largest) // 2)
+        at = groups.index(largest)
+        groups[at:at + 1] = [largest[:half], largest[half:]]
+    return groups
+
+
 def initial_weights(config: RunConfig) -> list[np.ndarray]:
     """The exact weights Keras gives this config's model when seeded as the fit path seeds it."""
     keras.utils.set_random_seed(config.seed)
@@ -54,7 +81,7 @@ class FusedMLPs:
         by_shape = defaultdict(list)
         for index, config in enumerate(self.configs):
             by_shape[config.hidden].append(index)
-        self.groups = list(by_shape.values())  # model indices per shape, in config order
+        self.groups = spread(list(by_shape.values()), threads())  # model indices, in config order
         self.order = [i for group in self.groups for i in group]  # stacked position -> config
         self.params = []  # per group: [kernel0, bias0, kernel1, bias1, ...] each (M, ...)
         self.l2 = []
@@ -69,6 +96,8 @@ class FusedMLPs:
         self.learning_rate = self.configs[0].learning_rate
         self.batch_size = self.configs[0].batch_size
         self.group_steps = [self._compiled_group_steps(g) for g in range(len(self.groups))]
+        self.group_epochs = [tf.function(functools.partial(self._group_epoch, g))
+                             for g in range(len(self.groups))]
         self.epoch_fn = tf.function(self._epoch)
 
     @staticmethod
@@ -90,34 +119,46 @@ class FusedMLPs:
         return l2 * tf.add_n([tf.reduce_sum(tf.square(k), axis=[1, 2]) for k in hidden_kernels])
 
     def _epoch(self, x, y, order):
-        """One epoch. `order` (models, N) holds each model's shuffled sample indices.
+        """One epoch: per model (mean loss, accuracy). `order` (models, N) holds each model's
+        shuffled sample indices, in stacked order.
 
-        Steps go STEPS_PER_CALL at a time through each group's compiled function, which
+        Each group runs its own loop over the epoch's steps (`_group_epoch`, a function of its
+        own): TensorFlow runs the groups side by side, each at its own pace, with no group
+        waiting for the others between calls.
+        """
+        t = self.step.read_value()
+        results, first = [], 0
+        for group, group_epoch in zip(self.groups, self.group_epochs):
+            results.append(group_epoch(x, y, order[first:first + len(group)], t))
+            first += len(group)
+        n = tf.shape(order)[1]
+        self.step.assign_add(tf.cast((n + self.batch_size - 1) // self.batch_size, tf.float32))
+        losses, hits = (tf.concat(parts, 0) for parts in zip(*results))
+        n_float = tf.cast(n, tf.float32)
+        return losses / n_float, hits / n_float
+
+    def _group_epoch(self, group: int, x, y, order, t):
+        """One group's epoch from step t: summed (loss, hits) per model of the group.
+
+        Steps go STEPS_PER_CALL at a time through the group's compiled function, which
         spreads the cost of a call over several steps; the steps left over (and a last,
         partial batch) go one at a time.
         """
+        steps, models = self.group_steps[group], len(self.groups[group])
         n = tf.shape(order)[1]
         chunk = self.batch_size * STEPS_PER_CALL
-
-        def train_on(batches, steps):
-            """Every group trains on its rows of `batches` (models, steps, batch)."""
-            t = self.step.assign_add(float(steps)) - steps
-            losses, hits = zip(*(group_steps(x, y, batches, t) for group_steps in self.group_steps))
-            return tf.concat(losses, 0), tf.concat(hits, 0)
-
-        loss_sum = tf.zeros([len(self.order)])
-        correct = tf.zeros([len(self.order)])
+        loss_sum, correct = tf.zeros([models]), tf.zeros([models])
         for start in tf.range(0, tf.maximum(n - chunk + 1, 0), chunk):  # none if n < chunk
-            batches = tf.reshape(order[:, start:start + chunk], [-1, STEPS_PER_CALL, self.batch_size])
-            losses, hits = train_on(batches, STEPS_PER_CALL)
+            batches = tf.reshape(order[:, start:start + chunk], [models, STEPS_PER_CALL, self.batch_size])
+            losses, hits = steps(x, y, batches, t + tf.cast(start // self.batch_size, tf.float32))
             loss_sum += losses
             correct += hits
         for start in tf.range(n // chunk * chunk, n, self.batch_size):
-            losses, hits = train_on(order[:, start:start + self.batch_size][:, None, :], 1)
+            batch = order[:, start:start + self.batch_size][:, None, :]
+            losses, hits = steps(x, y, batch, t + tf.cast(start // self.batch_size, tf.float32))
             loss_sum += losses
             correct += hits
-        n_float = tf.cast(n, tf.float32)
-        return loss_sum / n_float, correct / n_float
+        return loss_sum, correct
 
     def _compiled_group_steps(self, group: int):
         """Training steps of one shape group, compiled by XLA.
@@ -130,8 +171,6 @@ class FusedMLPs:
         # Without L2 in the group (the width sweep) its penalty is 0: leave it out of the graph,
         # or every step reads all hidden kernels and adds 0 to their gradients (XLA keeps x * 0).
         regularized = any(self.configs[i].l2 > 0 for i in self.groups[group])
-        first = sum(len(self.groups[g]) for g in range(group))
-        rows = slice(first, first + len(self.groups[group]))
         offset = sum(len(self.params[g]) for g in range(group))
         adam_state = list(zip(self.adam_m[offset:offset + len(params)],
                               self.adam_v[offset:offset + len(params)]))
@@ -140,7 +179,7 @@ class FusedMLPs:
             """batches (models, steps, batch): one step per batch, in order, from step t."""
             loss_sum, hits = 0.0, 0.0
             for k in range(batches.shape[1]):
-                indices = batches[rows, k]
+                indices = batches[:, k]
                 labels = tf.gather(y, indices)
                 with tf.GradientTape() as tape:
                     logits = self.forward(params, tf.gather(x, indices))
@@ -152,7 +191,7 @@ class FusedMLPs:
                 loss_sum += per_model * tf.cast(tf.shape(indices)[1], tf.float32)
                 hits += tf.reduce_sum(tf.cast(
                     tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32), axis=1)
-            models = rows.stop - rows.start
+            models = len(self.groups[group])
             return tf.reshape(loss_sum, [models]), tf.reshape(hits, [models])  # static shapes
 
         return tf.function(steps, jit_compile=True)

@@ -103,3 +103,31 @@ def test_a_group_without_l2_leaves_the_penalty_out_and_trains_the_same_bits(mnis
     assert alone.key == beside.key
     for a, b in zip(alone.load_model().get_weights(), beside.load_model().get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_lone_shape_group_is_cut_in_halves_of_two_or_more_for_the_cores():
+    from mnist_core.fused import spread
+
+    assert spread([list(range(8))], 2) == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert spread([list(range(5))], 2) == [[0, 1, 2], [3, 4]]
+    assert spread([list(range(24))], 4) == [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11],
+                                           [12, 13, 14, 15, 16, 17], [18, 19, 20, 21, 22, 23]]
+    assert spread([[0, 1, 2]], 2) == [[0, 1, 2]]  # halves of one and two: a model would be alone
+    assert spread([[0, 1, 2, 3], [4]], 2) == [[0, 1, 2, 3], [4]]  # already a group per thread
+    assert spread([list(range(8))], 1) == [list(range(8))]
+
+
+def test_cutting_a_group_for_the_cores_trains_the_same_bits(mnist, tmp_path, monkeypatch):
+    import mnist_core.fused as fused_module
+    from mnist_core.catalog import lambda_configs
+    from mnist_core.store import RunStore
+
+    configs = lambda_configs([0, 0.001, 0.01, 0.1, 0.3], [0], epochs=2, limit=4000)
+    weights = {}
+    for threads in (1, 2):
+        monkeypatch.setattr(fused_module, "threads", lambda count=threads: count)
+        assert len(FusedMLPs(configs).groups) == threads
+        runs = train_fused(configs, mnist, RunStore(tmp_path / str(threads)), progress=False)
+        weights[threads] = [run.load_model().get_weights() for run in runs]
+    for one, two in zip(weights[1], weights[2]):
+        assert all(np.array_equal(a, b) for a, b in zip(one, two))

@@ -1,9 +1,9 @@
 """Train many MLPs of a sweep at once, in one compiled TensorFlow graph.
 
 Models of the same shape are stacked (weights gain a leading model axis) and run as
-batched matmuls; each shape group's training step is compiled by XLA, several steps per
-call, and the groups sit side by side in the same graph, where TensorFlow runs them at the
-same time. With fewer groups than CPU threads, the largest group is cut in two (a sweep of
+batched matmuls; each shape group's training steps are compiled by XLA as a loop, a whole
+epoch per call, and the groups sit side by side in the same graph, where TensorFlow runs
+them at the same time. With fewer groups than CPU threads, the largest group is cut in two (a sweep of
 one shape would otherwise keep one core busy). Per
 model the math is the reference's: Keras's own initial weights for its seed, its own
 shuffle each epoch, batch 32, softmax cross-entropy from logits plus its own L2 penalty
@@ -30,7 +30,6 @@ from .store import Run, RunStore
 from .training import EpochCallback, arrays_for, publish_model
 
 ADAM_BETA_1, ADAM_BETA_2, ADAM_EPSILON = 0.9, 0.999, 1e-7  # keras.optimizers.Adam defaults
-STEPS_PER_CALL = 4
 
 
 def compatible(configs: list[RunConfig]) -> None:
@@ -140,32 +139,31 @@ class FusedMLPs:
     def _group_epoch(self, group: int, x, y, order, t):
         """One group's epoch from step t: summed (loss, hits) per model of the group.
 
-        Steps go STEPS_PER_CALL at a time through the group's compiled function, which
-        spreads the cost of a call over several steps; the steps left over (and a last,
-        partial batch) go one at a time.
+        Every full batch goes through one call of the group's compiled loop (one call per
+        epoch: a call has a fixed cost, and a group waits for nothing between its steps); a
+        last, partial batch goes through a second call.
         """
         steps, models = self.group_steps[group], len(self.groups[group])
         n = tf.shape(order)[1]
-        chunk = self.batch_size * STEPS_PER_CALL
+        full = n // self.batch_size * self.batch_size
         loss_sum, correct = tf.zeros([models]), tf.zeros([models])
-        for start in tf.range(0, tf.maximum(n - chunk + 1, 0), chunk):  # none if n < chunk
-            batches = tf.reshape(order[:, start:start + chunk], [models, STEPS_PER_CALL, self.batch_size])
-            losses, hits = steps(x, y, batches, t + tf.cast(start // self.batch_size, tf.float32))
-            loss_sum += losses
-            correct += hits
-        for start in tf.range(n // chunk * chunk, n, self.batch_size):
-            batch = order[:, start:start + self.batch_size][:, None, :]
-            losses, hits = steps(x, y, batch, t + tf.cast(start // self.batch_size, tf.float32))
+        if full > 0:
+            batches = tf.reshape(order[:, :full], [models, -1, self.batch_size])
+            loss_sum, correct = steps(x, y, batches, t)
+        if full < n:
+            after = t + tf.cast(full // self.batch_size, tf.float32)
+            losses, hits = steps(x, y, order[:, full:][:, None, :], after)
             loss_sum += losses
             correct += hits
         return loss_sum, correct
 
     def _compiled_group_steps(self, group: int):
-        """Training steps of one shape group, compiled by XLA.
+        """Training steps of one shape group, compiled by XLA as a loop over the steps.
 
         Each group is its own compiled function: XLA fuses a group's many small ops (which
         is what the small models' steps are made of) and the groups, being independent,
-        can run at the same time.
+        can run at the same time. A loop, not unrolled steps: its compile time does not
+        grow with the steps it takes.
         """
         params, l2 = self.params[group], self.l2[group]
         # Without L2 in the group (the width sweep) its penalty is 0: leave it out of the graph,
@@ -177,8 +175,9 @@ class FusedMLPs:
 
         def steps(x, y, batches, t):
             """batches (models, steps, batch): one step per batch, in order, from step t."""
-            loss_sum, hits = 0.0, 0.0
-            for k in range(batches.shape[1]):
+            models = len(self.groups[group])
+            loss_sum, hits = tf.zeros([models]), tf.zeros([models])
+            for k in tf.range(tf.shape(batches)[1]):
                 indices = batches[:, k]
                 labels = tf.gather(y, indices)
                 with tf.GradientTape() as tape:
@@ -187,12 +186,11 @@ class FusedMLPs:
                         tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits), axis=1)
                     per_model = ce + self.penalty(params, l2) if regularized else ce
                     total = tf.reduce_sum(per_model)  # each model's gradient is its own loss's
-                self._adam(params, tape.gradient(total, params), adam_state, t + k + 1)
+                self._adam(params, tape.gradient(total, params), adam_state, t + tf.cast(k + 1, tf.float32))
                 loss_sum += per_model * tf.cast(tf.shape(indices)[1], tf.float32)
                 hits += tf.reduce_sum(tf.cast(
                     tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32), axis=1)
-            models = len(self.groups[group])
-            return tf.reshape(loss_sum, [models]), tf.reshape(hits, [models])  # static shapes
+            return loss_sum, hits
 
         return tf.function(steps, jit_compile=True)
 

@@ -86,6 +86,27 @@ def settle(page) -> None:
     wait_until_idle(page)
 
 
+def choose(page, select, option, timeout: float = 60.0) -> None:
+    """Pick `option` (its exact name, or a pattern) in the selectbox `select` as a person does:
+    open the menu, click the option. A rerun that lands between the two redraws the selectbox
+    and closes its menu (seen on a loaded machine: the option never came); a person opens it
+    again, and so does this, for up to `timeout` seconds."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    item = page.get_by_role("option", name=option, exact=isinstance(option, str))
+    deadline = time.monotonic() + timeout
+    while True:
+        wait_until_idle(page)
+        select.click()
+        try:
+            item.click(timeout=10_000)
+            return
+        except PlaywrightTimeout:
+            if time.monotonic() > deadline:
+                raise
+            page.keyboard.press("Escape")  # close a menu left open before trying again
+
+
 def strokes_read(count: int) -> str:
     """The Draw page's caption once its prediction covers `count` strokes."""
     return f"Read after {count} stroke{'' if count == 1 else 's'}."

@@ -6,6 +6,7 @@ import pytest
 
 from tests.browser import (
     DIGITS,
+    choose,
     draw,
     require_chromium,
     settled,
@@ -205,8 +206,7 @@ def test_looking_inside_a_model_shows_its_layers_the_deciding_pixels_and_nearest
     expect(view.get_by_text("Layer 1: 32 feature maps, 28×28")).to_be_visible()
     no_exception(page)
 
-    page.get_by_test_id("stSelectbox").filter(has_text="Model to look inside").click()
-    page.get_by_role("option", name="baseline_mlp", exact=True).click()
+    choose(page, page.get_by_test_id("stSelectbox").filter(has_text="Model to look inside"), "baseline_mlp")
     mlp_view = page.locator('[data-inside="baseline_mlp"][data-strokes="2"]')
     expect(mlp_view).to_be_visible()  # the same drawing, seen by another model, without redrawing
     expect(mlp_view.locator('[data-kind="units"]')).to_have_count(2)

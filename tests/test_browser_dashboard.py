@@ -12,6 +12,7 @@ from pages.parts.charts import SWEEP_GRID
 from tests.browser import (
     chart_box,
     chart_cell,
+    choose,
     click_at,
     file_server,
     require_chromium,
@@ -84,8 +85,7 @@ def run_box(page):
 
 def test_the_selected_run_survives_navigation_and_reload(page, server):
     open_page(page, server, "errors", "Misclassified test images")
-    page.get_by_test_id("stSelectbox").first.click()
-    page.get_by_role("option", name=re.compile(r"^reference_cnn: ")).click()
+    choose(page, page.get_by_test_id("stSelectbox").first, re.compile(r"^reference_cnn: "))
     expect(run_box(page)).to_have_value(re.compile("^reference_cnn: "))
     page.wait_for_function("() => new URLSearchParams(location.search).get('run')")
     key = selected_key(page)
@@ -261,9 +261,8 @@ def test_suspect_labels_filter_record_a_verdict_that_survives_reload_and_export(
         page.get_by_role("tab", name="Suspect labels").click()
         expect(page.locator("[data-suspect]").first).to_be_visible()
 
-    def choose(label, option):
-        page.get_by_test_id("stSelectbox").filter(has_text=label).click()
-        page.get_by_role("option", name=option, exact=True).click()
+    def choose_in(label, option):
+        choose(page, page.get_by_test_id("stSelectbox").filter(has_text=label), option)
 
     def verdict(index, word):
         group = page.get_by_role("radiogroup", name=f"Verdict on test image {index}")
@@ -274,7 +273,7 @@ def test_suspect_labels_filter_record_a_verdict_that_survives_reload_and_export(
     expect(first).to_have_attribute("data-suspect", "9729")  # given 5, all three models read 6
     expect(first).to_contain_text("given 5 → suggested 6")
     expect(first).to_have_attribute("title", re.compile(r"improved_cnn: 6 \(\d+\.\d%\)"))
-    choose("Given label", "2")
+    choose_in("Given label", "2")
     expect(page.locator("[data-suspect]").first).to_have_attribute("data-given", "2")
     expect(page.locator('[data-suspect]:not([data-given="2"])')).to_have_count(0)
     top = page.locator("[data-suspect]").first.get_attribute("data-suspect")

@@ -3,12 +3,12 @@
 Models of the same shape are stacked (weights gain a leading model axis) and run as
 batched matmuls; each shape group's training steps are compiled by XLA as a loop, a whole
 epoch per call, and the groups sit side by side in the same graph, where TensorFlow runs
-them at the same time. With fewer groups than CPU threads, the largest group is cut in two (a sweep of
-one shape would otherwise keep one core busy). Per
-model the math is the reference's: Keras's own initial weights for its seed, its own
-shuffle each epoch, batch 32, softmax cross-entropy from logits plus its own L2 penalty
-on hidden kernels, and Adam (lr 1e-3, Keras's betas and epsilon) with its own state.
-Only the per-step overhead is shared, which is what dominates these small models.
+them at the same time. With fewer groups than CPU threads, the largest group is cut in two
+(a sweep of one shape would otherwise keep one core busy). Per model the math is the
+reference's: Keras's own initial weights for its seed, its own shuffle each epoch, batch
+32, softmax cross-entropy from logits plus its own L2 penalty on hidden kernels, and Adam
+(lr 1e-3, Keras's betas and epsilon) with its own state. Only the per-step overhead is
+shared, which is what dominates these small models.
 """
 
 from __future__ import annotations
@@ -47,15 +47,15 @@ def threads() -> int:
     return tf.config.threading.get_inter_op_parallelism_threads() or len(os.sched_getaffinity(0))
 
 
-def spread(groups: list[list[int]], threads: int) -> list[list[int]]:
-    """Cut the largest group in halves until there are `threads` groups to run side by side.
+def spread(groups: list[list[int]], parts: int) -> list[list[int]]:
+    """Cut the largest group in halves until there are `parts` groups to run side by side.
 
     A half keeps at least two models: a stack of one is computed by other XLA kernels and
     ends a few float32 roundings away, while stacks of two or more give a model the same
     bits (tests/test_fused.py), so cutting never changes what a model learns.
     """
     groups = [list(g) for g in groups]
-    while len(groups) < threads:
+    while len(groups) < parts:
         largest = max(groups, key=len)
         if len(largest) < 4:
             break

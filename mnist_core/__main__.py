@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -397,15 +398,24 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"train": cmd_train, "sweep": cmd_sweep, "reproduce": cmd_reproduce, "list": cmd_list,
                 "report": cmd_report, "data": cmd_data, "cluster": cmd_cluster, "suspects": cmd_suspects}
+    signal.signal(signal.SIGTERM, _interrupt)  # so clean-ups run (temporary files removed) as for Ctrl-C
     try:
         handlers[args.command](args)
     except (ConfigError, MNISTError, StoreError, ClusterError) as exc:
         sys.stderr.write(f"python -m mnist_core {args.command}: error: {exc}\n")
         return 2
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted: finished runs are stored; run the same command to resume\n")
+        sys.stderr.write(f"interrupted: {INTERRUPTED.get(args.command, 'nothing was left half-written')}\n")
         return 130
     return 0
+
+
+INTERRUPTED = {name: "finished runs are stored; run the same command to resume"
+               for name in ("train", "sweep", "reproduce")}
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

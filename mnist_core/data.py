@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import platformdirs
 
-from .safe_read import UnsafeFile, read_npz
+from .safe_read import UnsafeFile, open_regular, read_npz
 
 ENV_VAR = "MNIST_PATH"
 KERAS_CACHE = Path("~/.keras/datasets/mnist.npz").expanduser()
@@ -43,6 +43,7 @@ TEST_LABEL_COUNTS = (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009)
 # data far from that is refused as not MNIST (a placeholder of zeros would score 100%).
 MIN_CLASS_SHARE = 0.01
 MAX_BLANK_SHARE = 0.01
+MAX_IDX_BYTES = 64 << 20  # the largest IDX file, training images, is 47 MB
 
 
 class MNISTError(ValueError):
@@ -114,7 +115,7 @@ _load_cached = lru_cache(maxsize=4)(read_mnist)
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     expected = {name: ("u", len(shape)) for name, shape in EXPECTED_SHAPES.items()}
     try:
-        return read_npz(path, expected, max_bytes=60000 * 28 * 28)
+        return read_npz(path, expected, max_bytes=60000 * 28 * 28, follow_links=True)
     except UnsafeFile as exc:
         raise MNISTError(
             f"{path}: {str(exc).removeprefix(path.name + ': ')}; {ENV_VAR} must point to a "
@@ -138,9 +139,10 @@ def _read_idx_folder(folder: Path) -> dict[str, np.ndarray]:
 def _read_idx(path: Path, expected_shape: tuple[int, ...]) -> np.ndarray:
     """An IDX file's array, after its header is checked against `expected_shape` and, for an
     uncompressed file, the header's size against the file's: nothing is read on trust."""
-    opener = gzip.open if path.suffix == ".gz" else open
+    compressed = path.suffix == ".gz"
     try:
-        with opener(path, "rb") as handle:
+        with open_regular(path, MAX_IDX_BYTES, follow_links=True) as raw_file, \
+                (gzip.GzipFile(fileobj=raw_file) if compressed else raw_file) as handle:
             magic = handle.read(4)
             if len(magic) < 4 or magic[:3] != b"\x00\x00\x08":
                 raise MNISTError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
@@ -155,11 +157,11 @@ def _read_idx(path: Path, expected_shape: tuple[int, ...]) -> np.ndarray:
                 raise MNISTError(f"{path} holds shape {shape}, expected {expected_shape}; "
                                  f"{ENV_VAR} must point to the full MNIST")
             size = math.prod(shape)
-            if opener is open and path.stat().st_size != 4 + 4 * ndim + size:
+            if not compressed and path.stat().st_size != 4 + 4 * ndim + size:
                 raise MNISTError(f"{path} is {path.stat().st_size:,} bytes, but its header says "
                                  f"{4 + 4 * ndim + size:,}: truncated or padded")
             raw = handle.read(size + 1)  # one byte more than expected shows padding
-    except (OSError, EOFError, zlib.error) as exc:
+    except (OSError, EOFError, zlib.error, UnsafeFile) as exc:
         raise MNISTError(f"cannot read {path}: {exc}; check the file named by {ENV_VAR}") from None
     if len(raw) != size:
         raise MNISTError(f"{path} is truncated or padded: header says shape {shape}")

@@ -27,6 +27,7 @@ from filelock import FileLock, Timeout
 
 from .configs import RunConfig
 from .safe_read import read_json
+from .safe_write import write_atomic
 from .store import StoreChain, lock_held
 
 MAX_RUNNING_JOBS = 1  # two cores: one training at a time keeps the dashboard responsive
@@ -98,9 +99,7 @@ def job_id(keys: list[str]) -> str:
 
 def _write_state(folder: Path, state: dict) -> None:
     state = {**state, "updated": time.time()}
-    temporary = folder / f"state.{os.getpid()}.tmp"
-    temporary.write_text(json.dumps(state, indent=2))
-    os.replace(temporary, folder / "state.json")
+    write_atomic(folder / "state.json", json.dumps(state, indent=2))
 
 
 def _alive(folder: Path) -> bool:
@@ -183,10 +182,14 @@ def start(configs: list[RunConfig], stores: StoreChain, fingerprint: str, title:
                      "message": "starting"}
             (folder / "heartbeat").unlink(missing_ok=True)
             _write_state(folder, state)
-            subprocess.Popen([sys.executable, "-m", "mnist_core.jobs", str(folder)],
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                             stderr=open(folder / "worker.log", "ab"), start_new_session=True,
-                             cwd=Path(__file__).resolve().parent.parent)
+            log_fd = os.open(folder / "worker.log",
+                             os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+            try:
+                subprocess.Popen([sys.executable, "-m", "mnist_core.jobs", str(folder)],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_fd,
+                                 start_new_session=True, cwd=Path(__file__).resolve().parent.parent)
+            finally:
+                os.close(log_fd)
     except Timeout:
         raise JobError(f"another request is starting a job in {root} and has not finished in 10 s; "
                        "try again") from None
@@ -233,7 +236,7 @@ def run_worker(folder: Path) -> int:
         return 0  # another worker already runs this job
     beating = threading.Event()
     threading.Thread(target=_beat, args=(folder, beating), daemon=True).start()
-    state = json.loads((folder / "state.json").read_text())
+    state = read_json(folder / "state.json")
     try:
         configs = [RunConfig.from_dict(c) for c in state["configs"]]
         stores = StoreChain.default(state["store"])

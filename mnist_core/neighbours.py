@@ -8,14 +8,13 @@ how often the 8 nearest training digits carry the test digit's label under eithe
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .safe_read import UnsafeFile, read_npz
+from .safe_write import replacing
 from .store import COMMITTED_STORE
 
 SUBSET_FILE = COMMITTED_STORE / "neighbours" / "training_subset.npz"
@@ -52,12 +51,9 @@ def write_subset(data, path: Path = SUBSET_FILE) -> Path:
     """Write the committed subset from MNIST (`python -m mnist_core neighbours-subset`)."""
     indices = choose_subset(data.y_train)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-    with os.fdopen(handle, "wb") as out:
+    with replacing(path) as out:
         np.savez_compressed(out, images=data.x_train[indices], labels=data.y_train[indices],
                             indices=indices.astype(np.int32))
-    os.chmod(temporary, 0o644)  # mkstemp makes it private; this is for the repository
-    os.replace(temporary, path)
     return path
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .configs import ConfigError, RunConfig
-from .safe_read import UnsafeFile, read_json, read_npz
+from .safe_read import UnsafeFile, open_regular, read_bytes, read_json, read_npz
 
 TEST_IMAGES = 10000
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -43,7 +43,7 @@ def read_manifest(path: Path, expected_files: tuple[str, ...]) -> dict[str, dict
     if not isinstance(files, dict) or sorted(files) != sorted(expected_files):
         raise UnsafeFile(f"manifest.json must list exactly {sorted(expected_files)}")
     for name, entry in files.items():
-        if not (isinstance(entry, dict) and isinstance(entry.get("size"), int)
+        if not (isinstance(entry, dict) and isinstance(entry.get("size"), int) and entry["size"] >= 0
                 and isinstance(entry.get("sha256"), str) and HEX64.match(entry["sha256"])):
             raise UnsafeFile(f"manifest.json: the entry for {name} needs an integer size and a sha256")
     return files
@@ -83,11 +83,8 @@ def read_metrics(path: Path) -> dict:
 
 def read_history(path: Path, epochs: int | None = None) -> dict[str, np.ndarray]:
     """Per-epoch columns epoch, loss, accuracy, val_loss, val_accuracy (finite floats)."""
-    size = path.stat().st_size
-    if size > MAX_HISTORY_BYTES:
-        raise UnsafeFile(f"history.csv is {size:,} bytes, more than the {MAX_HISTORY_BYTES:,} allowed")
     try:
-        rows = list(csv.reader(io.StringIO(path.read_bytes().decode("utf-8"))))
+        rows = list(csv.reader(io.StringIO(read_bytes(path, MAX_HISTORY_BYTES).decode("utf-8"))))
     except (UnicodeDecodeError, csv.Error) as exc:
         raise UnsafeFile(f"history.csv is not CSV text ({exc})") from None
     if not rows or tuple(rows[0]) != HISTORY_COLUMNS:
@@ -127,8 +124,9 @@ def read_errors(path: Path, test_error: float | None = None) -> dict[str, np.nda
     if count and (index.min() < 0 or index.max() >= TEST_IMAGES or len(np.unique(index)) != count):
         raise UnsafeFile(f"errors.npz: index must hold distinct test indices below {TEST_IMAGES}")
     for name in ("true", "predicted"):
-        if count and errors[name].max() > 9:
-            raise UnsafeFile(f"errors.npz: {name} must hold digits 0-9")
+        if count and (errors[name].min() < 0 or errors[name].max() > 9):
+            raise UnsafeFile(f"errors.npz: {name} must hold digits 0-9, found {errors[name].min()} "
+                             f"to {errors[name].max()}")
     if np.any(errors["true"] == errors["predicted"]):
         raise UnsafeFile("errors.npz lists an image whose prediction equals its label")
     for name in ("confidence", "true_probability"):
@@ -143,14 +141,12 @@ def read_errors(path: Path, test_error: float | None = None) -> dict[str, np.nda
 
 def check_model_file(path: Path) -> None:
     """A .keras archive (config.json and weights inside); the architecture is checked on load."""
-    size = path.stat().st_size
-    if size > MAX_MODEL_BYTES:
-        raise UnsafeFile(f"model.keras is {size:,} bytes, more than the {MAX_MODEL_BYTES:,} allowed")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise UnsafeFile(f"model.keras is not a Keras archive ({exc})") from None
+    with open_regular(path, MAX_MODEL_BYTES) as handle:  # OSError here: missing or unreadable
+        try:
+            with zipfile.ZipFile(handle) as archive:
+                names = set(archive.namelist())
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise UnsafeFile(f"model.keras is not a Keras archive ({exc})") from None
     if not {"config.json", "model.weights.h5"} <= names:
         raise UnsafeFile("model.keras lacks config.json or model.weights.h5")
 

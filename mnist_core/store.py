@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import socket
+import stat
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,7 +31,8 @@ from filelock import FileLock, Timeout
 
 from . import run_files
 from .configs import RunConfig
-from .safe_read import UnsafeFile
+from .safe_read import UnsafeFile, open_regular, read_json
+from .safe_write import fsync_dir, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ RUN_FILES = (
     "model.keras",
 )
 MANIFEST = "manifest.json"
+MAX_RUN_FILE_BYTES = run_files.MAX_MODEL_BYTES  # the model is a run's largest file
 KEY_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 _reported: set[tuple[str, str]] = set()
 
@@ -72,9 +75,13 @@ def validate_key(key: str) -> str:
     return key
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: Path, size: int | None = None) -> str:
+    """The sha256 of a regular file (UnsafeFile if it is not one, or not `size` bytes when given)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open_regular(path, MAX_RUN_FILE_BYTES if size is None else size) as handle:
+        found = os.fstat(handle.fileno()).st_size
+        if size is not None and found != size:
+            raise UnsafeFile(f"{path.name} has {found} bytes, manifest says {size}")
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -96,9 +103,9 @@ def default_user_store() -> Path:
 def holder_description(owner: Path) -> str:
     """Who holds a run's lock, from the note its holder left: pid, host and, here, its state."""
     try:
-        note = json.loads(owner.read_text())
+        note = read_json(owner, max_bytes=4096)
         pid, host = int(note["pid"]), str(note["host"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError):  # UnsafeFile is a ValueError
         return "another process is computing it"
     if host != socket.gethostname():
         return f"process {pid} on {host} is computing it"
@@ -197,8 +204,15 @@ class RunStore:
         the manifest, or holds the wrong kind of content.
         """
         folder = self.path(key)
-        if not (folder.is_dir() or folder.is_symlink()):
+        try:
+            kind = folder.lstat().st_mode
+        except (FileNotFoundError, NotADirectoryError):  # no entry, or no store folder at all
             return None
+        except OSError as exc:
+            raise RunUnreadable(f"run {key[:12]} in {self.root} cannot be read "
+                                f"({exc.strerror or exc})") from None
+        if not (stat.S_ISDIR(kind) or stat.S_ISLNK(kind)):
+            raise UnsafeFile(f"{key[:12]} is a file, not a run folder")
         try:
             return self._verified(key, folder)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
@@ -216,11 +230,7 @@ class RunStore:
     def _verified(self, key: str, folder: Path) -> Run:
         files = run_files.read_manifest(folder / MANIFEST, RUN_FILES)
         for name, expected in files.items():
-            path = folder / name
-            size = path.stat().st_size
-            if size != expected["size"]:
-                raise UnsafeFile(f"{name} has {size} bytes, manifest says {expected['size']}")
-            if sha256_file(path) != expected["sha256"]:
+            if sha256_file(folder / name, expected["size"]) != expected["sha256"]:
                 raise UnsafeFile(f"{name} does not match its sha256 in the manifest")
         config, fingerprint = run_files.read_config(folder / "config.json")
         if config.key(fingerprint) != key:
@@ -249,7 +259,9 @@ class RunStore:
         """
         locks = self.root / ".locks"
         self._writable_dir(locks)
-        lock = FileLock(str(locks / f"{validate_key(key)}.lock"))
+        lock_path = locks / f"{validate_key(key)}.lock"
+        check_lock_file(lock_path)
+        lock = FileLock(str(lock_path))
         owner = locks / f"{key}.owner"
         started = time.monotonic()
         reported = None
@@ -258,20 +270,24 @@ class RunStore:
                 lock.acquire(timeout=1)
                 break
             except Timeout:
-                waited = time.monotonic() - started
-                message = (f"waiting for run {key[:12]}{f' ({what})' if what else ''}: "
-                           f"{holder_description(owner)}; waited {waited:.0f} s")
-                if wait_timeout is not None and waited >= wait_timeout:
-                    raise StoreError(f"gave up after {waited:.0f} s (--wait-timeout) waiting for run "
-                                     f"{key[:12]}: {holder_description(owner)}") from None
-                if reported is None or time.monotonic() - reported >= WAIT_REPORT_EVERY_S:
-                    reported = time.monotonic()
-                    hint = "" if wait_timeout is not None else " (--wait-timeout SECONDS gives up)"
-                    (on_wait or log.warning)(message + hint)
+                pass
+            except OSError as exc:  # the lock file changed into something that cannot be locked
+                raise StoreError(f"cannot lock {lock_path} ({exc.strerror or exc}); remove it "
+                                 "if no process of this store is running") from None
+            waited = time.monotonic() - started
+            message = (f"waiting for run {key[:12]}{f' ({what})' if what else ''}: "
+                       f"{holder_description(owner)}; waited {waited:.0f} s")
+            if wait_timeout is not None and waited >= wait_timeout:
+                raise StoreError(f"gave up after {waited:.0f} s (--wait-timeout) waiting for run "
+                                 f"{key[:12]}: {holder_description(owner)}") from None
+            if reported is None or time.monotonic() - reported >= WAIT_REPORT_EVERY_S:
+                reported = time.monotonic()
+                hint = "" if wait_timeout is not None else " (--wait-timeout SECONDS gives up)"
+                (on_wait or log.warning)(message + hint)
         try:
             try:
-                owner.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                             "since": time.time()}))
+                write_atomic(owner, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                                "since": time.time()}))
             except OSError:
                 pass  # the owner note only makes waiting messages clearer
             yield
@@ -298,15 +314,16 @@ class RunStore:
             raise StoreError(f"cannot write to store {self.root}: {exc.strerror}") from None
         try:
             write(staging)
-            (staging / "config.json").write_text(json.dumps(
+            write_atomic(staging / "config.json", json.dumps(
                 {"config": config.to_dict(), "data_fingerprint": data_fingerprint, "key": key},
                 indent=2, sort_keys=True))
             missing = [name for name in RUN_FILES if not (staging / name).is_file()]
             if missing:
                 raise StoreError(f"run {key} was not fully written: missing {missing}")
-            files = {name: {"size": (staging / name).stat().st_size,
-                            "sha256": sha256_file(staging / name)} for name in RUN_FILES}
-            _write_synced(staging / MANIFEST, json.dumps({"files": files}, indent=2))
+            sizes = {name: (staging / name).stat().st_size for name in RUN_FILES}
+            files = {name: {"size": sizes[name], "sha256": sha256_file(staging / name, sizes[name])}
+                     for name in RUN_FILES}
+            write_atomic(staging / MANIFEST, json.dumps({"files": files}, indent=2))
             for name in RUN_FILES:
                 _fsync_file(staging / name)
             try:
@@ -318,7 +335,7 @@ class RunStore:
                 _remove(staging)
                 return existing
             os.replace(staging, target)
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
         except OSError as exc:
             _remove(staging)
             raise StoreError(f"cannot write run {key[:12]} to {self.root}: {exc.strerror or exc}") from None
@@ -398,13 +415,34 @@ class RunStore:
             raise StoreError(f"store folder {folder} is not writable; pass a writable --store")
 
 
+def check_lock_file(path: Path) -> None:
+    """Raise StoreError unless `path` is absent or a regular file: a lock is opened for writing,
+    so a planted link would be written through, and a folder or a loop cannot be locked."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StoreError(f"lock file {path} cannot be checked ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(mode):
+        kind = "a symbolic link" if stat.S_ISLNK(mode) else "a folder" if stat.S_ISDIR(mode) else "not a file"
+        raise StoreError(f"lock file {path} is {kind}, not a regular file; remove it "
+                         f"(rm -r '{path}') if no process of this store is running")
+
+
 def lock_held(path: Path) -> bool:
     """True while some process holds the file lock at `path` (the OS drops it when that dies)."""
+    try:
+        check_lock_file(path)
+    except StoreError:
+        return False  # no process can hold a lock that is not a regular file
     probe = FileLock(str(path))
     try:
         probe.acquire(timeout=0)
     except Timeout:
         return True
+    except OSError:
+        return False
     probe.release()
     return False
 
@@ -420,21 +458,6 @@ def _remove(path: Path) -> None:
 def _fsync_file(path: Path) -> None:
     with open(path, "rb") as handle:
         os.fsync(handle.fileno())
-
-
-def _write_synced(path: Path, text: str) -> None:
-    with open(path, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class StoreChain:

@@ -14,6 +14,7 @@ import io
 import json
 import logging
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +22,14 @@ import pandas as pd
 from filelock import FileLock
 
 from .safe_read import UnsafeFile, read_json
-from .store import Run
+from .safe_write import write_atomic
+from .store import Run, StoreError, check_lock_file
 
 log = logging.getLogger(__name__)
 
 VERDICTS = ("label wrong", "label fine", "unsure")
 VERDICT_FILE = "suspect_verdicts.json"
+VERDICT_KEY = re.compile(r"[0-9]{1,5}")  # ASCII digits only: str.isdigit also takes "²" and "٣"
 TEST_IMAGES = 10_000
 DEFAULT_VOTERS = 3
 
@@ -94,45 +97,84 @@ def rank_suspects(voters: dict[str, Run]) -> pd.DataFrame:
 class Verdicts:
     """A person's verdict per test image ("label wrong", "label fine", "unsure"), kept as JSON in
     a store folder: written whole and renamed into place, under a lock so two sessions marking
-    at once lose nothing. A file that is not a valid verdict map is reported and read as empty."""
+    at once lose nothing. A damaged file is reported, set aside and read as empty; a file this
+    process cannot read (another user's) is never replaced: marking refuses (VerdictsUnreadable)."""
 
     def __init__(self, folder: str | os.PathLike):
         self.path = Path(folder) / VERDICT_FILE
 
     def load(self) -> dict[int, str]:
-        if not self.path.is_file():
-            return {}
+        """The verdicts, or {} if there are none or the file is damaged (reported)."""
         try:
-            data = read_json(self.path)
-        except (UnsafeFile, OSError, ValueError) as exc:
+            return self._read()
+        except VerdictsUnreadable as exc:
+            log.warning("%s", exc)
+            return {}
+        except ValueError as exc:
             log.warning("ignoring %s: %s", self.path, exc)
             return {}
-        if not isinstance(data, dict):
-            log.warning("ignoring %s: not a map of test index to verdict", self.path)
+
+    def _read(self) -> dict[int, str]:
+        """Raises VerdictsUnreadable (cannot be read here) or UnsafeFile (damaged)."""
+        try:
+            data = read_json(self.path)
+        except FileNotFoundError:
             return {}
-        verdicts = {}
+        except OSError as exc:
+            raise VerdictsUnreadable(f"{self.path} cannot be read ({exc.strerror or exc}); verdicts "
+                                     "are not saved there: ask its owner to make it readable, or "
+                                     "use a store of your own") from None
+        if not isinstance(data, dict):
+            raise UnsafeFile("not a map of test index to verdict")
+        verdicts, skipped = {}, []
         for key, value in data.items():
-            if isinstance(key, str) and key.isdigit() and int(key) < TEST_IMAGES and value in VERDICTS:
+            if isinstance(key, str) and VERDICT_KEY.fullmatch(key) and int(key) < TEST_IMAGES \
+                    and value in VERDICTS:
                 verdicts[int(key)] = value
+            else:
+                skipped.append(key)
+        if skipped:
+            log.warning("%s: skipped %d entr%s that are not a test index (0-%d) with a verdict, "
+                        "e.g. %.40r", self.path, len(skipped), "y" if len(skipped) == 1 else "ies",
+                        TEST_IMAGES - 1, skipped[0])
         return verdicts
 
     def set(self, index: int, verdict: str | None) -> dict[int, str]:
-        """Record (or with None, forget) the verdict on test image `index`; returns them all."""
+        """Record (or with None, forget) the verdict on test image `index`; returns them all.
+        Raises VerdictsUnreadable, changing nothing, if the file exists but cannot be read here."""
         if not 0 <= int(index) < TEST_IMAGES:
             raise ValueError(f"test image index must be 0..{TEST_IMAGES - 1}, got {index}")
         if verdict is not None and verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.path) + ".lock", timeout=10):
-            verdicts = self.load()
-            if verdict is None:
-                verdicts.pop(int(index), None)
-            else:
-                verdicts[int(index)] = verdict
-            temporary = self.path.with_name(f".{VERDICT_FILE}.{os.getpid()}.tmp")
-            temporary.write_text(json.dumps({str(k): v for k, v in sorted(verdicts.items())}, indent=1))
-            os.replace(temporary, self.path)
+        lock_path = self.path.with_name(VERDICT_FILE + ".lock")
+        try:
+            check_lock_file(lock_path)
+            with FileLock(str(lock_path), timeout=10):
+                verdicts = self._current()
+                if verdict is None:
+                    verdicts.pop(int(index), None)
+                else:
+                    verdicts[int(index)] = verdict
+                write_atomic(self.path, json.dumps({str(k): v for k, v in sorted(verdicts.items())},
+                                                   indent=1))
+        except (StoreError, OSError) as exc:  # NotReplaced and filelock's Timeout among them
+            raise VerdictsUnreadable(f"verdicts cannot be saved in {self.path.parent} ({exc})") from None
         return verdicts
+
+    def _current(self) -> dict[int, str]:
+        """The verdicts to add to; a damaged file is kept aside (…json.damaged) before it is replaced."""
+        try:
+            return self._read()
+        except UnsafeFile as exc:
+            aside = self.path.with_name(VERDICT_FILE + ".damaged")
+            log.warning("%s is damaged (%s); kept as %s and started afresh", self.path, exc, aside.name)
+            os.replace(self.path, aside)
+            return {}
+
+
+class VerdictsUnreadable(OSError):
+    """The verdict file exists but cannot be read (or written) here; it is left as it is."""
 
 
 def verdicts_csv(ranking: pd.DataFrame, verdicts: dict[int, str]) -> str:

@@ -33,10 +33,10 @@ from mnist_core.store import StoreChain
 from mnist_core.sweeps import ensure_runs
 
 slow_hash = store_module.sha256_file
-def announced(path):
+def announced(path, *size):
     print("PUBLISHING", flush=True)
     time.sleep(0.5)
-    return slow_hash(path)
+    return slow_hash(path, *size)
 store_module.sha256_file = announced
 print("TRAINING", flush=True)
 config = RunConfig(hidden=(10, 5), epochs=2, limit=3000, seed=5)

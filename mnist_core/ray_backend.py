@@ -15,10 +15,12 @@ import logging
 import os
 import re
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 
 from .configs import ConfigError, RunConfig, group_key
@@ -48,6 +50,7 @@ log = logging.getLogger(__name__)
 TASK_RETRIES = 3  # a task whose worker process or node dies is run again, this many times at most
 PUBLISH_ATTEMPTS = 3  # a run failing verification on the driver is trained again, this many times
 REACH_TIMEOUT_S = 5
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 SAY_EVERY_S = 15  # how often a driver waiting for a CPU in the cluster says so
 PAYLOAD = tuple(name for name in RUN_FILES if name != "config.json")  # config.json: the driver's own
 # Multiply-adds per image of the CNNs (counted from models.py's layers), to weigh tasks.
@@ -142,11 +145,17 @@ def connect(address: str | None) -> None:
         if not match:
             raise ConfigError(f"Ray address must be auto or host:port, not {address!r}")
         try:
-            socket.create_connection((match[1], int(match[2])), timeout=REACH_TIMEOUT_S).close()
+            speaks_grpc = _speaks_grpc(match[1], int(match[2]))
+        except (UnicodeError, ValueError):  # a host label over 63 characters, a port over 65535
+            raise ConfigError(f"Ray address {address!r} has no valid host name and port") from None
         except OSError as exc:
             raise ClusterError(f"cannot reach the Ray cluster at {address} "
                                f"({exc.strerror or exc}); start its head with `ray start --head` "
                                "or fix --ray-address / $MNIST_LAB_RAY_ADDRESS") from None
+        if not speaks_grpc:
+            raise ClusterError(f"{address} answers, but not as a Ray cluster's head does (it does "
+                               "not speak gRPC); give the head's address, host:6379 by default "
+                               "(`ray status` on the head prints it)")
     options = dict(logging_level=logging.WARNING, log_to_driver=False,
                    runtime_env={"py_modules": [str(Path(__file__).resolve().parent)]})
     if address is None:
@@ -154,6 +163,8 @@ def connect(address: str | None) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         core_log = Path(scratch) / "ray-init.log"
         try:
+            if address is None:
+                _reap_agents_when_we_end()
             with _stderr_to(core_log):
                 ray.init(address=address, **options)
         except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError, ...
@@ -167,6 +178,33 @@ def connect(address: str | None) -> None:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             where = address or "this machine"
             raise ClusterError(f"cannot join the Ray cluster at {where}: {first}") from None
+
+
+def _speaks_grpc(host: str, port: int) -> bool:
+    """True if `host:port` answers an HTTP/2 greeting with HTTP/2 settings, as Ray's gRPC servers
+    do (an HTTP/1 server, or anything else, does not). Raises OSError if it cannot be reached."""
+    if os.environ.get("RAY_USE_TLS", "0") not in ("", "0"):
+        return True  # a TLS server answers a plain greeting with nothing useful; let Ray try
+    with socket.create_connection((host, port), timeout=REACH_TIMEOUT_S) as conn:
+        conn.sendall(HTTP2_PREFACE + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")  # an empty SETTINGS frame
+        head = b""
+        deadline = time.monotonic() + REACH_TIMEOUT_S
+        try:
+            while len(head) < 9 and time.monotonic() < deadline:
+                chunk = conn.recv(9 - len(head))
+                if not chunk:
+                    break
+                head += chunk
+        except (TimeoutError, ConnectionError):
+            return False
+    return len(head) == 9 and head[3] == 0x04  # a frame of type SETTINGS
+
+
+def _reap_agents_when_we_end() -> None:
+    """Start mnist_core.ray_reaper for the Ray instance this process is about to start here."""
+    subprocess.Popen([sys.executable, "-m", "mnist_core.ray_reaper", str(os.getpid())],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     start_new_session=True, cwd=Path(__file__).resolve().parent.parent)
 
 
 def describe_cluster() -> dict:
@@ -275,8 +313,10 @@ class RayExecutor:
         label = (f"{_count(len(configs), 'run')} in {_count(len(pending), 'task')} on "
                  f"{cluster_words(cluster)}")
         shown, finished = 0, set()
+        # Ray's own messages while tasks run (retries, memory pressure) are printed to stdout,
+        # which holds a command's results: they go to stderr with our progress.
         with tqdm(total=sum(epochs.values()), desc=label, unit="epoch", disable=not progress,
-                  leave=False) as bar, _cancelled_on_exit(pending):
+                  leave=False) as bar, _cancelled_on_exit(pending), redirect_stdout(sys.stderr):
             starved = _Starved(self.wait_timeout)
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)

@@ -197,11 +197,25 @@ def refused(cluster):
     yield process, started, ended, waiter
 
 
+@pytest.fixture(scope="module")
+def web_server():
+    """A port that answers, but HTTP/1 (python -m http.server), not Ray."""
+    import http.server
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
 @pytest.mark.parametrize("address, says", [
     ("127.0.0.1:1", "cannot reach the Ray cluster at 127.0.0.1:1"),
     ("no-port-here", "Ray address must be auto or host:port"),
+    ("WEB", "answers, but not as a Ray cluster's head does"),
+    ("a" * 64 + ".example:6379", "has no valid host name and port"),
 ])
-def test_an_unreachable_cluster_exits_2_with_one_line(address, says):
+def test_an_unreachable_cluster_exits_2_with_one_line(address, says, web_server):
+    address = web_server if address == "WEB" else address
     started = time.monotonic()
     process = cli("sweep", "lambda", "--values", "0.0002", "--epochs", "1", "--limit", "2000",
                   "--no-committed", "--store", tempfile.mkdtemp(), "--backend", "ray",
@@ -310,3 +324,51 @@ def test_a_cluster_without_a_cpu_is_waited_for_saying_so_and_given_up_on(starved
                         r"node with a CPU to run 1 training task\(s\); start one with `ray start --address "
                         r"\.\.\.`", last), err
     assert not [p for p in store.glob("*") if not p.name.startswith(".")]
+
+
+def test_the_cluster_command_on_a_port_that_is_not_ray_exits_2_with_one_line(web_server):
+    started = time.monotonic()
+    process = cli("cluster", "--ray-address", web_server)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 2 and time.monotonic() - started < 30
+    assert err.count("\n") == 1 and "not as a Ray cluster's head does" in err, err
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def test_a_killed_driver_leaves_no_ray_agents_running_for_more_than_a_minute(tmp_path):
+    from mnist_core.ray_reaper import is_agent
+
+    driver = cli("sweep", "lambda", "--values", "0.0002", "--epochs", "1", "--limit", "2000",
+                 "--no-committed", "--store", str(tmp_path / "store"), "--backend", "ray", "--quiet",
+                 env={RAY_ADDRESS_ENV: ""})
+    agents, training, deadline = [], False, time.monotonic() + 120
+    while not (len(agents) == 2 and training) and time.monotonic() < deadline and driver.poll() is None:
+        started = [pid for child in _children(driver.pid) for pid in _children(child)]
+        agents = [pid for pid in started if is_agent(pid)]
+        training = any(_cmdline(pid).startswith(b"ray::train_task") for pid in started)
+        time.sleep(0.5)
+    assert len(agents) == 2 and training, "the driver should be training on a Ray instance of its own"
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(timeout=30)
+    killed = time.monotonic()
+    while any(is_agent(pid) for pid in agents) and time.monotonic() - killed < 60:
+        time.sleep(1)
+    assert not any(is_agent(pid) for pid in agents), "Ray's agents outlived the killed driver"

@@ -48,6 +48,10 @@ def open_regular(path: Path, max_bytes: int, follow_links: bool = False) -> Bina
         if exc.errno == errno.ELOOP:
             what = "a symbolic link" if not follow_links else "a loop of symbolic links"
             raise UnsafeFile(f"{path.name} is {what}, not a regular file") from None
+        if exc.errno in (errno.ENXIO, errno.ENODEV, errno.EOPNOTSUPP):  # a socket, a device with no driver
+            mode = (path.stat() if follow_links else path.lstat()).st_mode
+            raise UnsafeFile(f"{path.name} is {_KINDS.get(stat.S_IFMT(mode), 'not a regular file')}, "
+                             "not a regular file") from None
         raise
     try:
         info = os.fstat(fd)

@@ -106,6 +106,7 @@ DAMAGES = {
     "history without val_loss": _history_without_val_loss,
     "config with a list fingerprint": _edit_json("config.json", lambda c: c.update(data_fingerprint=[1])),
     "manifest of 100000 brackets": _manifest_brackets,
+    "errors with a true label of -1": _replace_npz("errors.npz", true=np.full(ERRORS, -1, np.int64)),
 }
 
 

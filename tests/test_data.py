@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -290,3 +291,123 @@ def test_cli_data_download_and_its_failure(tmp_path, mirror):
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith(
         "python -m mnist_core data: error: the file from")
     assert not (tmp_path / "n.npz").exists()
+
+
+class Hostile:
+    """A local server that misbehaves as the path says: a malformed length, a drip, silence,
+    a redirect to itself."""
+
+    def __init__(self, payload: bytes):
+        import http.server
+        import threading
+        import time
+
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                if self.path == "/bad-length":
+                    self.send_response(200)
+                    self.send_header("Content-Length", "abc")
+                    self.end_headers()
+                    self.wfile.write(outer.payload)
+                    self.close_connection = True
+                elif self.path == "/loop":
+                    self.send_response(302)
+                    self.send_header("Location", "/loop")
+                    self.end_headers()
+                elif self.path in ("/drip", "/silent"):
+                    self.send_response(200)
+                    self.send_header("Content-Length", "1000")
+                    self.end_headers()
+                    for _ in range(600 if self.path == "/drip" else 1):
+                        if self.path == "/drip":
+                            self.wfile.write(b"x")
+                            self.wfile.flush()
+                        time.sleep(0.2 if self.path == "/drip" else 20)
+
+        self.payload = payload
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+@pytest.fixture
+def hostile(mnist):
+    server = Hostile(Path(mnist.source).read_bytes())
+    yield server
+    server.server.shutdown()
+
+
+def download_cli(tmp_path, url, *args, **options):
+    env = {**os.environ, "MNIST_LAB_DOWNLOAD_URL": url}
+    return subprocess.run([sys.executable, "-m", "mnist_core", "data", "download", "--quiet", *args],
+                          cwd=Path(__file__).resolve().parent.parent, env=env, capture_output=True,
+                          text=True, timeout=120, **options)
+
+
+@pytest.mark.parametrize("url, says", [
+    ("not a url", "is not an http(s) URL"),
+    ("http://[::1", "is not a valid URL"),
+    ("http://127.0.0.1:99999/x", "is not a valid URL"),
+    ("LOOP", "HTTP 302"),
+])
+def test_bad_download_addresses_are_one_line_exit_2_and_leave_nothing(tmp_path, hostile, url, says):
+    result = download_cli(tmp_path, hostile.url + "/loop" if url == "LOOP" else url,
+                          "--to", str(tmp_path / "m" / "mnist.npz"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert says in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "m").exists() or list((tmp_path / "m").iterdir()) == []
+
+
+def test_a_download_to_a_path_under_a_file_is_one_line(tmp_path, hostile):
+    (tmp_path / "file").write_text("x")
+    result = download_cli(tmp_path, hostile.url + "/bad-length", "--to", str(tmp_path / "file" / "mnist.npz"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "could not save MNIST" in result.stderr
+
+
+def test_a_malformed_content_length_is_ignored(tmp_path, hostile, monkeypatch):
+    from mnist_core.download import download_mnist
+
+    monkeypatch.setenv("MNIST_LAB_DOWNLOAD_URL", hostile.url + "/bad-length")
+    monkeypatch.setenv("MNIST_LAB_DOWNLOAD_SHA256", hashlib.sha256(hostile.payload).hexdigest())
+    path = download_mnist(tmp_path / "mnist.npz")
+    assert path.read_bytes() == hostile.payload and list(tmp_path.iterdir()) == [path]
+
+
+@pytest.mark.parametrize("path, setting, says", [
+    ("/drip", "DEADLINE_S", "took more than 2 s"),
+    ("/silent", "STALL_S", "timed out"),
+])
+def test_a_dripping_or_silent_server_is_given_up_on(tmp_path, hostile, monkeypatch, path, setting, says):
+    from mnist_core import download
+
+    monkeypatch.setenv("MNIST_LAB_DOWNLOAD_URL", hostile.url + path)
+    monkeypatch.setattr(download, setting, 2)
+    started = time.monotonic()
+    with pytest.raises(MNISTError, match=says):
+        download.download_mnist(tmp_path / "mnist.npz")
+    assert time.monotonic() - started < 10 and list(tmp_path.iterdir()) == []
+
+
+def test_a_download_ended_by_sigterm_leaves_nothing(tmp_path, hostile):
+    import signal
+
+    env = {**os.environ, "MNIST_LAB_DOWNLOAD_URL": hostile.url + "/drip"}
+    folder = tmp_path / "m"
+    worker = subprocess.Popen([sys.executable, "-m", "mnist_core", "data", "download", "--quiet", "--to",
+                               str(folder / "mnist.npz")], cwd=Path(__file__).resolve().parent.parent,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (folder.is_dir() and any(folder.iterdir())) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert any(folder.iterdir()), "the download should have started writing"
+    worker.send_signal(signal.SIGTERM)
+    _, err = worker.communicate(timeout=60)
+    assert worker.returncode == 130 and err.count("\n") == 1, err
+    assert list(folder.iterdir()) == []

@@ -356,9 +356,14 @@ def _cmdline(pid: int) -> bytes:
 def test_a_killed_driver_leaves_no_ray_agents_running_for_more_than_a_minute(tmp_path):
     from mnist_core.ray_reaper import is_agent
 
-    driver = cli("sweep", "lambda", "--values", "0.0002", "--epochs", "1", "--limit", "2000",
-                 "--no-committed", "--store", str(tmp_path / "store"), "--backend", "ray", "--quiet",
-                 env={RAY_ADDRESS_ENV: ""})
+    # No address anywhere, and a Ray temp folder of its own: otherwise Ray would join the module's
+    # cluster (found through /tmp/ray/ray_current_cluster) instead of starting an instance here.
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", RAY_ADDRESS_ENV)}
+    env["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="r", dir="/tmp")  # short: Ray's socket paths are limited
+    driver = subprocess.Popen([sys.executable, "-m", "mnist_core", "sweep", "lambda", "--values", "0.0002",
+                               "--epochs", "3", "--limit", "2000", "--no-committed", "--store",
+                               str(tmp_path / "store"), "--backend", "ray", "--quiet"], cwd=REPO, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     agents, training, deadline = [], False, time.monotonic() + 120
     while not (len(agents) == 2 and training) and time.monotonic() < deadline and driver.poll() is None:
         started = [pid for child in _children(driver.pid) for pid in _children(child)]

@@ -151,7 +151,7 @@ def ask_for_tiny_lambda_sweep(page, server):
     values.press("Enter")
     for label in ("Epochs", "Seeds", "Training images"):
         slider_to_minimum(page, label)
-    expect(page.get_by_text(re.compile(r"0 of 2 runs stored · 1 epochs · 1 seed\(s\) · 1,000"))) \
+    expect(page.get_by_text(re.compile(r"0 of 2 runs stored · 1 epoch · 1 seed · 1,000"))) \
         .to_be_visible()
 
 
@@ -217,4 +217,37 @@ def test_looking_inside_a_model_shows_its_layers_the_deciding_pixels_and_nearest
     toggle.click()
     expect(page.locator("[data-inside]")).to_have_count(0)
     expect(page.get_by_text(strokes_read(2), exact=True)).to_be_visible()  # the reading stays
+    no_exception(page)
+
+
+def test_a_reload_mid_job_and_a_copied_link_keep_the_settings_and_the_job_says_what_it_trains(
+        page, browser, server):
+    page.goto(f"{server}/lambda_sweep")
+    expect(page.get_by_role("heading", name="L2 regularization sweep")).to_be_visible()
+    page.get_by_text("Explicit values").click()
+    values = page.get_by_label("Lambdas, comma-separated", exact=True)
+    values.fill("0.002")
+    values.press("Enter")
+    for label, rights in (("Epochs", 2), ("Seeds", 0), ("Training images", 1)):
+        slider_to_minimum(page, label)
+        for _ in range(rights):
+            page.get_by_role("slider", name=label).press("ArrowRight")
+    wanted = "5 epochs · 1 seed · 2,000 training images"
+    expect(page.get_by_text(f"0 of 1 run stored · {wanted}")).to_be_visible()
+    page.get_by_role("button", name="Train 1 missing run in the background (5 model-epochs)").click()
+    expect(page.get_by_text(re.compile(r"Training λ = 0.002, 5 epochs, seed 0, 2,000 images: "))) \
+        .to_be_visible()
+    page.reload()
+    expect(page.get_by_text(re.compile(rf"of 1 run stored · {wanted}"))).to_be_visible()
+    expect(page.get_by_label("Lambdas, comma-separated", exact=True)).to_have_value("0.002")
+    expect(page.get_by_text(f"1 of 1 run stored · {wanted}")).to_be_visible(timeout=180_000)
+    expect(page.get_by_text(re.compile(r"Trained 1 run in \d+ s \(λ = 0.002, 5 epochs, seed 0, "
+                                       r"2,000 images\); they are on the chart\."))).to_be_visible()
+    expect(page.get_by_test_id("stEChartsChart")).to_have_count(1)
+    fresh = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    fresh.goto(page.url)  # a copied link, in a browser that has never seen the page
+    expect(fresh.get_by_text(f"1 of 1 run stored · {wanted}")).to_be_visible()
+    expect(fresh.get_by_test_id("stEChartsChart")).to_have_count(1)
+    no_exception(fresh)
+    fresh.context.close()
     no_exception(page)

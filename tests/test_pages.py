@@ -54,6 +54,52 @@ def test_lambda_page_reference_grid_and_controls():
     assert not app.exception
 
 
+def test_sweep_settings_come_from_the_url_and_go_back_to_it():
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    app.run()
+    app.switch_page("pages/lambda_sweep.py")
+    for name, value in {"grid": "log", "range": "-4.0,-1.0", "points": "4", "zero": "False",
+                        "epochs": "5", "seeds": "1", "images": "2000"}.items():
+        app.query_params[name] = value
+    app.run()
+    assert not app.exception
+    assert app.radio(key="lambda_grid_mode").value == "Log range"
+    assert app.select_slider(key="lambda_range").value == (-4.0, -1.0)
+    assert any("0 of 4 runs stored · 5 epochs · 1 seed · 2,000 training images" in c.value
+               for c in app.caption)
+    assert any(c.value == "λ = 0.0001, 0.001, 0.01, 0.1" for c in app.caption)
+    app.select_slider(key="lambda_epochs").set_value(10).run()
+    assert app.query_params["epochs"] == "10" and app.query_params["grid"] == "log"
+    app.select_slider(key="lambda_epochs").set_value(60).run()
+    assert "epochs" not in app.query_params  # the default is not written
+
+
+def test_a_link_with_values_the_page_does_not_offer_is_ignored_not_raised():
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    app.run()
+    app.switch_page("pages/lambda_sweep.py")
+    for name, value in {"grid": "nonsense", "epochs": "7", "seeds": "x", "range": "-9,3"}.items():
+        app.query_params[name] = value
+    app.run()
+    assert not app.exception
+    assert app.radio(key="lambda_grid_mode").value == "Reference grid"
+    assert any("24 of 24 runs stored · 60 epochs · 3 seeds" in c.value for c in app.caption)
+
+
+def test_a_request_over_the_job_limits_offers_no_train_button_and_says_why():
+    app = open_page("pages/lambda_sweep.py")
+    app.radio(key="lambda_grid_mode").set_value("Log range").run()
+    app.slider(key="lambda_count").set_value(12).run()
+    app.select_slider(key="lambda_epochs").set_value(5).run()
+    assert not any(b.label.startswith("Train") for b in app.button)
+    assert any("a job may train at most 24 runs, this one asks for 39" in w.value for w in app.warning)
+    wide = open_page("pages/width_sweep.py")
+    wide.radio(key="width_grid_mode").set_value("Explicit pairs").run()
+    wide.text_input(key="width_values").input("2000:10").run()
+    assert not any(b.label.startswith("Train") for b in wide.button)
+    assert any("widths up to 1200" in w.value for w in wide.warning)
+
+
 def test_width_page():
     app = open_page("pages/width_sweep.py")
     assert len(app.get("echarts_chart")) in (0, 1)

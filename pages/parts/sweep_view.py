@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 
 import streamlit as st
 
@@ -19,40 +20,75 @@ from mnist_core.catalog import (
 )
 from mnist_core.configs import ConfigError
 from mnist_core.store import StoreError
-from pages.parts import charts, common
+from pages.parts import charts, common, url_state
 
 EPOCH_CHOICES = (1, 2, 5, 10, 20, 30, 60)
 IMAGE_CHOICES = (1000, 2000, 5000, 10000, 30000, 60000)
+LAMBDA_MODES = {"reference": "Reference grid", "log": "Log range", "values": "Explicit values"}
+WIDTH_MODES = {"reference": "Reference grid", "range": "Range of the reference", "pairs": "Explicit pairs"}
+WIDTH_LABELS = [f"{a}/{b}" for a, b in REFERENCE_WIDTHS]
+LOG_STEPS = [x / 2 for x in range(-10, 1)]  # log10 lambda from -5 to 0 in steps of 0.5
+
+
+def _log_step(text: str) -> float:
+    value = float(text)
+    if value not in LOG_STEPS:
+        raise ValueError(text)
+    return value
+
+
+def settings(kind: str) -> list[url_state.Setting]:
+    """The sidebar of a sweep page, as URL parameters."""
+    Setting = url_state.Setting
+    shared = [Setting("epochs", f"{kind}_epochs", 60, url_state.one_of(EPOCH_CHOICES)),
+              Setting("seeds", f"{kind}_seeds", 3, url_state.one_of((1, 2, 3))),
+              Setting("images", f"{kind}_images", 60000, url_state.one_of(IMAGE_CHOICES))]
+    if kind == "lambda":
+        return [Setting("grid", "lambda_grid_mode", "Reference grid", *url_state.named(LAMBDA_MODES)),
+                Setting("range", "lambda_range", (-3.0, -0.5), *url_state.pair_of(_log_step)),
+                Setting("points", "lambda_count", 6, url_state.one_of(range(2, 13))),
+                Setting("zero", "lambda_zero", True, url_state.one_of((True, False))),
+                Setting("values", "lambda_values", "0, 0.001, 0.01, 0.1", url_state.text_up_to(500)),
+                *shared]
+    return [Setting("grid", "width_grid_mode", "Reference grid", *url_state.named(WIDTH_MODES)),
+            Setting("range", "width_range", (WIDTH_LABELS[0], WIDTH_LABELS[-1]),
+                    *url_state.pair_of(url_state.one_of(WIDTH_LABELS))),
+            Setting("pairs", "width_values", "10:5, 25:10, 100:40", url_state.text_up_to(500)),
+            *shared]
+
+
+def log_range(low: float, high: float, count: int, zero: bool) -> list[float]:
+    values = [round(10 ** (low + (high - low) * i / (count - 1)), 6) for i in range(count)]
+    return sorted(set(values + ([0.0] if zero else [])))
 
 
 def _lambda_grid() -> list[float] | None:
-    mode = st.radio("Lambda grid", ["Reference grid", "Log range", "Explicit values"], horizontal=True,
-                    key="lambda_grid_mode")
+    mode = st.radio("Lambda grid", list(LAMBDA_MODES.values()), horizontal=True, key="lambda_grid_mode")
     if mode == "Reference grid":
         return list(REFERENCE_LAMBDAS)
     if mode == "Log range":
-        low, high = st.slider("log₁₀ λ range", -5.0, 0.0, (-3.0, -0.5), 0.5, key="lambda_range")
-        count = st.slider("Points in range", 2, 12, 6, key="lambda_count")
-        zero = st.checkbox("Include λ = 0", True, key="lambda_zero")
-        values = [round(10 ** (low + (high - low) * i / (count - 1)), 6) for i in range(count)]
-        return sorted(set(values + ([0.0] if zero else [])))
-    text = st.text_input("Lambdas, comma-separated", "0, 0.001, 0.01, 0.1", key="lambda_values",
+        # value= only makes it a range slider; the value itself comes from the session (url_state)
+        low, high = st.select_slider("log₁₀ λ range", LOG_STEPS, value=(-3.0, -0.5), key="lambda_range")
+        count = st.slider("Points in range", 2, 12, key="lambda_count")
+        zero = st.checkbox("Include λ = 0", key="lambda_zero")
+        values = log_range(low, high, count, zero)
+        st.caption("λ = " + ", ".join(f"{v:g}" for v in values))
+        return values
+    text = st.text_input("Lambdas, comma-separated", key="lambda_values",
                          help="Numbers >= 0 separated by commas, like 0, 0.001, 0.01")
     return _parsed(parse_lambdas, text, "lambda")
 
 
 def _width_grid() -> list[tuple[int, int]] | None:
-    mode = st.radio("Width grid", ["Reference grid", "Range of the reference", "Explicit pairs"],
-                    horizontal=True, key="width_grid_mode")
+    mode = st.radio("Width grid", list(WIDTH_MODES.values()), horizontal=True, key="width_grid_mode")
     if mode == "Reference grid":
         return list(REFERENCE_WIDTHS)
     if mode == "Range of the reference":
-        labels = [f"{a}/{b}" for a, b in REFERENCE_WIDTHS]
-        low, high = st.select_slider("Layer sizes from … to", labels, (labels[0], labels[-1]),
-                                     key="width_range")
-        return list(REFERENCE_WIDTHS[labels.index(low):labels.index(high) + 1])
-    text = st.text_input("Pairs layer1:layer2, comma-separated", "10:5, 25:10, 100:40",
-                         key="width_values", help="Width pairs like 25:10, separated by commas")
+        low, high = st.select_slider("Layer sizes from … to", WIDTH_LABELS,
+                                     value=(WIDTH_LABELS[0], WIDTH_LABELS[-1]), key="width_range")
+        return list(REFERENCE_WIDTHS[WIDTH_LABELS.index(low):WIDTH_LABELS.index(high) + 1])
+    text = st.text_input("Pairs layer1:layer2, comma-separated", key="width_values",
+                         help="Width pairs like 25:10, separated by commas")
     return _parsed(parse_width_pairs, text, "width")
 
 
@@ -72,12 +108,15 @@ def _parsed(parse, text: str, kind: str):
 def render(kind: str) -> None:
     """The whole page for kind 'lambda' or 'width'."""
     is_lambda = kind == "lambda"
+    url_state.restore(settings(kind))
     with st.sidebar:
         st.subheader("Grid")
         grid = _lambda_grid() if is_lambda else _width_grid()
-        epochs = st.select_slider("Epochs", EPOCH_CHOICES, 60, key=f"{kind}_epochs")
-        seeds = st.slider("Seeds", 1, 3, 3, key=f"{kind}_seeds")
-        images = st.select_slider("Training images", IMAGE_CHOICES, 60000, key=f"{kind}_images")
+        epochs = st.select_slider("Epochs", EPOCH_CHOICES, key=f"{kind}_epochs")
+        seeds = st.slider("Seeds", 1, 3, key=f"{kind}_seeds")
+        images = st.select_slider("Training images", IMAGE_CHOICES, key=f"{kind}_images",
+                                  format_func=lambda n: f"{n:,}")
+    url_state.keep(settings(kind))
     valid = grid is not None
     if not valid:
         grid = st.session_state.get(f"{kind}_last_grid") or list(REFERENCE_LAMBDAS if is_lambda else
@@ -99,8 +138,8 @@ def render(kind: str) -> None:
     runs = [common.run_by_key(c.key(fp)) for c in configs]
     missing = [c for c, r in zip(configs, runs) if r is None]
     frame = runs_table(runs)
-    st.caption(f"{len(configs) - len(missing)} of {len(configs)} runs stored · {epochs} epochs · "
-               f"{seeds} seed(s) · {images:,} training images")
+    st.caption(f"{len(configs) - len(missing)} of {plural(len(configs), 'run')} stored · "
+               f"{plural(epochs, 'epoch')} · {plural(seeds, 'seed')} · {images:,} training images")
     if frame.empty:
         st.info("None of these runs is stored yet. Train them below, or pick the reference grid "
                 "with 60 epochs and 60,000 images to see the committed results.")
@@ -108,7 +147,7 @@ def render(kind: str) -> None:
         _chart(frame, kind)
     if valid:
         _training_controls(kind, missing, fp)
-    _job_panel(kind)
+    _job_panel(kind, frozenset(c.key(fp) for c in configs))
     if not frame.empty:
         table = st.expander("Table of runs", key=f"{kind}_table", on_change="rerun")
         if table.open:  # drawn only when opened: the page's first render skips the table's script
@@ -153,6 +192,26 @@ def _chart(frame, kind: str) -> None:
                f"{f'λ = {best:g}' if kind == 'lambda' else best}")
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def describe(kind: str, configs) -> str:
+    """What a job trains, as a person reads it: "λ = 0.002, 5 epochs, seed 0, 2,000 images"."""
+    if kind == "lambda":
+        values = [f"{v:g}" for v in sorted({c.l2 for c in configs})]
+        head = "λ = "
+    else:
+        values = [f"{a}/{b}" for a, b in sorted({c.hidden for c in configs})]
+        head = "widths "
+    head += ", ".join(values[:4]) + (f" and {len(values) - 4} more" if len(values) > 4 else "")
+    seeds = sorted({c.seed for c in configs})
+    epochs = max(c.epochs for c in configs)
+    images = configs[0].limit or 60000
+    return (f"{head}, {plural(epochs, 'epoch')}, {'seed' if len(seeds) == 1 else 'seeds'} "
+            f"{', '.join(map(str, seeds))}, {images:,} images")
+
+
 def _training_controls(kind: str, missing, fp: str) -> None:
     if not missing:
         return
@@ -163,40 +222,85 @@ def _training_controls(kind: str, missing, fp: str) -> None:
         return
     place = common.training_place()
     if place["error"]:
-        st.error(f"Training is off: {place['error']}. Bring the cluster back, or unset "
-                 "MNIST_LAB_RAY_ADDRESS and restart the dashboard to train on this machine.")
+        st.error(f"Training is off: the Ray cluster this dashboard trains on does not answer "
+                 f"({place['error']}). Ask whoever runs the dashboard to bring the cluster back.")
+        return
+    try:
+        jobs.check_limits(missing, place["cpus"])  # the rule the job runner applies, before the button
+    except jobs.JobError as exc:
+        st.warning(f"These {plural(len(missing), 'missing run')} cannot be trained from here: {exc}. "
+                   "Ask for less: fewer grid values or seeds, fewer epochs, or narrower layers; "
+                   "the command line (`python -m mnist_core sweep`) has no such limit.")
         return
     if place["ray"]:
         st.caption(f"Training jobs run on the {place['where']}.")
     total_epochs = sum(c.epochs for c in missing)
-    label = f"Train {len(missing)} missing run(s) in the background ({total_epochs} model-epochs)"
+    label = (f"Train {plural(len(missing), 'missing run')} in the background "
+             f"({plural(total_epochs, 'model-epoch')})")
     if st.button(label, key=f"{kind}_train", type="primary"):
+        title = describe(kind, missing)
         try:
-            job = jobs.start(missing, common.stores(), fp, title=f"{kind} sweep: {len(missing)} runs",
-                             data_path=common.mnist_source(), cpus=place["cpus"])
-            st.toast(f"Training job {job.id[:8]} {job.status}")
+            jobs.start(missing, common.stores(), fp, title=title, data_path=common.mnist_source(),
+                       cpus=place["cpus"], settings=st.query_params.to_dict())
+            st.toast(f"Training started: {title}")
         except (jobs.JobError, StoreError, OSError) as exc:
             st.error(str(exc))
 
 
+def _show_job_runs(kind: str, job_settings: dict) -> None:
+    """The Show button of a finished job: the page's settings become the job's."""
+    for setting in settings(kind):
+        st.session_state.pop(setting.key, None)
+    st.query_params.from_dict(job_settings)
+
+
+RECENT_S = 600  # a finished job's closing line stays this long
+
+
 @st.fragment(run_every=2)
-def _job_panel(kind: str) -> None:
+def _job_panel(kind: str, on_chart: frozenset) -> None:
     listed = jobs.list_jobs(common.stores())
     active = [j for j in listed if j.status in jobs.ACTIVE]
-    recent = [j for j in listed[:3] if j.status == "failed"]
     for job in active:
-        title = job.state.get("title", "job")
+        title = job.state.get("title", "training")
         progress, cancel = st.columns([6, 1], vertical_alignment="bottom")
         if job.status == "stalled":
-            progress.warning(f"{title} is stalled: {job.message}")
+            progress.warning(f"Training {title} is stalled: {job.message}")
         else:
-            progress.progress(job.progress, text=f"{title}: {job.message}")
+            elapsed = time.time() - float(job.state.get("launched") or time.time())
+            progress.progress(job.progress, text=f"Training {title}: {job.message} ({elapsed:.0f} s)")
         cancel.button("Cancel", key=f"cancel_{job.id}", on_click=jobs.cancel, args=(job,),
                       help="End the training process; runs already finished stay stored")
-    for job in recent:
-        st.error(f"{job.state.get('title', 'job')} failed: {job.message}")
+    for job in listed[:3]:
+        if job.status == "failed":
+            st.error(f"Training {job.state.get('title', '')} failed: {job.message}")
+    ended = [j for j in listed if j.status in ("done", "cancelled")]
+    if ended and not active and ended[0] is listed[0]:
+        _closing_line(kind, ended[0], on_chart)
     signature = common.store_signature()
     if st.session_state.get(f"{kind}_signature") not in (None, signature):
         st.session_state[f"{kind}_signature"] = signature
         st.rerun(scope="app")  # new runs were published: redraw the curves
     st.session_state[f"{kind}_signature"] = signature
+
+
+def _closing_line(kind: str, job: jobs.Job, on_chart: frozenset) -> None:
+    """How the last job ended, while it is recent: what it stored, and where to see it."""
+    ended_at = float(job.state.get("updated") or 0)
+    if time.time() - ended_at > RECENT_S:
+        return
+    title = job.state.get("title", "training")
+    stored = sum(key in common.all_runs() for key in job.keys)
+    seconds = max(0.0, ended_at - float(job.state.get("launched") or ended_at))
+    if job.status == "cancelled":
+        text = f"Cancelled: {stored} of {plural(len(job.keys), 'run')} were stored ({title})."
+    else:
+        text = f"Trained {plural(len(job.keys), 'run')} in {seconds:.0f} s ({title})"
+    shown = set(job.keys) <= on_chart
+    line, button = st.columns([6, 1], vertical_alignment="center")
+    (line.success if job.status == "done" else line.info)(
+        text + ("; they are on the chart." if shown and job.status == "done" else
+                "" if shown or not stored else "; the page shows other settings now."))
+    if not shown and stored and isinstance(job.state.get("settings"), dict):
+        button.button("Show them", key=f"show_{job.id}", on_click=_show_job_runs,
+                      args=(kind, job.state["settings"]), help="Set this page to the job's settings")

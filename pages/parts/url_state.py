@@ -1,0 +1,101 @@
+"""What a person chose on a page, kept in the URL (?epochs=5&seeds=1 …) so that a reload,
+back/forward and a copied link restore it.
+
+Each setting is a widget key and a query parameter. Before the widgets are drawn, a widget
+with no state yet (a new tab, a reload, a return from another page) gets its value from the
+URL, else from this tab's last visit to the page, else its default; after they are drawn,
+every value that differs from its default is written back to the URL. A value in the URL
+that the page does not offer is ignored and said once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import streamlit as st
+
+_LAST_VISIT = "_settings_last_visit"
+
+
+@dataclass(frozen=True)
+class Setting:
+    param: str  # the query parameter
+    key: str  # the widget's key
+    default: object
+    read: Callable[[str], object]  # URL text -> value; raises ValueError if the page does not offer it
+    write: Callable[[object], str] = str
+
+
+def restore(settings: list[Setting]) -> None:
+    """Call before drawing the widgets of `settings` (which then take no `value` argument)."""
+    last_visit = st.session_state.setdefault(_LAST_VISIT, {})
+    ignored = []
+    for setting in settings:
+        if setting.key in st.session_state:
+            continue
+        value = last_visit.get(setting.key, setting.default)
+        text = st.query_params.get(setting.param)
+        if text is not None:
+            try:
+                value = setting.read(text)
+            except (ValueError, TypeError):
+                ignored.append(f"{setting.param}={text[:40]}")
+        st.session_state[setting.key] = value
+    if ignored:
+        st.toast(f"Ignored from the link (not offered here): {', '.join(ignored)}")
+
+
+def keep(settings: list[Setting]) -> None:
+    """Call after drawing the widgets: write what differs from the defaults into the URL."""
+    last_visit = st.session_state.setdefault(_LAST_VISIT, {})
+    for setting in settings:
+        value = st.session_state.get(setting.key, last_visit.get(setting.key, setting.default))
+        last_visit[setting.key] = value
+        text = None if value == setting.default else setting.write(value)
+        if text is None:
+            if setting.param in st.query_params:
+                del st.query_params[setting.param]
+        elif st.query_params.get(setting.param) != text:
+            st.query_params[setting.param] = text
+
+
+def one_of(choices) -> Callable[[str], object]:
+    """A reader for a setting whose values are `choices` (numbers or words), given in the URL as text."""
+    by_text = {str(choice): choice for choice in choices}
+
+    def read(text: str):
+        if text not in by_text:
+            raise ValueError(text)
+        return by_text[text]
+    return read
+
+
+def named(names: dict[str, str]) -> tuple[Callable[[str], str], Callable[[str], str]]:
+    """Reader and writer for a choice shown as a label and written as a short word (`names`:
+    word -> label)."""
+    words = {label: word for word, label in names.items()}
+
+    def read(text: str) -> str:
+        if text not in names:
+            raise ValueError(text)
+        return names[text]
+    return read, words.__getitem__
+
+
+def pair_of(read_one: Callable[[str], object]) -> tuple[Callable[[str], tuple], Callable[[tuple], str]]:
+    """Reader and writer for a two-value setting (a range), written "low,high"."""
+    def read(text: str) -> tuple:
+        parts = text.split(",")
+        if len(parts) != 2:
+            raise ValueError(text)
+        return read_one(parts[0]), read_one(parts[1])
+    return read, lambda pair: f"{pair[0]},{pair[1]}"
+
+
+def text_up_to(length: int) -> Callable[[str], str]:
+    def read(text: str) -> str:
+        if len(text) > length:
+            raise ValueError(text)
+        return text
+    return read

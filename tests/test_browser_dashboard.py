@@ -313,3 +313,26 @@ def test_a_selected_point_stays_that_run_when_the_grid_changes(page, server):
     expect(train).to_have_count(8)
     expect(chosen).to_be_visible()
     no_exception(page)
+
+
+def test_a_clicked_sweep_marker_outlines_only_its_run_and_still_does_after_a_reload(page, server):
+    open_page(page, server, "lambda_sweep", "L2 regularization sweep")
+    chart = page.get_by_test_id("stEChartsChart").first
+    train = chart.locator('svg path[fill="#1f77b4"][stroke="#fff"]')  # runs in order: λ, then seed
+    expect(train).to_have_count(24)
+    boxes = [train.nth(i).bounding_box() for i in range(3)]  # λ = 0, seeds 0, 1, 2: side by side
+    centres = [b["x"] + b["width"] / 2 for b in boxes]
+    assert centres[0] < boxes[1]["x"] and boxes[1]["x"] + boxes[1]["width"] < centres[2]  # each centre clear
+    box = train.nth(5).bounding_box()  # λ = 0.001, seed 2
+    click_at(page, box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    expect(page.get_by_text("Selected: MLP 25-15 λ=0.001, 60 ep, seed 2")).to_be_visible()
+    outlined = chart.locator('svg path[stroke="#000"]')
+    expect(outlined).to_have_count(2)  # its train and its test marker, no other seed's
+    page.reload()
+    expect(page.get_by_text("Selected: MLP 25-15 λ=0.001, 60 ep, seed 2")).to_be_visible()
+    expect(page.get_by_test_id("stEChartsChart").first.locator('svg path[stroke="#000"]')).to_have_count(2)
+    lowest = page.get_by_test_id("stEChartsChart").first.locator('svg path[fill="#1f77b4"][stroke="#fff"]')
+    box = lowest.nth(0).bounding_box()  # λ = 0, seed 0: once hidden under seed 1's marker
+    click_at(page, box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    expect(page.get_by_text("Selected: MLP 25-15 λ=0, 60 ep, seed 0")).to_be_visible()
+    no_exception(page)

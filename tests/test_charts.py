@@ -73,8 +73,8 @@ def sweep_frame() -> pd.DataFrame:
 
 def test_sweep_chart_labels_every_grid_value_in_order_and_is_plain_json():
     option = sweep_chart(sweep_frame(), "l2", "l2", "lambda")
-    assert option["xAxis"]["data"] == ["0", "0.001", "0.05", "0.3"]
-    assert option["xAxis"]["axisLabel"]["interval"] == 0  # none hidden to avoid overlap
+    assert option["xAxis"][0]["data"] == ["0", "0.001", "0.05", "0.3"]
+    assert option["xAxis"][0]["axisLabel"]["interval"] == 0  # none hidden to avoid overlap
     json.dumps(option)  # numpy numbers would not reach the browser
     means = [s for s in option["series"] if s.get("name") == "test error (mean of seeds)"][0]["data"]
     assert [round(point[1], 6) for point in means] == [0.031, 0.032, 0.081, 0.331]
@@ -86,7 +86,8 @@ def test_sweep_chart_labels_every_grid_value_in_order_and_is_plain_json():
 def test_width_chart_orders_pairs_by_neurons_and_names_them_like_600_240():
     frame = pd.DataFrame({"hidden": ["600/240", "10/5", "100/40"], "neurons": [840, 15, 140], "seed": 0,
                           "key": ["a", "b", "c"], "train_error": 0.0, "test_error": 0.1})
-    assert sweep_chart(frame, "hidden", "neurons", "widths")["xAxis"]["data"] == ["10/5", "100/40", "600/240"]
+    assert sweep_chart(frame, "hidden", "neurons", "widths")["xAxis"][0]["data"] == ["10/5", "100/40",
+                                                                                    "600/240"]
 
 
 def test_a_click_on_a_train_or_test_marker_selects_that_run():
@@ -100,6 +101,19 @@ def test_a_click_on_a_train_or_test_marker_selects_that_run():
     assert clicked_run({"selected": []}, frame) is None
     assert clicked_run(None, frame) is None
     assert clicked_run({"selected": [{"series_id": "runs", "data_indices": [99]}]}, frame) is None
+
+
+def test_only_the_selected_runs_two_markers_are_outlined_and_seeds_sit_apart():
+    frame = sweep_frame()
+    chosen = frame["key"].iloc[5]
+    runs = [s for s in sweep_chart(frame, "l2", "l2", "lambda", chosen)["series"] if s.get("id") == "runs"][0]
+    outlined = [point["name"] for point in runs["data"] if point["itemStyle"].get("borderColor") == "#000"]
+    assert outlined == [f"{chosen} train_error", f"{chosen} test_error"]
+    assert len({point["name"] for point in runs["data"]}) == len(runs["data"])  # selection is by name
+    at_first_value = sorted(point["value"][0] for point in runs["data"][:3])
+    assert at_first_value[0] < at_first_value[1] < at_first_value[2] and at_first_value[1] == 3  # λ 0.3
+    unselected = sweep_chart(frame, "l2", "l2", "lambda")["series"][-1]["data"]
+    assert not any("borderColor" in point["itemStyle"] for point in unselected)
 
 
 def test_confusion_chart_colours_the_errors_and_a_click_names_its_cell():

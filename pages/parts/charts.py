@@ -30,11 +30,18 @@ def _axis_title(text: str, gap: int) -> dict:
     return {"name": text, "nameLocation": "middle", "nameGap": gap}
 
 
-def sweep_chart(frame: pd.DataFrame, by: str, order: str, x_title: str) -> dict:
+OUTLINE = {"borderColor": "#000", "borderWidth": 2.5, "opacity": 1}
+SEED_SPREAD = 0.16  # seeds' markers at one grid value sit this far apart (in grid steps), all reachable
+
+
+def sweep_chart(frame: pd.DataFrame, by: str, order: str, x_title: str, selected: str | None = None) -> dict:
     """ECharts option: train and test error at each grid value of `by` (one axis step per value,
     in the order of column `order`, every value labelled): mean line, min-max band over seeds,
-    one marker per run. A click on a marker selects it; `clicked_run` says which run that is."""
+    one marker per run, each seed a little to the side so that every marker can be clicked. A
+    click on a marker selects it; `clicked_run` says which run that is. The run whose key is
+    `selected` has its two markers (train, test) outlined, and only those."""
     values = frame.drop_duplicates(by).sort_values(order)[by].tolist()
+    seeds = int(frame["seed"].max()) + 1 if len(frame) else 1
     labels = [f"{v:g}" if isinstance(v, float) else str(v) for v in values]
     at = frame[by].map({v: i for i, v in enumerate(values)})
     what = frame[by].map(dict(zip(values, labels)))
@@ -55,21 +62,27 @@ def sweep_chart(frame: pd.DataFrame, by: str, order: str, x_title: str) -> dict:
                      for (i, row), label in zip(enumerate(stats.itertuples()), labels)],
             "tooltip": {"formatter": f"{'λ = ' if by == 'l2' else ''}{{@[2]}}<br>mean {name} {{@[3]}}"
                                      "<br>range {@[4]}<br>{@[5]} seeds"}})
-        runs += [{"value": [int(i), float(error), label, int(seed), f"{error:.4f}", name],
-                  "itemStyle": {"color": color}}
-                 for i, error, label, seed in zip(at, frame[metric], what, frame["seed"])]
+        # Each marker has a name of its own: ECharts keys selection by name, and on a category
+        # axis a nameless point is named after its category (one click outlined every seed).
+        runs += [{"value": [float(i + SEED_SPREAD * (seed - (seeds - 1) / 2)), float(error), label,
+                            int(seed), f"{error:.4f}", name],
+                  "name": f"{key} {metric}",
+                  "itemStyle": {"color": color, **(OUTLINE if key == selected else {})}}
+                 for i, error, label, seed, key in zip(at, frame[metric], what, frame["seed"], frame["key"])]
     series.append({
         "type": "scatter", "id": RUN_MARKERS, "name": "one run (click to select)", "color": "#555",
-        "symbolSize": 10, "z": 4, "data": runs, "selectedMode": "single",
+        "symbolSize": 10, "z": 4, "data": runs, "selectedMode": "single", "xAxisIndex": 1,
         "itemStyle": {"opacity": 0.8, "borderColor": "#fff", "borderWidth": 1},
-        "select": {"itemStyle": {"borderColor": "#000", "borderWidth": 2.5, "opacity": 1}},
+        "select": {"itemStyle": OUTLINE},  # the clicked marker at once; the option then outlines its run
         "tooltip": {"formatter": "{@[2]}, seed {@[3]}<br>{@[5]} {@[4]}<br>click to select"}})
     return {
         "animation": False, "grid": SWEEP_GRID, "tooltip": {"trigger": "item"},
         "legend": {"bottom": 0, "data": [f"{NAMES[m]} (mean of seeds)" for m in NAMES]
                    + ["one run (click to select)"]},
-        "xAxis": {"type": "category", "data": labels, "axisLabel": {"interval": 0},
-                  **_axis_title(x_title, 30)},
+        "xAxis": [{"type": "category", "data": labels, "axisLabel": {"interval": 0},
+                   **_axis_title(x_title, 30)},
+                  # the run markers' axis: grid step i at i, as on the category axis, seeds beside it
+                  {"type": "value", "min": -0.5, "max": len(labels) - 0.5, "show": False}],
         "yAxis": {"type": "value", **_axis_title("error (1 − accuracy)", 50)},
         "series": series,
     }

@@ -170,21 +170,27 @@ def _readable(frame):
 
 
 def _chart(frame, kind: str) -> None:
-    if kind == "lambda":
-        option = charts.sweep_chart(frame, "l2", "l2", "L2 lambda (one step per grid value)")
-    else:
-        option = charts.sweep_chart(frame, "hidden", "neurons", "hidden layer widths (layer 1/layer 2)")
     # A chart of other runs is a new chart: its selection (marker positions) must not carry over.
     runs = hashlib.sha256(" ".join(frame["key"]).encode()).hexdigest()[:12]
-    event = st.echarts_chart(option, height=charts.SWEEP_HEIGHT, on_select="rerun",
-                             key=f"{kind}_chart_{runs}", renderer="svg")
-    key = charts.clicked_run(event.selection if event else None, frame)
+    chart_key = f"{kind}_chart_{runs}"
+    clicked = st.session_state.get(chart_key)  # a click is known before the chart is drawn again
+    key = charts.clicked_run(clicked.get("selection") if clicked else None, frame)
     if key:
         common.select(key)
     chosen = common.selected_run()
-    if chosen is not None:
+    selected = chosen.key if chosen is not None else None
+    if kind == "lambda":
+        option = charts.sweep_chart(frame, "l2", "l2", "L2 lambda (one step per grid value)", selected)
+    else:
+        option = charts.sweep_chart(frame, "hidden", "neurons", "hidden layer widths (layer 1/layer 2)",
+                                    selected)
+    st.echarts_chart(option, height=charts.SWEEP_HEIGHT, on_select="rerun", key=chart_key, renderer="svg")
+    if chosen is not None and chosen.key in set(frame["key"]):
         st.success(f"Selected: {chosen.config.label}, test accuracy {chosen.test_accuracy:.2%}. "
                    "The Errors and Draw pages now use it.")
+    elif chosen is not None:
+        st.info(f"Selected elsewhere: {chosen.config.label} (test accuracy {chosen.test_accuracy:.2%}), "
+                "not on this chart. Click a point to select one of these runs instead.")
     else:
         st.caption("Click a point to select its run for the Errors and Draw pages.")
     best, accuracies = best_point(frame, "l2" if kind == "lambda" else "hidden")

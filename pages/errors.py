@@ -39,13 +39,27 @@ tab_browse, tab_compare, tab_suspects = st.tabs(["Browse", "Compare two runs", "
                                                 key="errors_tab", on_change="rerun")
 with tab_browse:
     left, right = st.columns([2, 3])
+    matrix = confusion(table)
     with left:
-        event = st.echarts_chart(charts.confusion_chart(confusion(table)), height=charts.CONFUSION_HEIGHT,
-                                 on_select="rerun", key=f"confusion_{run.key}", renderer="svg")
-        cell = charts.clicked_cell(event.selection if event else None)
-        if cell and cell != st.session_state.get("errors_cell"):  # apply a new click once
-            st.session_state["errors_true"], st.session_state["errors_pred"] = cell
-        st.session_state["errors_cell"] = cell
+        # Each click is read before the chart is drawn, then the chart is drawn afresh (a new
+        # key) with no selection of its own: every click acts, the same cell again too, and the
+        # outline is the filter's, not a stale selection's.
+        generation = st.session_state.setdefault("errors_chart_generation", 0)
+        clicked = st.session_state.get(f"confusion_{run.key}_{generation}")
+        cell = charts.clicked_cell(clicked.get("selection") if clicked else None)
+        if cell:
+            st.session_state["errors_chart_generation"] = generation = generation + 1
+            if cell[0] == cell[1]:
+                st.session_state["errors_true"] = st.session_state["errors_pred"] = "any"
+                st.info(f"Diagonal cells are correct readings: {matrix[int(cell[0]), int(cell[0])]:,} test "
+                        f"images of digit {cell[0]} were read as {cell[0]}. Only mistakes are listed here; "
+                        "click a coloured cell to see those.")
+            else:
+                st.session_state["errors_true"], st.session_state["errors_pred"] = cell
+        filtered = (st.session_state.get("errors_true", "any"), st.session_state.get("errors_pred", "any"))
+        outlined = tuple(map(int, filtered)) if "any" not in filtered else None
+        st.echarts_chart(charts.confusion_chart(matrix, outlined), height=charts.CONFUSION_HEIGHT,
+                         on_select="rerun", key=f"confusion_{run.key}_{generation}", renderer="svg")
         st.caption("Click a cell to show only those mistakes.")
 
     def clear_filter() -> None:

@@ -69,9 +69,20 @@ def test_clicking_a_confusion_matrix_cell_shows_only_those_mistakes_until_cleare
     expect(shown).to_have_count(count)  # only those mistakes, each captioned as one
     expect(browse.locator('[data-mistake][data-true="4"][data-predicted="9"]')).to_have_count(count)
     expect(shown.first).to_contain_text(re.compile(r"4 → 9 \d+\.\d\d%"))
+    outlined = page.get_by_test_id("stEChartsChart").first.locator('svg path[stroke="#000"]')
+    expect(outlined).to_have_count(1)  # that cell, not its column
     page.get_by_role("button", name="Clear filter").click()
     expect(filter_note).to_have_count(0)
     expect(shown).not_to_have_count(count)
+    expect(outlined).to_have_count(0)
+    chart_cell(page, page.get_by_test_id("stEChartsChart").first, column=9, row=4)  # the same cell again
+    expect(filter_note).to_be_visible()
+    expect(outlined).to_have_count(1)
+    chart_cell(page, page.get_by_test_id("stEChartsChart").first, column=3, row=3)  # a diagonal cell
+    expect(page.get_by_text(re.compile(r"Diagonal cells are correct readings: [\d,]+ test images of digit "
+                                       r"3 were read as 3\."))).to_be_visible()
+    expect(filter_note).to_have_count(0)
+    expect(outlined).to_have_count(0)
     no_exception(page)
 
 

@@ -119,15 +119,19 @@ def test_only_the_selected_runs_two_markers_are_outlined_and_seeds_sit_apart():
 def test_confusion_chart_colours_the_errors_and_a_click_names_its_cell():
     matrix = np.arange(100).reshape(10, 10)
     option = confusion_chart(matrix)
-    errors, diagonal = (s["data"] for s in option["series"])
+    errors, diagonal = ([cell["value"] for cell in s["data"]] for s in option["series"])
     json.dumps(option)
     assert len(errors) == 90 and all(p != t and count == 10 * t + p for p, t, count in errors)
     assert diagonal == [[d, d, 11 * d] for d in range(10)]
     for index, (predicted, true, _) in enumerate(errors):
         selection = {"selected": [{"series_index": 0, "data_indices": [index]}]}
         assert clicked_cell(selection) == (str(true), str(predicted))
-    assert clicked_cell({"selected": [{"series_index": 1, "data_indices": [0]}]}) is None
+    assert clicked_cell({"selected": [{"series_index": 1, "data_indices": [3]}]}) == ("3", "3")
     assert clicked_cell({"selected": []}) is None
+    names = [cell["name"] for s in option["series"] for cell in s["data"]]
+    assert len(set(names)) == 100  # selection is by name: one cell, never a column
+    outlined = confusion_chart(matrix, (4, 9))["series"][0]["data"]
+    assert [c["name"] for c in outlined if "itemStyle" in c] == ["true 4, predicted 9"]
 
 
 def test_history_chart_draws_train_and_validation_in_two_colours():

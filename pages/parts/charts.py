@@ -120,37 +120,50 @@ def history_chart(history: pd.DataFrame, metric: str, title: str) -> dict:
     }
 
 
-def confusion_chart(matrix: np.ndarray) -> dict:
+def confusion_chart(matrix: np.ndarray, outlined: tuple[int, int] | None = None) -> dict:
     """ECharts option: counts (rows: true, top to bottom; columns: predicted). Off-diagonal
-    cells, the errors, are coloured by count and can be clicked (`clicked_cell` says which);
-    the diagonal, which would drown their colour scale, is grey."""
-    errors = [[int(p), int(t), int(matrix[t, p])] for t in range(10) for p in range(10) if p != t]
+    cells, the errors, are coloured by count; the diagonal, which would drown their colour
+    scale, is grey. Every cell can be clicked (`clicked_cell` says which); the cell
+    `outlined` (true, predicted) is outlined, and only that one."""
+    def cell(true: int, predicted: int) -> dict:
+        style = {"itemStyle": OUTLINE} if outlined == (true, predicted) else {}
+        # a name of its own: ECharts keys selection by name, and an unnamed cell is named after its
+        # column (one click outlined a whole column)
+        return {"value": [predicted, true, int(matrix[true, predicted])],
+                "name": f"true {true}, predicted {predicted}", **style}
+
+    errors = [cell(t, p) for t in range(10) for p in range(10) if p != t]
     labels = [str(d) for d in range(10)]
+    clickable = {"selectedMode": "single", "label": {"show": True}, "select": {"itemStyle": OUTLINE}}
     return {
         "animation": False, "grid": CONFUSION_GRID, "tooltip": {"trigger": "item"},
         "xAxis": {"type": "category", "data": labels, "position": "bottom", **_axis_title("predicted", 28)},
         "yAxis": {"type": "category", "data": labels, "inverse": True, **_axis_title("true", 30)},
-        "visualMap": {"show": False, "seriesIndex": 0, "min": 0, "max": max(1, max(c for *_, c in errors)),
+        "visualMap": {"show": False, "seriesIndex": 0, "min": 0,
+                      "max": max(1, max(c["value"][2] for c in errors)),
                       "inRange": {"color": ["#fff5f0", "#fcbba1", "#fb6a4a", "#cb181d", "#67000d"]}},
         "series": [
-            {"type": "heatmap", "data": errors, "selectedMode": "single",
-             "label": {"show": True}, "itemStyle": {"borderColor": "#fff", "borderWidth": 1},
-             "select": {"itemStyle": {"borderColor": "#000", "borderWidth": 2}},
+            {"type": "heatmap", "data": errors, **clickable,
+             "itemStyle": {"borderColor": "#fff", "borderWidth": 1},
              "tooltip": {"formatter": "true {@[1]}, predicted {@[0]}: {@[2]}<br>click to show these"}},
-            {"type": "heatmap", "silent": True, "label": {"show": True},
+            {"type": "heatmap", **clickable,
              "itemStyle": {"color": "#eeeeee", "borderColor": "#fff", "borderWidth": 1},
-             "data": [[d, d, int(matrix[d, d])] for d in range(10)]},
+             "tooltip": {"formatter": "true {@[1]}, read as {@[0]}: {@[2]} correct"},
+             "data": [cell(d, d) for d in range(10)]},
         ],
     }
 
 
 def clicked_cell(selection: dict | None) -> tuple[str, str] | None:
-    """(true, predicted) of the cell selected in `confusion_chart`'s chart."""
+    """(true, predicted) of the cell selected in `confusion_chart`'s chart; a diagonal cell
+    (a correct reading) gives the same digit twice."""
     for group in (selection or {}).get("selected") or []:
         indices = group.get("data_indices") or []
         if group.get("series_index") == 0 and indices and 0 <= indices[0] < 90:
             true, column = divmod(int(indices[0]), 9)
             return str(true), str(column + (column >= true))  # the diagonal is not in the series
+        if group.get("series_index") == 1 and indices and 0 <= indices[0] < 10:
+            return str(indices[0]), str(indices[0])
     return None
 
 

@@ -38,6 +38,7 @@ def drawing_area() -> None:
         canvas = st_canvas(stroke_width=stroke, stroke_color="#FFFFFF", background_color="#000000",
                            height=280, width=280, drawing_mode="freedraw", return_image_data=True,
                            update_streamlit=True, key=f"canvas_{st.session_state.canvas_generation}")
+        summary = st.empty()  # the reading in a line, right under the canvas (in view on a phone)
         st.button("Clear", key="clear_canvas", on_click=_clear)  # before the rerun: one, not two
         # below the canvas: the canvas's toolbar (undo, redo, clear) appears above it on hover
         st.slider("Stroke width", 8, 40, 20, key="stroke_width")
@@ -59,6 +60,7 @@ def drawing_area() -> None:
         else:
             probabilities = classify(image28, predict)
             st.html(charts.drawing_readout(image28, probabilities, disagreements(probabilities), strokes))
+            summary.html(charts.reading_summary(probabilities))
 
     # Off until asked for: the plain reading stays as fast and simple as without it.
     if st.toggle("Look inside a model", key="look_inside",
@@ -74,11 +76,14 @@ def drawing_area() -> None:
 
 # The canvas's toolbar has an Edit toggle that turns drawing into selecting and moving strokes,
 # with no sign on the canvas that drawing is off: on a page for drawing digits it only confuses,
-# so it is hidden, with the buttons that act on a selection. The canvas lives in a shadow root
-# that page styles do not reach, so a constant script (no visitor input) adds the style there.
+# so it is hidden, with the buttons that act on a selection, and the upload button (every stroke
+# already updates the app: it would only raise the question what it is for). The canvas lives
+# in a shadow root that page styles do not reach, so a constant script (no visitor input) adds
+# the style there.
 HIDE_EDITING = """<script>
 (() => {
-  const css = ['Edit', 'Bring forward', 'Send backward', 'Delete selected']
+  const css = ['Edit', 'Bring forward', 'Send backward', 'Delete selected',
+               'Update the app with this drawing']
     .map(title => `.dc-toolbar button[title="${title}"]`).join(', ') + ' {display: none !important}';
   let queued = false;
   const patch = () => {

@@ -14,6 +14,7 @@ from tests.browser import (
     chart_cell,
     choose,
     click_at,
+    draw,
     file_server,
     require_chromium,
     settle,
@@ -147,6 +148,7 @@ def test_a_tap_asks_for_a_bigger_digit_and_the_edit_toggle_is_hidden(page, serve
     page.mouse.move(box["x"] + 100, box["y"] + 100)
     expect(page.get_by_role("button", name="Undo")).to_be_visible()
     expect(page.get_by_role("button", name="Edit")).to_be_hidden()
+    expect(page.get_by_role("button", name="Update the app with this drawing")).to_be_hidden()
     slider = page.get_by_role("slider", name="Stroke width").bounding_box()
     toolbar = page.get_by_role("button", name="Undo").bounding_box()
     assert toolbar["y"] + toolbar["height"] <= slider["y"] or toolbar["y"] >= slider["y"] + slider["height"]
@@ -347,3 +349,33 @@ def test_a_clicked_sweep_marker_outlines_only_its_run_and_still_does_after_a_rel
     click_at(page, box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     expect(page.get_by_text("Selected: MLP 25-15 λ=0, 60 ep, seed 0")).to_be_visible()
     no_exception(page)
+
+
+# Elements of the page (not the shapes inside a chart's SVG, which the chart clips) reaching past
+# the right edge of the screen.
+OVERFLOW = """() => { const W = window.innerWidth;
+  const main = document.querySelector('[data-testid=stMain]');
+  const wide = [...document.querySelectorAll('[data-testid=stMain] *')].filter(el => {
+    const r = el.getBoundingClientRect();
+    return !(el instanceof SVGElement) && r.width > 0 && r.right > W + 1; });
+  return {page: document.documentElement.scrollWidth, main: main.scrollWidth, width: W,
+          wide: wide.slice(0, 5).map(el => el.tagName + ' ' + (el.getAttribute('data-testid') || ''))}; }"""
+
+
+def test_on_a_phone_no_page_is_wider_than_the_screen_and_the_reading_sits_under_the_canvas(browser, server):
+    phone = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
+    for path, heading in (("", "MNIST lab"), ("lambda_sweep", "L2 regularization sweep"),
+                          ("width_sweep", "Width sweep"), ("errors", "Misclassified test images"),
+                          ("draw", "Draw a digit")):
+        open_page(phone, server, path, heading)
+        if path == "draw":
+            canvas = phone.locator("canvas.upper-canvas").first
+            draw(phone, canvas, 3)
+            summary = phone.get_by_test_id("reading-summary")
+            expect(summary).to_contain_text(re.compile(r"Read as 3|read 3"))
+            expect(summary).to_be_in_viewport()  # no scroll between a stroke and its reading
+            expect(phone.locator("[data-model]").first).to_be_visible()
+        settle(phone)
+        sizes = phone.evaluate(OVERFLOW)
+        assert sizes["page"] <= 390 and sizes["main"] <= 390 and not sizes["wide"], (path, sizes)
+    phone.context.close()

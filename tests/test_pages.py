@@ -28,8 +28,10 @@ def open_page(page: str | None = None) -> AppTest:
 def test_overview_lists_named_models_and_curves():
     app = open_page()
     assert app.title[0].value == "MNIST lab"
-    table = app.table[0].value
-    assert "baseline_mlp" in table.index.tolist()
+    table = app.get("html")[0].value
+    assert all(f'<td data-label="model">{name}</td>' in table
+               for name in ("baseline_mlp", "best_width_mlp", "reference_cnn", "improved_cnn"))
+    assert "fused" not in table and "keras_fit" not in table  # said in words, not our jargon
     assert len(app.get("echarts_chart")) == 2
     choice = app.selectbox(key="overview_run")
     choice.select_index(len(choice.options) - 1).run()

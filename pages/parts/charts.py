@@ -77,7 +77,7 @@ def sweep_chart(frame: pd.DataFrame, by: str, order: str, x_title: str, selected
         "tooltip": {"formatter": "{@[2]}, seed {@[3]}<br>{@[5]} {@[4]}<br>click to select"}})
     return {
         "animation": False, "grid": SWEEP_GRID, "tooltip": {"trigger": "item"},
-        "legend": {"bottom": 0, "data": [f"{NAMES[m]} (mean of seeds)" for m in NAMES]
+        "legend": {"bottom": 0, "type": "scroll", "data": [f"{NAMES[m]} (mean of seeds)" for m in NAMES]
                    + ["one run (click to select)"]},
         "xAxis": [{"type": "category", "data": labels, "axisLabel": {"interval": 0},
                    **_axis_title(x_title, 30)},
@@ -182,14 +182,49 @@ def drawing_readout(image28: np.ndarray, probabilities: dict[str, np.ndarray],
     warning = ('<p style="color:#d62728;margin:0 0 6px">The models disagree: the ones outlined '
                'in red differ from the majority.</p>') if any(differs.values()) else ""
     count = f"Read after {strokes} stroke{'' if strokes == 1 else 's'}."
-    return (f'<div style="display:flex;gap:18px;align-items:flex-start">'
+    # flex-wrap: on a phone the input goes above the readings instead of pushing them off screen
+    return (f'<div style="display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start">'
             f'<div style="flex:0 0 150px"><div style="font-weight:600">What the models see</div>'
             f'<img alt="the drawing as a 28x28 MNIST-style image" src="{_png_data_uri(image28)}" '
             f'style="width:140px;height:140px;image-rendering:pixelated;margin:6px 0"/>'
             f'<div style="font-size:12px;color:#666">Cropped to the ink, scaled into 20×20, centred '
             f'by centre of mass.</div></div>'
-            f'<div style="flex:1">{warning}{rows}'
+            f'<div style="flex:1 1 280px;min-width:0">{warning}{rows}'
             f'<p style="font-size:13px;color:#666;margin:4px 0 0">{count}</p></div></div>')
+
+
+def reading_summary(probabilities: dict[str, np.ndarray]) -> str:
+    """One line for under the canvas, so a phone shows the reading beside the drawing: what the
+    models read, and how many read it."""
+    readings = [int(np.argmax(p)) for p in probabilities.values()]
+    counts = sorted(((readings.count(d), d) for d in set(readings)), reverse=True)
+    total = len(readings)
+    if len(counts) == 1:
+        text = f"Read as <b>{counts[0][1]}</b> by {'the model' if total == 1 else f'all {total} models'}."
+    elif counts[0][0] == counts[1][0]:
+        text = "The models split: " + ", ".join(f"{n} read <b>{d}</b>" for n, d in counts) + "."
+    else:
+        text = (f"Read as <b>{counts[0][1]}</b> by {counts[0][0]} of {total} models; "
+                + ", ".join(f"{n} read{'s' if n == 1 else ''} {d}" for n, d in counts[1:]) + ".")
+    return f'<div data-testid="reading-summary" style="font-size:15px;margin:2px 0">{text}</div>'
+
+
+def models_table(rows: list[dict]) -> str:
+    """HTML table of the named models; on a narrow screen each model becomes a card of its own
+    (label: value lines) instead of a table wider than the screen."""
+    columns = list(rows[0])
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f'<td data-label="{html.escape(c)}">{html.escape(str(row[c]))}</td>'
+                                    for c in columns) + "</tr>" for row in rows)
+    style = ("<style>.models{border-collapse:collapse;width:100%;font-size:14px}"
+             ".models th,.models td{border-bottom:1px solid #e6e6e6;padding:6px 8px;text-align:left;"
+             "vertical-align:top}.models th{font-weight:600;color:#555}"
+             "@media (max-width:700px){.models thead{display:none}.models tr{display:block;"
+             "border:1px solid #ddd;border-radius:8px;margin-bottom:10px;padding:4px 0}"
+             ".models td{display:flex;gap:8px;border:0;padding:3px 10px}"
+             ".models td::before{content:attr(data-label);flex:0 0 42%;color:#666}}</style>")
+    return f'{style}<table class="models"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
 
 
 def drawing_invitation(model_names: list[str], too_small: float | None = None) -> str:
@@ -220,11 +255,12 @@ def _model_readout(name: str, probs: np.ndarray, differs: bool) -> str:
         for digit, p in enumerate(map(float, probs)))
     border = "2px solid #d62728" if differs else "1px solid #ddd"
     return (f'<div data-model="{html.escape(name)}" style="border:{border};border-radius:6px;'
-            f'padding:4px 8px;margin-bottom:6px;display:flex;gap:12px;align-items:center">'
-            f'<div style="flex:0 0 180px"><div style="font-size:13px;overflow-wrap:anywhere">'
+            f'padding:4px 8px;margin-bottom:6px;display:flex;flex-wrap:wrap;gap:4px 12px;'
+            f'align-items:center"><div style="flex:1 0 120px;max-width:180px">'
+            f'<div style="font-size:13px;overflow-wrap:anywhere">'
             f'{html.escape(name)}</div><span data-testid="predicted-digit" style="font-size:30px;'
             f'font-weight:700">{top}</span> <span style="font-size:13px">{probs[top]:.1%} sure'
-            f'</span></div><div style="flex:1;display:flex;gap:2px">{bars}</div></div>')
+            f'</span></div><div style="flex:1 1 200px;min-width:0;display:flex;gap:2px">{bars}</div></div>')
 
 
 def _png_data_uri(image28: np.ndarray) -> str:

@@ -11,16 +11,17 @@ common.page_setup()
 PAGE_SIZE = 50
 
 
-def grid(rows, images: dict, key: str, other=None) -> None:
-    """Misclassified images, PAGE_SIZE at a time, captioned true → predicted (confidence); with
-    `other` (run B's error table), B's prediction for the same image beside A's."""
+def grid(rows, images: dict, key: str, other=None, by: str = "confidence") -> None:
+    """Misclassified images, PAGE_SIZE at a time, captioned true → predicted (confidence, or the
+    loss when sorted by it); with `other` (run B's error table), B's prediction beside A's."""
     if len(rows) == 0:
         st.info("No misclassified images here.")
         return
     pages = (len(rows) - 1) // PAGE_SIZE + 1
-    page = st.number_input(f"Page (of {pages}, {PAGE_SIZE} per page)", 1, pages, 1, key=f"{key}_page")
+    with st.columns([1, 3])[0]:  # a box for a page number, not a bar across the page
+        page = st.number_input(f"Page (of {pages}, {PAGE_SIZE} per page)", 1, pages, 1, key=f"{key}_page")
     shown = rows.iloc[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
-    st.html(charts.mistake_grid(shown, images, other))
+    st.html(charts.mistake_grid(shown, images, other, by))
 
 
 st.title("Misclassified test images")
@@ -35,8 +36,9 @@ if default is None or run.key != default.key:
 table, images = common.read_or_stop(common.errors_of, run.key)
 st.caption(f"{len(table)} of 10,000 test images wrong ({len(table) / 100:.2f}% error).")
 
+# The open tab is in the URL (?tab=…): a reload or a copied link opens the same tab.
 tab_browse, tab_compare, tab_suspects = st.tabs(["Browse", "Compare two runs", "Suspect labels"],
-                                                key="errors_tab", on_change="rerun")
+                                                key="tab", bind="query-params")
 with tab_browse:
     left, right = st.columns([2, 3])
     matrix = confusion(table)
@@ -79,7 +81,9 @@ with tab_browse:
         shown, clear = right.columns([4, 1], vertical_alignment="center")
         shown.info(f"Showing {len(rows)} mistakes: true {true_label}, predicted {predicted_label}.")
         clear.button("Clear filter", key="errors_clear_filter", on_click=clear_filter)
-    grid(sort_errors(rows, order), images, "browse")
+    if order == "loss":
+        st.caption("Loss: −log of the probability the run gave the true digit; the highest first.")
+    grid(sort_errors(rows, order), images, "browse", by=order)
 
 if tab_compare.open:  # computed only when open, like the suspects below
     with tab_compare:
@@ -87,12 +91,16 @@ if tab_compare.open:  # computed only when open, like the suspects below
         table_b, images_b = common.read_or_stop(common.errors_of, run_b.key)
         groups = compare(table, table_b)
         st.markdown(f"A = {run.config.label}  \nB = {run_b.config.label}")
+        if run_b.key == run.key:
+            st.info("Run B is run A: every mistake is in both. Choose another run B to compare.")
         counts = st.columns(3)
         for column, (name, indices) in zip(counts, groups.items()):
             column.metric(name, len(indices))
         which = st.radio("Show", list(groups), horizontal=True, key="errors_compare_group")
         source, source_images = (table_b, images_b) if which == "only B" else (table, images)
         chosen = source[source["index"].isin(groups[which])]
+        if which == "both":
+            st.caption("Each image: its true digit, then what A and B read and how sure each was.")
         grid(sort_errors(chosen, "confidence"), source_images, f"compare_{which}",
              other=table_b.set_index("index") if which == "both" else None)
 

@@ -193,8 +193,12 @@ def test_compare_shows_both_runs_predictions_for_errors_both_make(page, server):
     open_page(page, server, "errors", "Misclassified test images")
     page.get_by_role("tab", name="Compare two runs").click()
     page.get_by_role("radiogroup", name="Show").get_by_text("both").click()
-    both = page.locator("[data-mistake]").filter(has_text="A →").first
-    expect(both).to_contain_text(re.compile(r"\d: A → \d \d+\.\d%, B → \d \d+\.\d%"))
+    page.reload()  # the tab is in the URL
+    expect(page.get_by_role("tab", name="Compare two runs")).to_have_attribute("aria-selected", "true")
+    page.get_by_role("radiogroup", name="Show").get_by_text("both").click()
+    both = page.locator("[data-mistake]").filter(has_text="A: ").first
+    expect(both).to_contain_text(re.compile(r"true \d\s*A: \d \(\d+%\) B: \d \(\d+%\)"))
+    expect(page.get_by_text("Each image: its true digit, then what A and B read")).to_be_visible()
     no_exception(page)
 
 
@@ -360,6 +364,20 @@ OVERFLOW = """() => { const W = window.innerWidth;
     return !(el instanceof SVGElement) && r.width > 0 && r.right > W + 1; });
   return {page: document.documentElement.scrollWidth, main: main.scrollWidth, width: W,
           wide: wide.slice(0, 5).map(el => el.tagName + ' ' + (el.getAttribute('data-testid') || ''))}; }"""
+
+
+def test_no_page_fetches_anything_from_outside_the_server(browser, server):
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    outside = []
+    page.on("request", lambda request: outside.append(request.url)
+            if not request.url.startswith((server, "data:", "blob:")) else None)
+    for path, heading in (("", "MNIST lab"), ("lambda_sweep", "L2 regularization sweep"),
+                          ("width_sweep", "Width sweep"), ("errors", "Misclassified test images"),
+                          ("draw", "Draw a digit")):
+        open_page(page, server, path, heading)
+        settle(page)
+    assert outside == []  # an icon from Google's font servers was fetched here once
+    page.context.close()
 
 
 def test_on_a_phone_no_page_is_wider_than_the_screen_and_the_reading_sits_under_the_canvas(browser, server):

@@ -140,4 +140,7 @@ def test_history_chart_draws_train_and_validation_in_two_colours():
     train, validation = option["series"]
     assert train["data"] == [[1, 0.5], [2, 0.3], [3, 0.2]] and validation["data"][2] == [3, 0.3]
     assert train["color"] != validation["color"]
-    assert option["xAxis"]["max"] == 3
+    assert option["xAxis"]["max"] == 3 and option["xAxis"]["interval"] == 1
+    long = pd.DataFrame({"epoch": range(1, 61), "loss": 0.1, "val_loss": 0.2})
+    ticks = history_chart(long, "loss", "Loss")["xAxis"]
+    assert (ticks["min"], ticks["max"], ticks["interval"]) == (0, 60, 10)  # 0, 10, … 60: evenly

@@ -123,7 +123,7 @@ def test_errors_page_filters_sorts_and_compares():
     run = app.selectbox(key="errors_run")
     run.select_index(1).run()
     assert "errors_compare_group" not in [r.key for r in app.radio]  # not computed until opened
-    app.session_state["errors_tab"] = "Compare two runs"  # what a click on the tab sets
+    app.session_state["tab"] = "Compare two runs"  # what a click on the tab sets
     app.run()
     app.radio(key="errors_compare_group").set_value("both").run()
     assert not app.exception

@@ -112,12 +112,20 @@ def history_chart(history: pd.DataFrame, metric: str, title: str) -> dict:
     return {
         "animation": False, "grid": HISTORY_GRID, "title": {"text": title, "textStyle": {"fontSize": 14}},
         "tooltip": {"trigger": "axis", "valueFormatter": "%.4f"}, "legend": {"bottom": 0},
-        "xAxis": {"type": "value", "min": 1, "max": int(history["epoch"].max()), "minInterval": 1,
-                  **_axis_title("epoch", 28)},
+        "xAxis": {"type": "value", **_epoch_ticks(int(history["epoch"].max())), **_axis_title("epoch", 28)},
         "yAxis": {"type": "value", "scale": True, **_axis_title(metric, 45)},
         "series": [curve(metric, f"train {metric}", COLORS["train_error"]),
                    curve(f"val_{metric}", f"validation {metric}", COLORS["test_error"])],
     }
+
+
+def _epoch_ticks(epochs: int) -> dict:
+    """Evenly spaced epoch ticks: every epoch up to 10, else 0, 10, 20… (a first tick at 1 beside
+    ticks at even numbers read "1, 2, 4, 6")."""
+    if epochs <= 10:
+        return {"min": 1, "max": epochs, "interval": 1}
+    step = next(s for s in (2, 5, 10, 20, 50, 100, 200) if epochs / s <= 8)
+    return {"min": 0, "max": epochs, "interval": step}
 
 
 def confusion_chart(matrix: np.ndarray, outlined: tuple[int, int] | None = None) -> dict:
@@ -274,19 +282,23 @@ def png_data_uri(pixels: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def mistake_grid(rows: pd.DataFrame, images: dict, other: pd.DataFrame | None = None) -> str:
+def mistake_grid(rows: pd.DataFrame, images: dict, other: pd.DataFrame | None = None,
+                 by: str = "confidence") -> str:
     """HTML for misclassified test images with their captions, as one element (50 images as
-    50 widgets cost the page a second of rendering): "true → predicted confidence" and the test
-    index; with `other` (run B's error table by index), both runs' predictions."""
+    50 widgets cost the page a second of rendering): "true → predicted" with the confidence
+    (or, `by` "loss", the loss the grid is sorted by) and the test index; with `other` (run B's
+    error table by index), both runs' predictions."""
     cells = []
     for row in rows.itertuples(index=False):
         index, true, predicted = int(row.index), int(row.true), int(row.predicted)
         if other is None:
-            caption = f"<b>{true} → {predicted}</b> {row.confidence:.2%}"
+            figure = f"loss {row.loss:.2f}" if by == "loss" else f"{row.confidence:.2%}"
+            caption = f"<b>{true} → {predicted}</b> {figure}"
         else:
             b = other.loc[index]
-            caption = (f"<b>{true}</b>: A → {predicted} {row.confidence:.1%}, "
-                       f"B → {int(b['predicted'])} {b['confidence']:.1%}")
+            caption = (f"true <b>{true}</b><br><span style='white-space:nowrap'>A: {predicted} "
+                       f"({row.confidence:.0%})</span> <span style='white-space:nowrap'>B: "
+                       f"{int(b['predicted'])} ({b['confidence']:.0%})</span>")
         cells.append(
             f'<figure data-mistake="{index}" data-true="{true}" data-predicted="{predicted}" '
             f'style="margin:0"><img alt="test image {index}" src="{_png_data_uri(images[index] / 255)}" '

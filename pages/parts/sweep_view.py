@@ -152,14 +152,15 @@ def render(kind: str) -> None:
         table = st.expander("Table of runs", key=f"{kind}_table", on_change="rerun")
         if table.open:  # drawn only when opened: the page's first render skips the table's script
             with table:
-                st.dataframe(_readable(frame), hide_index=True)
+                _table(frame)
 
 
 READABLE_COLUMNS = {"hidden": "hidden widths", "l2": "λ", "seed": "seed", "epochs": "epochs",
                     "limit": "training images", "train_error": "train error", "test_error": "test error",
-                    "test_accuracy": "test accuracy", "train_loss": "train loss", "test_loss": "test loss",
-                    "param_count": "parameters", "wall_time_s": "training time (s)", "trainer": "trainer",
-                    "key": "run key"}
+                    "test_accuracy": "test accuracy", "param_count": "parameters",
+                    "wall_time_s": "training time (s)", "key": "run key"}
+NUMBER_FORMATS = {"training images": "localized", "train error": "%.4f", "test error": "%.4f",
+                  "test accuracy": "percent", "parameters": "localized", "training time (s)": "%.0f"}
 
 
 def _readable(frame):
@@ -167,6 +168,12 @@ def _readable(frame):
     shown = frame[list(READABLE_COLUMNS)].assign(limit=frame["limit"].fillna(60000).astype(int),
                                                  key=frame["key"].str[:12])
     return shown.rename(columns=READABLE_COLUMNS)
+
+
+def _table(frame) -> None:
+    st.dataframe(_readable(frame), hide_index=True,
+                 column_config={name: st.column_config.NumberColumn(format=form)
+                                for name, form in NUMBER_FORMATS.items()})
 
 
 def _chart(frame, kind: str) -> None:

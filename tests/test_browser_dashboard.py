@@ -397,3 +397,19 @@ def test_on_a_phone_no_page_is_wider_than_the_screen_and_the_reading_sits_under_
         sizes = phone.evaluate(OVERFLOW)
         assert sizes["page"] <= 390 and sizes["main"] <= 390 and not sizes["wide"], (path, sizes)
     phone.context.close()
+
+
+def test_a_request_over_the_job_limits_shows_why_and_no_train_button(page, server):
+    open_page(page, server, "lambda_sweep", "L2 regularization sweep")
+    page.get_by_text("Log range").click()
+    points = page.get_by_role("slider", name="Points in range")
+    points.focus()
+    points.press("End")  # 12 points and λ = 0, three seeds: 39 runs
+    epochs = page.get_by_role("slider", name="Epochs")
+    epochs.focus()
+    epochs.press("Home")
+    expect(page.get_by_text(re.compile(r"0 of 39 runs stored · 1 epoch"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"a job may train at most 24 runs, this one asks for 39\. "
+                                       r"Ask for less"))).to_be_visible()
+    expect(page.get_by_role("button", name=re.compile("^Train"))).to_have_count(0)
+    no_exception(page)

@@ -286,6 +286,7 @@ def test_the_lambda_page_turns_training_off_while_the_cluster_does_not_answer(mn
     app.radio(key="lambda_grid_mode").set_value("Explicit values").run()
     app.text_input(key="lambda_values").input("0.0005").run()
     assert any("Training is off: cannot reach the Ray cluster at 127.0.0.1:1" in e.value for e in app.error)
+    assert not any("--ray-address" in e.value for e in app.error)  # a visitor has no command line
     assert not [b for b in app.button if b.label.startswith("Train")]
     st.cache_data.clear()
 

@@ -235,8 +235,9 @@ def _training_controls(kind: str, missing, fp: str) -> None:
         return
     place = common.training_place()
     if place["error"]:
-        st.error(f"Training is off: the Ray cluster this dashboard trains on does not answer "
-                 f"({place['error']}). Ask whoever runs the dashboard to bring the cluster back.")
+        reason = place["error"].split("; ")[0]  # what follows is advice for the command line
+        st.error(f"Training is off: {reason}. Ask whoever runs this dashboard to bring the Ray "
+                 "cluster back; the stored runs are all here meanwhile.")
         return
     try:
         jobs.check_limits(missing, place["cpus"])  # the rule the job runner applies, before the button

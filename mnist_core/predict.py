@@ -44,10 +44,13 @@ def classify(image28: np.ndarray, predict) -> dict[str, np.ndarray]:
 
 
 def disagreements(probabilities: dict[str, np.ndarray]) -> dict[str, bool]:
-    """Which models' top digit differs from the majority's."""
+    """Which models' top digit differs from the majority's. A tie (2 against 2) has no majority:
+    no model is marked, and the page says how the models split."""
     tops = {name: int(p.argmax()) for name, p in probabilities.items()}
     if not tops:
         return {}
     votes = np.bincount(list(tops.values()), minlength=10)
     majority = int(votes.argmax())
+    if (votes == votes[majority]).sum() > 1:
+        return {name: False for name in tops}
     return {name: top != majority for name, top in tops.items()}

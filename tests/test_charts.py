@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from mnist_core.predict import disagreements
 from pages.parts.charts import (
     clicked_cell,
     clicked_run,
@@ -16,7 +17,9 @@ from pages.parts.charts import (
     drawing_invitation,
     drawing_readout,
     history_chart,
+    reading_summary,
     sweep_chart,
+    with_article,
 )
 
 
@@ -39,6 +42,25 @@ def test_readout_shows_each_models_digit_and_outlines_the_ones_that_disagree():
     assert rows == [("a", "1px solid #ddd"), ("b", "1px solid #ddd"), ("c", "2px solid #d62728")]
     assert "The models disagree" in readout
     assert "Read after 1 stroke." in readout
+
+
+def test_a_tie_is_said_as_a_tie_naming_who_read_what_and_no_model_is_outlined():
+    image = np.zeros((28, 28), np.float32)
+    image[4:24, 12:16] = 1.0
+    readings = {"mlp_a": probabilities(7, 0.9), "mlp_b": probabilities(7, 0.8),
+                "cnn_a": probabilities(1, 0.9), "cnn_b": probabilities(1, 0.7)}
+    flags = disagreements(readings)
+    assert not any(flags.values())
+    readout = drawing_readout(image, readings, flags, strokes=1)
+    assert "differ from the majority" not in readout
+    assert ("The models split evenly: <b>cnn_a</b> and <b>cnn_b</b> read 1; <b>mlp_a</b> and "
+            "<b>mlp_b</b> read 7.") in readout
+    assert "2px solid #d62728" not in readout
+    assert "The models split: 2 read <b>1</b>, 2 read <b>7</b>." in reading_summary(readings)
+
+
+def test_digits_take_their_article():
+    assert [with_article(d) for d in (0, 1, 4, 8, 9)] == ["a 0", "a 1", "a 4", "an 8", "a 9"]
 
 
 def test_readout_without_disagreement_counts_strokes_and_escapes_names():

@@ -13,6 +13,7 @@ from mnist_core.models import build
 from mnist_core.neighbours import SUBSET_FILE, Neighbours, choose_subset, read_subset, write_subset
 from mnist_core.safe_read import UnsafeFile
 from mnist_core.store import StoreChain
+from pages.parts.charts import with_article
 from pages.parts.inside_view import GRID_WIDTH, _bars, _overlay, inside_html
 
 
@@ -153,8 +154,8 @@ def test_the_view_shows_both_maps_eight_labelled_neighbours_and_every_layer(insp
     neighbours = Neighbours(inspector.embed(subset.floats()), subset)
     positions, distances = neighbours.nearest(look.embedding)
     page = inside_html("reference_cnn", image, look, (subset, positions, distances))
-    assert f"What makes it a {look.top}" in page
-    assert f"A {look.top} rather than a {look.runner_up}" in page
+    assert f"What makes it {with_article(look.top)}" in page
+    assert f"{with_article(look.top).capitalize()} rather than {with_article(look.runner_up)}" in page
     assert page.count("data-neighbour=") == 8
     assert page.count('data-kind="maps"') == 3 and page.count('data-kind="units"') == 2
     assert "among a committed subset of 10,000 MNIST training digits" in page

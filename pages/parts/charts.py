@@ -187,8 +187,15 @@ def drawing_readout(image28: np.ndarray, probabilities: dict[str, np.ndarray],
     """
     rows = "".join(_model_readout(name, probs, differs.get(name, False))
                    for name, probs in probabilities.items())
-    warning = ('<p style="color:#d62728;margin:0 0 6px">The models disagree: the ones outlined '
-               'in red differ from the majority.</p>') if any(differs.values()) else ""
+    readers = _readers(probabilities)
+    if len(readers) > 1 and not any(differs.values()):  # a tie: no majority to differ from
+        warning = ('<p style="color:#d62728;margin:0 0 6px">The models split evenly: '
+                   + "; ".join(f"{_names(names)} read {digit}" for digit, names in readers.items()) + ".</p>")
+    elif any(differs.values()):
+        warning = ('<p style="color:#d62728;margin:0 0 6px">The models disagree: the ones outlined '
+                   'in red differ from the majority.</p>')
+    else:
+        warning = ""
     count = f"Read after {strokes} stroke{'' if strokes == 1 else 's'}."
     # flex-wrap: on a phone the input goes above the readings instead of pushing them off screen
     return (f'<div style="display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start">'
@@ -201,12 +208,29 @@ def drawing_readout(image28: np.ndarray, probabilities: dict[str, np.ndarray],
             f'<p style="font-size:13px;color:#666;margin:4px 0 0">{count}</p></div></div>')
 
 
+def _readers(probabilities: dict[str, np.ndarray]) -> dict[int, list[str]]:
+    """The names of the models reading each digit, the most read digit first."""
+    readers: dict[int, list[str]] = {}
+    for name, probs in probabilities.items():
+        readers.setdefault(int(np.argmax(probs)), []).append(name)
+    return dict(sorted(readers.items(), key=lambda item: (-len(item[1]), item[0])))
+
+
+def _names(names: list[str]) -> str:
+    escaped = [f"<b>{html.escape(n)}</b>" for n in names]
+    return escaped[0] if len(escaped) == 1 else ", ".join(escaped[:-1]) + " and " + escaped[-1]
+
+
+def with_article(digit: int) -> str:
+    """"a 4", "an 8": the article a digit takes when said aloud."""
+    return f"{'an' if digit == 8 else 'a'} {digit}"
+
+
 def reading_summary(probabilities: dict[str, np.ndarray]) -> str:
     """One line for under the canvas, so a phone shows the reading beside the drawing: what the
     models read, and how many read it."""
-    readings = [int(np.argmax(p)) for p in probabilities.values()]
-    counts = sorted(((readings.count(d), d) for d in set(readings)), reverse=True)
-    total = len(readings)
+    counts = [(len(names), digit) for digit, names in _readers(probabilities).items()]
+    total = len(probabilities)
     if len(counts) == 1:
         text = f"Read as <b>{counts[0][1]}</b> by {'the model' if total == 1 else f'all {total} models'}."
     elif counts[0][0] == counts[1][0]:

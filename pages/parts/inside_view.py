@@ -41,9 +41,10 @@ def inside_html(name: str, image28: np.ndarray, look, found, strokes: int = 0) -
     """Saliency, nearest training digits and every shown layer, as one element."""
     top, second = look.top, look.runner_up
     maps = (
-        _figure(f"What makes it a {top}", _overlay(image28, look.drives_top),
+        _figure(f"What makes it {charts.with_article(top)}", _overlay(image28, look.drives_top),
                 f"red raises the {top}, blue lowers it", "saliency-top")
-        + _figure(f"A {top} rather than a {second}", _overlay(image28, look.top_versus_runner_up),
+        + _figure(f"{charts.with_article(top).capitalize()} rather than {charts.with_article(second)}",
+                  _overlay(image28, look.top_versus_runner_up),
                   f"red: for {top}, blue: for {second}", "saliency-versus"))
     saliency = (f'<div><div style="font-weight:600">Which pixels decide</div>'
                 f'<div style="display:flex;gap:14px;margin-top:4px">{maps}</div>'

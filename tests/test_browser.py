@@ -244,6 +244,15 @@ def test_a_reload_mid_job_and_a_copied_link_keep_the_settings_and_the_job_says_w
     expect(page.get_by_text(re.compile(r"Trained 1 run in \d+ s \(λ = 0.002, 5 epochs, seed 0, "
                                        r"2,000 images\); they are on the chart\."))).to_be_visible()
     expect(page.get_by_test_id("stEChartsChart")).to_have_count(1)
+    nav = page.get_by_test_id("stSidebarNav")
+    nav.get_by_role("link", name="Draw").click()
+    expect(page.get_by_role("heading", name="Draw a digit")).to_be_visible()
+    nav.get_by_role("link", name="Lambda sweep").click()  # back to the page by its link: as left
+    expect(page.get_by_text(f"1 of 1 run stored · {wanted}")).to_be_visible()
+    nav.get_by_role("link", name="Errors").click()
+    expect(page.get_by_role("heading", name="Misclassified test images")).to_be_visible()
+    page.go_back()  # the browser's Back button
+    expect(page.get_by_text(f"1 of 1 run stored · {wanted}")).to_be_visible()
     fresh = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     fresh.goto(page.url)  # a copied link, in a browser that has never seen the page
     expect(fresh.get_by_text(f"1 of 1 run stored · {wanted}")).to_be_visible()

@@ -3,27 +3,30 @@
 The 10,000 test images are ranked by how likely their given label is wrong, by confident
 learning (cleanlab) over the mean of several stored runs' test-set probabilities. The runs
 never trained on the test set, so their votes are out of sample. Needs neither MNIST nor
-TensorFlow: the test labels are read back from a run's own files (its predictions are right
-wherever errors.npz does not list the image, and errors.npz holds the true label where not).
+TensorFlow: standard MNIST's test labels are committed (cached_results/test_labels.npz,
+checked against their sha256).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import logging
 import os
 import re
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from filelock import FileLock
 
-from .safe_read import UnsafeFile, read_json
-from .safe_write import write_atomic
-from .store import Run, StoreError, check_lock_file
+from .data import STANDARD_FINGERPRINT
+from .safe_read import UnsafeFile, read_json, read_npz
+from .safe_write import replacing, write_atomic
+from .store import COMMITTED_STORE, Run, StoreError, check_lock_file
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,8 @@ VERDICTS = ("label wrong", "label fine", "unsure")
 VERDICT_FILE = "suspect_verdicts.json"
 VERDICT_KEY = re.compile(r"[0-9]{1,5}")  # ASCII digits only: str.isdigit also takes "²" and "٣"
 TEST_IMAGES = 10_000
+TEST_LABELS_FILE = COMMITTED_STORE / "test_labels.npz"  # standard MNIST's, 10 kB
+TEST_LABELS_SHA256 = "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5"
 DEFAULT_VOTERS = 3
 
 
@@ -40,12 +45,45 @@ def default_voters(named: dict[str, Run]) -> dict[str, Run]:
     return dict(strongest)
 
 
-def given_labels(run: Run) -> np.ndarray:
-    """The test set's given labels, from `run`'s predictions and errors."""
-    labels = run.predictions().astype(np.float64).argmax(1)
-    errors = run.errors()
-    labels[errors["index"].astype(int)] = errors["true"].astype(int)
+def write_test_labels(data, path: Path = TEST_LABELS_FILE) -> Path:
+    """Write the committed copy of standard MNIST's test labels (from `data`, checked)."""
+    labels = np.asarray(data.y_test, np.uint8)
+    if hashlib.sha256(labels.tobytes()).hexdigest() != TEST_LABELS_SHA256:
+        raise ValueError("these are not standard MNIST's test labels")
+    with replacing(path) as out:
+        np.savez_compressed(out, labels=labels)
+    return path
+
+
+@lru_cache(maxsize=1)
+def standard_test_labels(path: Path = TEST_LABELS_FILE) -> np.ndarray:
+    """Standard MNIST's 10,000 test labels, from the committed copy, checked against their hash."""
+    (labels,) = read_npz(path, {"labels": ("u", 1)}, TEST_IMAGES).values()
+    if labels.shape != (TEST_IMAGES,) or hashlib.sha256(labels.astype(np.uint8).tobytes()).hexdigest() \
+            != TEST_LABELS_SHA256:
+        raise UnsafeFile(f"{path.name} does not hold standard MNIST's test labels")
+    labels = labels.astype(np.int64)
+    labels.flags.writeable = False
     return labels
+
+
+def given_labels(run: Run) -> np.ndarray:
+    """The test labels `run` was tested on, known exactly, never inferred from its predictions:
+    standard MNIST's (the committed copy) for a run trained on it, else those of the MNIST at
+    hand when it is the run's data. ValueError, saying what to do, when neither is the case."""
+    if run.data_fingerprint == STANDARD_FINGERPRINT:
+        return standard_test_labels()
+    from .data import MNISTError, load_mnist, mnist_available
+
+    if mnist_available():
+        try:
+            data = load_mnist()
+        except MNISTError:
+            data = None
+        if data is not None and data.fingerprint == run.data_fingerprint:
+            return data.y_test.astype(np.int64)
+    raise ValueError(f"run {run.key[:12]} was trained on an MNIST other than the standard one, and "
+                     "that MNIST is not at hand: set MNIST_PATH to it, or choose other runs")
 
 
 def rank_labels(probabilities: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
@@ -79,10 +117,11 @@ def rank_suspects(voters: dict[str, Run]) -> pd.DataFrame:
     if not voters:
         raise ValueError("choose at least one run to vote")
     names = list(voters)
-    labels = given_labels(voters[names[0]])
     for name in names[1:]:
-        if not np.array_equal(given_labels(voters[name]), labels):
-            raise ValueError(f"{name} was tested on other labels than {names[0]}: not the same test set")
+        if voters[name].data_fingerprint != voters[names[0]].data_fingerprint:
+            raise ValueError(f"{name} was trained and tested on another MNIST than {names[0]} (their "
+                             "data fingerprints differ): choose runs trained on the same data")
+    labels = given_labels(voters[names[0]])
     each = {name: voters[name].predictions().astype(np.float64) for name in names}
     table = rank_labels(np.mean(list(each.values()), axis=0), labels)
     rows = table["index"].to_numpy()

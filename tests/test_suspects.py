@@ -41,6 +41,27 @@ def test_the_given_labels_read_back_from_a_run_are_mnists(voters, mnist):
         np.testing.assert_array_equal(given_labels(run), mnist.y_test)
 
 
+def test_every_stored_run_can_vote_with_every_other():
+    """Labels are known exactly, never read back from predictions (a run whose probabilities
+    tie on one image made "select all" fail with a false message)."""
+    runs = StoreChain.default(None).runs()
+    assert len(runs) >= 60
+    ranking = rank_suspects({run.key: run for run in runs})
+    assert len(ranking) == 10_000 and ranking["agree"].max() == len(runs)
+
+
+def test_a_damaged_committed_label_file_is_refused(tmp_path):
+    from mnist_core.safe_read import UnsafeFile
+    from mnist_core.suspects import TEST_LABELS_FILE, standard_test_labels
+
+    with np.load(TEST_LABELS_FILE) as npz:
+        labels = npz["labels"].copy()
+    labels[2454] = (labels[2454] + 1) % 10
+    np.savez(tmp_path / "labels.npz", labels=labels)
+    with pytest.raises(UnsafeFile, match="does not hold standard MNIST's test labels"):
+        standard_test_labels(tmp_path / "labels.npz")
+
+
 def test_labels_flipped_on_purpose_are_found_at_the_top_of_the_ranking(voters):
     labels = given_labels(voters["improved_cnn"])
     probabilities = np.mean([r.predictions().astype(np.float64) for r in voters.values()], axis=0)

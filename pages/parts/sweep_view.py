@@ -196,8 +196,9 @@ def _chart(frame, kind: str) -> None:
         st.success(f"Selected: {chosen.config.label}, test accuracy {chosen.test_accuracy:.2%}. "
                    "The Errors and Draw pages now use it.")
     elif chosen is not None:
-        st.info(f"Selected elsewhere: {chosen.config.label} (test accuracy {chosen.test_accuracy:.2%}), "
-                "not on this chart. Click a point to select one of these runs instead.")
+        st.info(f"Selected: {chosen.config.label}, test accuracy {chosen.test_accuracy:.2%}. It is not on "
+                "this chart (chosen with other settings or on another page); click a point to select "
+                "one of these runs instead.")
     else:
         st.caption("Click a point to select its run for the Errors and Draw pages.")
     best, accuracies = best_point(frame, "l2" if kind == "lambda" else "hidden")

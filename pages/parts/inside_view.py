@@ -37,6 +37,10 @@ def show(name: str, key: str, image28: np.ndarray | None, strokes: int) -> None:
     st.html(inside_html(name, image28, look, found, strokes))
 
 
+def _rough(completeness: float) -> str:
+    return " (a rough map: read it with care)" if abs(1 - completeness) > 0.1 else ""
+
+
 def inside_html(name: str, image28: np.ndarray, look, found, strokes: int = 0) -> str:
     """Saliency, nearest training digits and every shown layer, as one element."""
     top, second = look.top, look.runner_up
@@ -49,9 +53,10 @@ def inside_html(name: str, image28: np.ndarray, look, found, strokes: int = 0) -
     saliency = (f'<div><div style="font-weight:600">Which pixels decide</div>'
                 f'<div style="display:flex;gap:14px;margin-top:4px">{maps}</div>'
                 '<div style="font-size:12px;color:#666;max-width:320px">Integrated gradients from a '
-                f'black image: each inked pixel\'s share of the {top}\'s score (the left map adds up '
-                f'to {look.completeness:.0%} of its rise from black). Black pixels get none, so a '
-                'stroke that is <i>missing</i> cannot show here.</div></div>')
+                f'black image: each inked pixel\'s share of the {top}\'s score. Together the pixels '
+                f'explain how far that score rises above a black image\'s to within '
+                f'{abs(1 - look.completeness):.0%}{_rough(look.completeness)}. Black pixels get none, '
+                'so a stroke that is <i>missing</i> cannot show here.</div></div>')
     return (f'<div data-inside="{html.escape(name)}" data-strokes="{strokes}" '
             'style="display:flex;flex-direction:column;gap:16px">'
             '<div style="display:flex;gap:32px;flex-wrap:wrap">'

@@ -76,6 +76,17 @@ def test_sweep_settings_come_from_the_url_and_go_back_to_it():
     assert "epochs" not in app.query_params  # the default is not written
 
 
+def test_a_range_given_high_first_in_the_link_is_read_low_first():
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    app.run()
+    app.switch_page("pages/width_sweep.py")
+    app.query_params["grid"], app.query_params["range"] = "range", "1200/480,100/40"
+    app.run()
+    assert not app.exception
+    assert app.select_slider(key="width_range").value == ("100/40", "1200/480")
+    assert any("of 15 runs stored" in c.value for c in app.caption)  # 5 pairs, 3 seeds
+
+
 def test_a_link_with_values_the_page_does_not_offer_is_ignored_not_raised():
     app = AppTest.from_file(APP, default_timeout=TIMEOUT)
     app.run()

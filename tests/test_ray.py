@@ -29,6 +29,7 @@ from ray.cluster_utils import Cluster  # noqa: E402
 
 from mnist_core.ray_backend import RayExecutor, plan_tasks  # noqa: E402
 
+pytestmark = pytest.mark.ray
 REPO = Path(__file__).resolve().parent.parent
 TINY = dict(epochs=2, limit=2000)
 

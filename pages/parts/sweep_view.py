@@ -52,7 +52,7 @@ def settings(kind: str) -> list[url_state.Setting]:
                 *shared]
     return [Setting("grid", "width_grid_mode", "Reference grid", *url_state.named(WIDTH_MODES)),
             Setting("range", "width_range", (WIDTH_LABELS[0], WIDTH_LABELS[-1]),
-                    *url_state.pair_of(url_state.one_of(WIDTH_LABELS))),
+                    *url_state.pair_of(url_state.one_of(WIDTH_LABELS), WIDTH_LABELS.index)),
             Setting("pairs", "width_values", "10:5, 25:10, 100:40", url_state.text_up_to(500)),
             *shared]
 

@@ -83,13 +83,15 @@ def named(names: dict[str, str]) -> tuple[Callable[[str], str], Callable[[str], 
     return read, words.__getitem__
 
 
-def pair_of(read_one: Callable[[str], object]) -> tuple[Callable[[str], tuple], Callable[[tuple], str]]:
-    """Reader and writer for a two-value setting (a range), written "low,high"."""
+def pair_of(read_one: Callable[[str], object], order: Callable[[object], object] | None = None
+            ) -> tuple[Callable[[str], tuple], Callable[[tuple], str]]:
+    """Reader and writer for a two-value setting (a range), written "low,high"; a range given
+    high first is read low first (by `order`, else the values' own)."""
     def read(text: str) -> tuple:
         parts = text.split(",")
         if len(parts) != 2:
             raise ValueError(text)
-        return read_one(parts[0]), read_one(parts[1])
+        return tuple(sorted((read_one(parts[0]), read_one(parts[1])), key=order))
     return read, lambda pair: f"{pair[0]},{pair[1]}"
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -84,4 +85,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from mnist_core.__main__ import run_benchmark
+
+    sys.exit(run_benchmark(main, "benchmarks/cnn_seed_fusion.py"))

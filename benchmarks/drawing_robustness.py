@@ -95,4 +95,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from mnist_core.__main__ import run_benchmark
+
+    sys.exit(run_benchmark(main, "benchmarks/drawing_robustness.py"))

@@ -61,4 +61,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from mnist_core.__main__ import run_benchmark
+
+    sys.exit(run_benchmark(main, "benchmarks/improved_cnn_step.py"))

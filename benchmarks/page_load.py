@@ -110,4 +110,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from mnist_core.__main__ import run_benchmark
+
+    sys.exit(run_benchmark(main, "benchmarks/page_load.py"))

@@ -414,6 +414,21 @@ INTERRUPTED = {name: "finished runs are stored; run the same command to resume"
                for name in ("train", "sweep", "reproduce")}
 
 
+def run_benchmark(main, name: str) -> int:
+    """A benchmark's entry point, failing as the command line does: bad input (no MNIST, a bad
+    store, a cluster that does not answer) is one line on stderr and exit status 2."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        main()
+    except (ConfigError, MNISTError, StoreError, ClusterError) as exc:
+        sys.stderr.write(f"{name}: error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{name}: interrupted\n")
+        return 130
+    return 0
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 

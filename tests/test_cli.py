@@ -100,3 +100,15 @@ def test_no_committed_leaves_cached_results_out_for_every_training_command(tmp_p
     plain = stores_for(build_parser().parse_args([*command, "--store", str(tmp_path)]))
     alone = stores_for(build_parser().parse_args([*command, "--store", str(tmp_path), "--no-committed"]))
     assert [s.root for s in alone.all] == [plain.writable.root] and len(plain.all) == 2
+
+
+@pytest.mark.parametrize("script", ["cluster_scaling.py", "drawing_robustness.py"])
+def test_a_benchmark_without_mnist_fails_as_the_command_line_does(tmp_path, script):
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / script)], cwd=tmp_path,
+                            env={**os.environ, "MNIST_PATH": str(tmp_path / "absent.npz"),
+                                 "TF_CPP_MIN_LOG_LEVEL": "3"},
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"benchmarks/{script}: error: MNIST not found at {tmp_path / 'absent.npz'}: set MNIST_PATH "
+        "to a Keras-layout mnist.npz or a folder with the four IDX files"]

@@ -398,33 +398,29 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"train": cmd_train, "sweep": cmd_sweep, "reproduce": cmd_reproduce, "list": cmd_list,
                 "report": cmd_report, "data": cmd_data, "cluster": cmd_cluster, "suspects": cmd_suspects}
-    signal.signal(signal.SIGTERM, _interrupt)  # so clean-ups run (temporary files removed) as for Ctrl-C
-    try:
-        handlers[args.command](args)
-    except (ConfigError, MNISTError, StoreError, ClusterError) as exc:
-        sys.stderr.write(f"python -m mnist_core {args.command}: error: {exc}\n")
-        return 2
-    except KeyboardInterrupt:
-        sys.stderr.write(f"interrupted: {INTERRUPTED.get(args.command, 'nothing was left half-written')}\n")
-        return 130
-    return 0
+    return _run(lambda: handlers[args.command](args), f"python -m mnist_core {args.command}",
+                INTERRUPTED.get(args.command, "nothing was left half-written"))
+
+
+def run_benchmark(main, name: str) -> int:
+    """A benchmark's entry point, failing as the command line does: bad input (no MNIST, a bad
+    store, a cluster that does not answer) is one line on stderr and exit status 2."""
+    return _run(main, name, "nothing was left half-written")
 
 
 INTERRUPTED = {name: "finished runs are stored; run the same command to resume"
                for name in ("train", "sweep", "reproduce")}
 
 
-def run_benchmark(main, name: str) -> int:
-    """A benchmark's entry point, failing as the command line does: bad input (no MNIST, a bad
-    store, a cluster that does not answer) is one line on stderr and exit status 2."""
-    signal.signal(signal.SIGTERM, _interrupt)
+def _run(action, name: str, interrupted: str) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)  # so clean-ups run (temporary files removed) as for Ctrl-C
     try:
-        main()
+        action()
     except (ConfigError, MNISTError, StoreError, ClusterError) as exc:
         sys.stderr.write(f"{name}: error: {exc}\n")
         return 2
     except KeyboardInterrupt:
-        sys.stderr.write(f"{name}: interrupted\n")
+        sys.stderr.write(f"interrupted: {interrupted}\n")
         return 130
     return 0
 

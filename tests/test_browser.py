@@ -142,15 +142,24 @@ def slider_to_minimum(page, label):
     thumb.press("Home")
 
 
-def ask_for_tiny_lambda_sweep(page, server):
+def ask_for_lambda_sweep(page, server, values: str, steps=(("Epochs", 0), ("Seeds", 0),
+                                                          ("Training images", 0))):
+    """Type `values` on the lambda page, and set each slider `steps` right of its minimum, with
+    the keyboard."""
     page.goto(f"{server}/lambda_sweep")
     expect(page.get_by_role("heading", name="L2 regularization sweep")).to_be_visible()
     page.get_by_text("Explicit values").click()
-    values = page.get_by_label("Lambdas, comma-separated", exact=True)
-    values.fill("0, 0.02")
-    values.press("Enter")
-    for label in ("Epochs", "Seeds", "Training images"):
+    box = page.get_by_label("Lambdas, comma-separated", exact=True)
+    box.fill(values)
+    box.press("Enter")
+    for label, rights in steps:
         slider_to_minimum(page, label)
+        for _ in range(rights):
+            page.get_by_role("slider", name=label).press("ArrowRight")
+
+
+def ask_for_tiny_lambda_sweep(page, server):
+    ask_for_lambda_sweep(page, server, "0, 0.02")
     expect(page.get_by_text(re.compile(r"0 of 2 runs stored · 1 epoch · 1 seed · 1,000"))) \
         .to_be_visible()
 
@@ -222,16 +231,7 @@ def test_looking_inside_a_model_shows_its_layers_the_deciding_pixels_and_nearest
 
 def test_a_reload_mid_job_and_a_copied_link_keep_the_settings_and_the_job_says_what_it_trains(
         page, browser, server):
-    page.goto(f"{server}/lambda_sweep")
-    expect(page.get_by_role("heading", name="L2 regularization sweep")).to_be_visible()
-    page.get_by_text("Explicit values").click()
-    values = page.get_by_label("Lambdas, comma-separated", exact=True)
-    values.fill("0.002")
-    values.press("Enter")
-    for label, rights in (("Epochs", 2), ("Seeds", 0), ("Training images", 1)):
-        slider_to_minimum(page, label)
-        for _ in range(rights):
-            page.get_by_role("slider", name=label).press("ArrowRight")
+    ask_for_lambda_sweep(page, server, "0.002", (("Epochs", 2), ("Seeds", 0), ("Training images", 1)))
     wanted = "5 epochs · 1 seed · 2,000 training images"
     expect(page.get_by_text(f"0 of 1 run stored · {wanted}")).to_be_visible()
     page.get_by_role("button", name="Train 1 missing run in the background (5 model-epochs)").click()

@@ -4,6 +4,7 @@ while still matching its manifest (the manifest is resealed after each damage)."
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -91,7 +92,20 @@ def _manifest_brackets(folder):
     (folder / MANIFEST).write_text("[" * 100000 + "]" * 100000)
 
 
-# name -> change to a run folder; every change but the manifest's is resealed afterwards
+def _manifest_fifo(folder):
+    (folder / MANIFEST).unlink()
+    os.mkfifo(folder / MANIFEST)  # opened as a file, it would block every reader
+
+
+def _model_link_to_dev_zero(folder):
+    (folder / "model.keras").unlink()
+    os.symlink("/dev/zero", folder / "model.keras")
+    manifest = json.loads((folder / MANIFEST).read_text())
+    manifest["files"]["model.keras"]["size"] = 0  # hashing it would read forever
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+
+
+# name -> change to a run folder; every change but those in UNSEALED is resealed afterwards
 DAMAGES = {
     "metrics without wall_time_s": _edit_json("metrics.json", lambda m: m.pop("wall_time_s")),
     "string test_accuracy": _edit_json("metrics.json", lambda m: m.update(test_accuracy="0.99")),
@@ -107,12 +121,15 @@ DAMAGES = {
     "config with a list fingerprint": _edit_json("config.json", lambda c: c.update(data_fingerprint=[1])),
     "manifest of 100000 brackets": _manifest_brackets,
     "errors with a true label of -1": _replace_npz("errors.npz", true=np.full(ERRORS, -1, np.int64)),
+    "manifest a FIFO": _manifest_fifo,
+    "model a link to /dev/zero": _model_link_to_dev_zero,
 }
+UNSEALED = {"manifest of 100000 brackets", "manifest a FIFO", "model a link to /dev/zero"}
 
 
 def damage(folder: Path, kind: str) -> None:
     DAMAGES[kind](folder)
-    if kind != "manifest of 100000 brackets":
+    if kind not in UNSEALED:
         reseal(folder)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from . import data
 from .data import STANDARD_FINGERPRINT, MNISTError, read_mnist
+from .safe_read import read_bytes
 from .safe_write import replacing
 
 KERAS_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
@@ -46,17 +47,18 @@ def download_mnist(target: Path | None = None,
     target = Path(target or data.DOWNLOADED).expanduser().absolute()
 
     def verify(temporary: Path) -> None:
-        if digest[0] != expected:
-            raise MNISTError(f"the file from {url} has sha256 {digest[0]}, expected {expected}: it is not "
+        """The file as written to disk is the one published, and standard MNIST."""
+        digest = hashlib.sha256(read_bytes(temporary, MAX_BYTES)).hexdigest()
+        if digest != expected:
+            raise MNISTError(f"the file from {url} has sha256 {digest}, expected {expected}: it is not "
                              "MNIST's mnist.npz (set MNIST_PATH to a copy you trust instead)")
         if read_mnist(temporary).fingerprint != STANDARD_FINGERPRINT:
             raise MNISTError(f"the file from {url} holds arrays other than standard MNIST's")
 
-    digest = [""]
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         with replacing(target, verify=verify) as out:
-            digest[0] = _fetch(url, out, progress)
+            _fetch(url, out, progress)
     except urllib.error.HTTPError as exc:
         raise MNISTError(f"could not download MNIST from {url} (HTTP {exc.code}: {_first_line(exc.reason)}); "
                          "check the address, or set MNIST_PATH to a local mnist.npz") from None
@@ -85,10 +87,9 @@ def _first_line(reason) -> str:
     return lines[0] if lines else type(reason).__name__
 
 
-def _fetch(url: str, out, progress) -> str:
-    """Stream `url` into `out`; returns the sha256 of what was written. Gives up (TimeoutError)
-    when no byte comes for STALL_S seconds or the whole takes DEADLINE_S."""
-    digest = hashlib.sha256()
+def _fetch(url: str, out, progress) -> None:
+    """Stream `url` into `out`. Gives up (TimeoutError) when no byte comes for STALL_S seconds
+    or the whole takes DEADLINE_S."""
     started = time.monotonic()
     try:
         response = urllib.request.urlopen(url, timeout=STALL_S)
@@ -110,7 +111,5 @@ def _fetch(url: str, out, progress) -> str:
             if time.monotonic() - started > DEADLINE_S:
                 raise TimeoutError(f"the download took more than {DEADLINE_S} s ({done:,} bytes so far)")
             out.write(block)
-            digest.update(block)
             if progress:
                 progress(done, total)
-    return digest.hexdigest()

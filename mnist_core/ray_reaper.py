@@ -23,10 +23,7 @@ POLL_S = 1
 
 def is_agent(pid: int) -> bool:
     """True if `pid` is (still) one of Ray's agents (not a process that took its number since)."""
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().startswith(AGENTS)
-    except OSError:
-        return False
+    return cmdline(pid).startswith(AGENTS)
 
 
 def children(pid: int) -> list[int]:
@@ -38,14 +35,20 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def _parent(pid: int) -> int | None:
+def _stat(pid: int | None) -> list[str]:
+    """/proc/PID/stat's fields after the command name: state, parent, ... ([] if it is gone)."""
     try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
 
 
-def _cmdline(pid: int | None) -> bytes:
+def _parent(pid: int) -> int | None:
+    fields = _stat(pid)
+    return int(fields[1]) if len(fields) > 1 else None
+
+
+def cmdline(pid: int | None) -> bytes:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
@@ -53,25 +56,14 @@ def _cmdline(pid: int | None) -> bytes:
 
 
 def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return Path(f"/proc/{pid}").exists() and "Z" not in _state(pid)
-
-
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return "Z"
+    """True while `pid` runs (a zombie has ended)."""
+    fields = _stat(pid)
+    return bool(fields) and fields[0] != "Z"
 
 
 def orphaned(pid: int) -> bool:
     """True if the agent `pid` has lost its raylet (Ray ends a raylet with its driver)."""
-    return b"raylet" not in _cmdline(_parent(pid))
+    return b"raylet" not in cmdline(_parent(pid))
 
 
 def reap(driver: int) -> int:
@@ -80,7 +72,7 @@ def reap(driver: int) -> int:
     agents: set[int] = set()
     while alive(driver):
         for raylet in children(driver):
-            if b"raylet" in _cmdline(raylet):
+            if b"raylet" in cmdline(raylet):
                 agents.update(pid for pid in children(raylet) if is_agent(pid))
         time.sleep(POLL_S)
     time.sleep(GRACE_S)

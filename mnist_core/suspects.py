@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from filelock import FileLock
 
-from .data import STANDARD_FINGERPRINT
+from .data import STANDARD_FINGERPRINT, MNISTError, load_mnist, mnist_available
 from .safe_read import UnsafeFile, read_json, read_npz
 from .safe_write import replacing, write_atomic
 from .store import COMMITTED_STORE, Run, StoreError, check_lock_file
@@ -73,8 +73,6 @@ def given_labels(run: Run) -> np.ndarray:
     hand when it is the run's data. ValueError, saying what to do, when neither is the case."""
     if run.data_fingerprint == STANDARD_FINGERPRINT:
         return standard_test_labels()
-    from .data import MNISTError, load_mnist, mnist_available
-
     if mnist_available():
         try:
             data = load_mnist()

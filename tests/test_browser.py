@@ -244,6 +244,10 @@ def test_a_reload_mid_job_and_a_copied_link_keep_the_settings_and_the_job_says_w
     expect(page.get_by_text(re.compile(r"Trained 1 run in \d+ s \(λ = 0.002, 5 epochs, seed 0, "
                                        r"2,000 images\); they are on the chart\."))).to_be_visible()
     expect(page.get_by_test_id("stEChartsChart")).to_have_count(1)
+    page.get_by_role("slider", name="Epochs").press("ArrowRight")  # 10 epochs: the job's run is off
+    expect(page.get_by_text(re.compile(r"the page shows other settings now"))).to_be_visible()
+    page.get_by_role("button", name="Show them").click()
+    expect(page.get_by_text(f"1 of 1 run stored · {wanted}")).to_be_visible()
     nav = page.get_by_test_id("stSidebarNav")
     nav.get_by_role("link", name="Draw").click()
     expect(page.get_by_role("heading", name="Draw a digit")).to_be_visible()

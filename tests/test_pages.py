@@ -301,3 +301,4 @@ def test_a_stalled_job_is_shown_with_a_cancel_button_that_ends_it(tmp_path, monk
     assert not app.exception, [e.value for e in app.exception]
     assert jobs.load(job.folder).status == "cancelled" and process_ended(pid)
     assert not [w for w in app.warning if "stalled" in w.value]
+    assert any("Cancelled: 0 of 2 runs were stored" in i.value for i in app.info)

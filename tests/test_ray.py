@@ -336,27 +336,8 @@ def test_the_cluster_command_on_a_port_that_is_not_ray_exits_2_with_one_line(web
     assert err.count("\n") == 1 and "not as a Ray cluster's head does" in err, err
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    found.append(int(entry.name))
-            except (OSError, IndexError, ValueError):
-                continue
-    return found
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
 def test_a_killed_driver_leaves_no_ray_agents_running_for_more_than_a_minute(tmp_path):
-    from mnist_core.ray_reaper import is_agent
+    from mnist_core.ray_reaper import children, cmdline, is_agent
 
     # No address anywhere, and a Ray temp folder of its own: otherwise Ray would join the module's
     # cluster (found through /tmp/ray/ray_current_cluster) instead of starting an instance here.
@@ -368,9 +349,9 @@ def test_a_killed_driver_leaves_no_ray_agents_running_for_more_than_a_minute(tmp
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     agents, training, deadline = [], False, time.monotonic() + 120
     while not (len(agents) == 2 and training) and time.monotonic() < deadline and driver.poll() is None:
-        started = [pid for child in _children(driver.pid) for pid in _children(child)]
+        started = [pid for child in children(driver.pid) for pid in children(child)]
         agents = [pid for pid in started if is_agent(pid)]
-        training = any(_cmdline(pid).startswith(b"ray::train_task") for pid in started)
+        training = any(cmdline(pid).startswith(b"ray::train_task") for pid in started)
         time.sleep(0.5)
     assert len(agents) == 2 and training, "the driver should be training on a Ray instance of its own"
     driver.send_signal(signal.SIGKILL)

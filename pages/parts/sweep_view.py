@@ -108,7 +108,8 @@ def _parsed(parse, text: str, kind: str):
 def render(kind: str) -> None:
     """The whole page for kind 'lambda' or 'width'."""
     is_lambda = kind == "lambda"
-    url_state.restore(settings(kind))
+    page_settings = settings(kind)
+    url_state.restore(page_settings)
     with st.sidebar:
         st.subheader("Grid")
         grid = _lambda_grid() if is_lambda else _width_grid()
@@ -116,7 +117,7 @@ def render(kind: str) -> None:
         seeds = st.slider("Seeds", 1, 3, key=f"{kind}_seeds")
         images = st.select_slider("Training images", IMAGE_CHOICES, key=f"{kind}_images",
                                   format_func=lambda n: f"{n:,}")
-    url_state.keep(settings(kind))
+    url_state.keep(page_settings)
     valid = grid is not None
     if not valid:
         grid = st.session_state.get(f"{kind}_last_grid") or list(REFERENCE_LAMBDAS if is_lambda else
@@ -317,5 +318,6 @@ def _closing_line(kind: str, job: jobs.Job, on_chart: frozenset) -> None:
         text + ("; they are on the chart." if shown and job.status == "done" else
                 "" if shown or not stored else "; the page shows other settings now."))
     if not shown and stored and isinstance(job.state.get("settings"), dict):
-        button.button("Show them", key=f"show_{job.id}", on_click=_show_job_runs,
-                      args=(kind, job.state["settings"]), help="Set this page to the job's settings")
+        if button.button("Show them", key=f"show_{job.id}", help="Set this page to the job's settings"):
+            _show_job_runs(kind, job.state["settings"])
+            st.rerun(scope="app")  # the panel is a fragment: the sidebar and chart must redraw too

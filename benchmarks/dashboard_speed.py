@@ -57,10 +57,10 @@ def draw_times(count: int) -> tuple[dict[str, list[float]], int]:
     """Seconds per drawing for each way of classifying it, measured in turn on every drawing,
     each after `keras.backend.clear_session()` as Streamlit calls it after every script run."""
     import keras
-    from drawing_robustness import as_canvas
 
     from mnist_core.catalog import named_runs
     from mnist_core.data import load_mnist
+    from mnist_core.drawings import redrawn_digit
     from mnist_core.predict import classify, predictor
     from mnist_core.preprocess import to_mnist
     from mnist_core.store import StoreChain
@@ -70,7 +70,7 @@ def draw_times(count: int) -> tuple[dict[str, list[float]], int]:
     named = named_runs(StoreChain.default(), data.fingerprint)
     models = {name: run.load_model() for name, run in named.items()}
     rng = np.random.default_rng(0)
-    canvases = [as_canvas(data.x_test[i], rng) for i in range(count)]
+    canvases = [redrawn_digit(data.x_test[i], rng) for i in range(count)]
     together = predictor(models)
     served = partial(serving.in_tensorflow_thread, together)  # as pages/parts/common.py serves it
     one_each = [predictor({name: model}) for name, model in models.items()]

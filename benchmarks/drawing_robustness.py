@@ -20,48 +20,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
-from scipy import ndimage  # noqa: E402
 
 from mnist_core.catalog import named_runs  # noqa: E402
 from mnist_core.data import load_mnist  # noqa: E402
+from mnist_core.drawings import CANVAS, redrawn_digit  # noqa: E402
 from mnist_core.preprocess import MIN_EXTENT, SIZE, ink, ink_extent, to_mnist  # noqa: E402
 from mnist_core.store import StoreChain  # noqa: E402
-
-CANVAS = 280
-
 
 
 def naive_resize(image) -> np.ndarray:
     """What most digit apps do: squash the whole canvas to 28x28."""
     small = Image.fromarray(ink(image), mode="F").resize((SIZE, SIZE), Image.Resampling.BILINEAR)
     return np.clip(np.asarray(small), 0.0, 1.0).astype(np.float32)
-
-
-def as_canvas(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A 28x28 uint8 digit redrawn as a canvas image: size, stroke width and position vary."""
-    size = int(rng.integers(110, 260))  # the 28x28 field's size on the canvas
-    big = np.asarray(Image.fromarray(digit).resize((size, size), Image.Resampling.BILINEAR),
-                     dtype=np.float32)
-    change = int(rng.integers(-3, 8))  # stroke thinner (<0) or thicker (>0), in canvas pixels
-    if change > 0:
-        big = ndimage.grey_dilation(big, footprint=_disk(change))
-    elif change < 0:
-        big = ndimage.grey_erosion(big, footprint=_disk(-change))
-    ink_rows = np.flatnonzero(big.max(axis=1) > 25)
-    ink_cols = np.flatnonzero(big.max(axis=0) > 25)
-    big = big[ink_rows[0]:ink_rows[-1] + 1, ink_cols[0]:ink_cols[-1] + 1][:CANVAS, :CANVAS]
-    top = int(rng.integers(0, CANVAS - big.shape[0] + 1))
-    left = int(rng.integers(0, CANVAS - big.shape[1] + 1))
-    canvas = np.zeros((CANVAS, CANVAS, 4), np.uint8)
-    canvas[..., 3] = 255
-    for channel in range(3):
-        canvas[top:top + big.shape[0], left:left + big.shape[1], channel] = np.clip(big, 0, 255)
-    return canvas
-
-
-def _disk(radius: int) -> np.ndarray:
-    y, x = np.ogrid[-radius:radius + 1, -radius:radius + 1]
-    return x * x + y * y <= radius * radius
 
 
 def main() -> None:
@@ -73,7 +43,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     chosen = rng.choice(len(data.x_test), size=min(args.count, len(data.x_test)), replace=False)
     labels = data.y_test[chosen]
-    canvases = [as_canvas(data.x_test[i], rng) for i in chosen]
+    canvases = [redrawn_digit(data.x_test[i], rng) for i in chosen]
     inputs = {
         "original 28x28": data.x_test[chosen].astype(np.float32) / 255.0,
         "canvas, our preprocessing": np.stack([to_mnist(c) for c in canvases]),

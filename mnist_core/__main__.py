@@ -190,6 +190,9 @@ def build_parser() -> Parser:
     subset = data_commands.add_parser("neighbours", help="write the committed subset of training digits "
                                       "the Draw page searches for neighbours when MNIST is not at hand")
     subset.add_argument("--data", help="MNIST .npz or IDX folder (default: as training finds it)")
+    check = data_commands.add_parser("not-a-digit", help="fit the Draw page's not-a-digit check for the "
+                                     "improved CNN and write it to cached_results/ (a few minutes)")
+    check.add_argument("--data", help="MNIST .npz or IDX folder (default: as training finds it)")
 
     suspects = commands.add_parser("suspects", help="test images whose label is likely wrong (cleanlab)")
     suspects.add_argument("--voters", type=_list_of(str),
@@ -199,6 +202,14 @@ def build_parser() -> Parser:
     suspects.add_argument("--json", action="store_true", help="machine-readable output")
     suspects.add_argument("--store", type=_folder, help="also read this store; verdicts live in it "
                           "(default: the user store)")
+
+    classify = commands.add_parser("classify", help="read PNG/JPEG images of digits as the Draw page does")
+    classify.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files, any size, "
+                          "light on dark or dark on light (decided by the border)")
+    classify.add_argument("--models", type=_list_of(str), help="named runs or run keys (12+ characters) "
+                          "that read them (default: the named runs)")
+    classify.add_argument("--json", action="store_true", help="machine-readable output")
+    classify.add_argument("--store", type=_folder, help="also read this store (default: the user store)")
 
     cluster = commands.add_parser("cluster", help="nodes and CPUs of the Ray cluster training would use")
     _add_ray_address(cluster)
@@ -309,6 +320,61 @@ def cmd_suspects(args) -> None:
               f"{'  flagged' if r['flagged'] else ''}{'  [' + r['verdict'] + ']' if r['verdict'] else ''}")
 
 
+def cmd_classify(args) -> int:
+    from .reading import ImageFileError, ink_of_file
+
+    images, failed = {}, 0
+    for path in args.images:  # every file first: a bad one is said before TensorFlow loads
+        try:
+            images[path] = ink_of_file(path)
+        except ImageFileError as exc:
+            sys.stderr.write(f"python -m mnist_core classify: error: {exc}\n")
+            failed += 1
+    if images:
+        results = _classify(images, args)
+        if args.json:
+            print(json.dumps(results, indent=2))
+    elif args.json:
+        print("[]")
+    return 2 if failed else 0
+
+
+def _classify(images: dict, args) -> list[dict]:
+    from .predict import predictor
+    from .reading import embedding_model, read, readers_for
+
+    stores = StoreChain.default(args.store)
+    named = named_runs(stores, STANDARD_FINGERPRINT)
+    runs = ({name: named.get(name) or _run_by_prefix(stores, name) for name in args.models}
+            if args.models else named)
+    if not runs:
+        raise StoreError("no runs are stored to read with: run `python -m mnist_core reproduce`")
+    temperatures, check, notes = readers_for(runs)
+    for note in notes:
+        sys.stderr.write(f"note: {note}\n")
+    predict = predictor({name: run.load_model() for name, run in runs.items()}, embedding_model(check))
+    results = []
+    for path, (ink, polarity) in images.items():
+        reading = read(ink, predict, check, temperatures)
+        results.append({"file": path, "polarity": polarity, "not_a_digit": bool(reading.not_a_digit),
+                        "too_small": bool(reading.too_small),
+                        "models": {name: {"digit": int(p.argmax()), "probability": round(float(p.max()), 4)}
+                                   for name, p in reading.probabilities.items()}})
+        if not args.json:
+            print(_reading_line(results[-1], reading))
+    return results
+
+
+def _reading_line(result: dict, reading) -> str:
+    if reading.image28 is None:
+        why = "too small to read (draw it bigger)" if reading.too_small else "blank: no ink found"
+        return f"{result['file']}: {why}; {result['polarity']}"
+    readings = ", ".join(f"{name} {r['digit']} ({r['probability']:.1%})"
+                         for name, r in result["models"].items())
+    warning = "NOT A DIGIT to the models; " if reading.not_a_digit else ""
+    return f"{result['file']}: {warning}{readings}; {result['polarity']}"
+
+
 def _run_by_prefix(stores: StoreChain, prefix: str):
     if len(prefix) < 12:
         raise ConfigError(f"voter {prefix!r} is neither a named run nor a run key of 12+ characters")
@@ -377,6 +443,21 @@ def cmd_data(args) -> None:
             raise MNISTError(f"{data.source} is not the standard MNIST; the committed subset must be")
         print(f"wrote {write_subset(data)}")
         return
+    if args.action == "not-a-digit":
+        from . import digit_check
+        from .catalog import named_runs
+        from .neighbours import read_subset
+        from .store import sha256_file
+
+        data = load_mnist(args.data)
+        run = named_runs(StoreChain.default(), data.fingerprint).get(digit_check.MODEL_NAME)
+        if run is None:
+            raise StoreError(f"no {digit_check.MODEL_NAME} run is stored: run "
+                             "`python -m mnist_core reproduce`")
+        check = digit_check.fit(digit_check.embedder(run.load_model()), sha256_file(run.model_path),
+                                data, read_subset())
+        print(f"wrote {digit_check.write(check)}")
+        return
     from tqdm import tqdm
 
     bars = []  # made at the first byte, so an early error is one line on its own
@@ -397,7 +478,8 @@ def cmd_data(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"train": cmd_train, "sweep": cmd_sweep, "reproduce": cmd_reproduce, "list": cmd_list,
-                "report": cmd_report, "data": cmd_data, "cluster": cmd_cluster, "suspects": cmd_suspects}
+                "report": cmd_report, "data": cmd_data, "cluster": cmd_cluster, "suspects": cmd_suspects,
+                "classify": cmd_classify}
     return _run(lambda: handlers[args.command](args), f"python -m mnist_core {args.command}",
                 INTERRUPTED.get(args.command, "nothing was left half-written"))
 
@@ -415,14 +497,14 @@ INTERRUPTED = {name: "finished runs are stored; run the same command to resume"
 def _run(action, name: str, interrupted: str) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # so clean-ups run (temporary files removed) as for Ctrl-C
     try:
-        action()
+        status = action()
     except (ConfigError, MNISTError, StoreError, ClusterError) as exc:
         sys.stderr.write(f"{name}: error: {exc}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write(f"interrupted: {interrupted}\n")
         return 130
-    return 0
+    return status or 0
 
 
 def _interrupt(signum, frame):

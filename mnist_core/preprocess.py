@@ -13,10 +13,11 @@ from scipy import ndimage
 
 INK_THRESHOLD = 0.1  # below this a pixel counts as background (canvas noise, anti-aliased halo)
 MIN_INK_PIXELS = 4  # fewer inked pixels than this is treated as an empty canvas
-# A drawing whose ink spans less than this share of the canvas's side is a tap or a scribble,
-# not a digit: a dot of the widest pen spans 14%, and digits redrawn from MNIST's test set
-# (benchmarks/drawing_robustness.py) span 28% or more.
+# A drawing that reaches less than this share of the canvas's side (net of the pen's width) is a
+# tap or a small blob, not a digit: benchmarks/drawing_robustness.py prints how far redrawn
+# MNIST test digits reach.
 MIN_EXTENT = 0.15
+MAX_PEN = 0.15  # the canvas's widest pen is 40 px of 280
 BOX = 20
 SIZE = 28
 CENTRE = 14.0  # where MNIST's centres of mass sit (mean over the training set: 14.0, 14.0)
@@ -84,10 +85,26 @@ def to_mnist(image) -> np.ndarray | None:
     return np.clip(field / peak, 0.0, 1.0).astype(np.float32)
 
 
-def ink_extent(image) -> float:
-    """The larger side of the ink's bounding box, as a share of the image's larger side (0 if blank)."""
-    strokes = ink(image) > INK_THRESHOLD
-    if not strokes.any():
+def pen_width(strokes: np.ndarray) -> float:
+    """The width of the pen that drew `strokes` (ink in [0, 1], (H, W)), in pixels: twice the
+    median distance from the strokes' middle lines (the distance transform's ridge) to their
+    edges. Capped at MAX_PEN of the larger side, the widest pen the canvas offers."""
+    mask = strokes > 0.5
+    if not mask.any():
         return 0.0
-    rows, cols = np.flatnonzero(strokes.any(axis=1)), np.flatnonzero(strokes.any(axis=0))
-    return max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1) / max(strokes.shape)
+    distance = ndimage.distance_transform_edt(mask)
+    ridge = (distance >= ndimage.maximum_filter(distance, 3)) & mask
+    return float(min(2 * np.median(distance[ridge]), MAX_PEN * max(mask.shape)))
+
+
+def ink_extent(image) -> float:
+    """How far the drawing reaches, net of the pen's width: the larger side of the ink's bounding
+    box minus the pen's width, as a share of the image's larger side (0 if blank). A dot of any
+    pen reaches 0; a digit drawn with a thick pen is measured as with a thin one."""
+    strokes = ink(image)
+    inked = strokes > INK_THRESHOLD
+    if not inked.any():
+        return 0.0
+    rows, cols = np.flatnonzero(inked.any(axis=1)), np.flatnonzero(inked.any(axis=0))
+    side = max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1)
+    return max(0.0, side - pen_width(strokes)) / max(inked.shape)

@@ -3,8 +3,9 @@
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
-from mnist_core.predict import classify, disagreements
-from mnist_core.preprocess import MIN_EXTENT, PreprocessError, ink_extent, to_mnist
+from mnist_core.predict import disagreements
+from mnist_core.preprocess import PreprocessError
+from mnist_core.reading import embedding_model, read
 from pages.parts import charts, common, inside_view
 
 common.page_setup()
@@ -43,24 +44,30 @@ def drawing_area() -> None:
         # below the canvas: the canvas's toolbar (undo, redo, clear) appears above it on hover
         st.slider("Stroke width", 8, 40, 20, key="stroke_width")
 
-    image28, extent = None, 0.0
+    keys = tuple(models_to_use.items())
+    temperatures, check, notes = common.read_or_stop(common.readers, keys)
+    reading = None
     strokes = len((canvas.json_data or {}).get("objects", []))
-    try:
-        if canvas.image_data is not None:
-            extent = ink_extent(canvas.image_data)
-            image28 = to_mnist(canvas.image_data) if extent >= MIN_EXTENT else None
-    except PreprocessError as exc:
-        st.error(f"Could not read the drawing: {exc}")
 
     with result_column:
         # loaded before the first stroke
-        predict = common.read_or_stop(common.predictor, tuple(models_to_use.items()))
-        if image28 is None:
-            st.html(charts.drawing_invitation(list(models_to_use), extent if extent > 0 else None))
+        predict = common.read_or_stop(common.predictor, keys, embedding_model(check))
+        try:
+            if canvas.image_data is not None:
+                reading = read(canvas.image_data, predict, check, temperatures)
+        except PreprocessError as exc:
+            st.error(f"Could not read the drawing: {exc}")
+        if reading is None or reading.image28 is None:
+            st.html(charts.drawing_invitation(list(models_to_use), reading.extent if reading and
+                                              reading.too_small else None))
         else:
-            probabilities = classify(image28, predict)
-            st.html(charts.drawing_readout(image28, probabilities, disagreements(probabilities), strokes))
-            summary.html(charts.reading_summary(probabilities))
+            probabilities = reading.probabilities
+            st.html(charts.drawing_readout(reading.image28, probabilities, disagreements(probabilities),
+                                           strokes, bool(reading.not_a_digit), tuple(temperatures)))
+            summary.html(charts.reading_summary(probabilities, bool(reading.not_a_digit)))
+        for note in notes:
+            st.caption(note)
+    image28 = reading.image28 if reading is not None else None
 
     # Off until asked for: the plain reading stays as fast and simple as without it.
     if st.toggle("Look inside a model", key="look_inside",

@@ -4,6 +4,7 @@ import dataclasses
 
 import streamlit as st
 
+from mnist_core.calibration import SPLIT
 from mnist_core.catalog import REFERENCE_ACCURACY, REFERENCE_SEEDS, seed_spread
 from pages.parts import charts, common
 
@@ -57,3 +58,31 @@ for column, metric in ((left, "loss"), (right, "accuracy")):
 low = history["val_loss"].idxmin()
 st.caption(f"Lowest validation loss {history['val_loss'][low]:.4f} at epoch "
            f"{int(history['epoch'][low])} of {len(history)}; final {history['val_loss'].iloc[-1]:.4f}.")
+
+st.subheader("How far each model's confidence can be trusted")
+calibrations, problems = {}, []
+for name, run in named.items():
+    try:
+        calibrations[name] = common.calibration_of(run.key)
+    except (ValueError, OSError, common.RunUnavailable) as exc:
+        problems.append(f"{name}: {exc}")
+for problem in problems:
+    st.warning(f"Not calibrated: {problem}")
+if calibrations:
+    st.html(charts.models_table([{
+        "model": name,
+        "ECE as given": f"{c.before.ece:.2%}",
+        "temperature": f"{c.temperature:.2f}",
+        "ECE after scaling": f"{c.after.ece:.2%}",
+        "what scaling did": ("softened overconfident probabilities" if c.temperature > 1.05 else
+                             "sharpened underconfident probabilities" if c.temperature < 0.95 else
+                             "almost nothing: already calibrated"),
+    } for name, c in calibrations.items()]))
+    st.caption(f"Expected calibration error (ECE): the gap between how sure a model says it is and how "
+               f"often it is right, averaged over 15 confidence bins. Temperature scaling divides the "
+               f"logits by one number per model; {SPLIT}. The Draw page shows the scaled probabilities.")
+    names = list(calibrations)
+    chosen = st.selectbox("Reliability diagram of", names, key="calibration_model",
+                          index=names.index("baseline_mlp") if "baseline_mlp" in names else 0)
+    st.echarts_chart(charts.reliability_chart(calibrations[chosen], chosen), height=charts.HISTORY_HEIGHT,
+                     renderer="svg")

@@ -141,7 +141,7 @@ def test_a_tap_asks_for_a_bigger_digit_and_the_edit_toggle_is_hidden(page, serve
     settled(canvas)
     stroke(page, canvas, [(140, 140), (142, 141)])
     settle(page)
-    expect(page.get_by_text(re.compile(r"Draw a bigger digit: this drawing spans \d+% of the canvas"))) \
+    expect(page.get_by_text(re.compile(r"Draw a bigger digit: this drawing reaches \d+% of the canvas"))) \
         .to_be_visible()
     expect(page.locator("[data-model]")).to_have_count(0)  # no model's reading of a dot
     box = canvas.bounding_box()
@@ -152,6 +152,60 @@ def test_a_tap_asks_for_a_bigger_digit_and_the_edit_toggle_is_hidden(page, serve
     slider = page.get_by_role("slider", name="Stroke width").bounding_box()
     toolbar = page.get_by_role("button", name="Undo").bounding_box()
     assert toolbar["y"] + toolbar["height"] <= slider["y"] or toolbar["y"] >= slider["y"] + slider["height"]
+    no_exception(page)
+
+
+def draw_strokes(page, canvas, strokes) -> None:
+    settled(canvas)
+    for points in strokes:
+        stroke(page, canvas, points)
+        settle(page)
+
+
+def test_a_small_zigzag_asks_for_a_bigger_digit_however_wide_the_pen(page, server):
+    open_page(page, server, "draw", "Draw a digit")
+    canvas = page.locator("canvas.upper-canvas").first
+    # 25x27 px with the default 20 px pen: about 47 px of ink, but a digit's reach is net of its pen
+    draw_strokes(page, canvas, [[(130, 130), (155, 135), (130, 145), (155, 157)]])
+    expect(page.get_by_text(re.compile(r"Draw a bigger digit: this drawing reaches \d+% of the canvas "
+                                       r"beyond the pen's own width"))).to_be_visible()
+    expect(page.locator("[data-model]")).to_have_count(0)
+    no_exception(page)
+
+
+SCRIBBLE = [[(70, 80), (200, 60), (90, 200), (210, 150), (60, 120), (180, 230), (150, 50), (80, 170)]]
+TIE = [[(80, 90), (140, 40), (140, 240)]]  # a 1 with a long flag: both MLPs read 7, both CNNs 1
+
+
+def test_a_scribble_is_said_not_to_be_a_digit_and_a_digit_drawn_after_clear_is_read(page, server):
+    open_page(page, server, "draw", "Draw a digit")
+    canvas = page.locator("canvas.upper-canvas").first
+    draw_strokes(page, canvas, SCRIBBLE)
+    expect(page.get_by_text("This does not look like a digit to the models.")).to_be_visible()
+    expect(page.get_by_text(re.compile("Not a digit, to the models"))).to_be_visible()  # under the canvas
+    expect(page.locator("[data-model]")).to_have_count(4)  # their guesses stay, greyed
+    expect(page.get_by_text("The models disagree")).to_have_count(0)
+    page.get_by_role("button", name="Clear").click()
+    expect(page.get_by_text("Draw a digit on the black canvas")).to_be_visible()
+    canvas = page.locator("canvas.upper-canvas").first
+    draw(page, canvas, 7)
+    expect(page.locator('[data-model="improved_cnn"]').get_by_test_id("predicted-digit")).to_have_text("7")
+    expect(page.get_by_text("This does not look like a digit to the models.")).to_have_count(0)
+    expect(page.get_by_text(re.compile("Percentages are calibrated"))).to_be_visible()
+    no_exception(page)
+
+
+def test_a_two_two_split_is_said_as_a_tie_naming_who_read_what(page, server):
+    open_page(page, server, "draw", "Draw a digit")
+    canvas = page.locator("canvas.upper-canvas").first
+    draw_strokes(page, canvas, TIE)
+    expect(page.get_by_text("The models split evenly: reference_cnn and improved_cnn read 1; "
+                            "baseline_mlp and best_width_mlp read 7.")).to_be_visible()
+    expect(page.get_by_text("differ from the majority")).to_have_count(0)
+    outlined = page.locator("[data-model]").evaluate_all(
+        "els => els.filter(e => getComputedStyle(e).borderTopColor === 'rgb(214, 39, 40)').length")
+    assert outlined == 0
+    expect(page.get_by_text(re.compile("The models split: 2 read 1, 2 read 7"))).to_be_visible()
     no_exception(page)
 
 

@@ -32,10 +32,28 @@ def test_overview_lists_named_models_and_curves():
     assert all(f'<td data-label="model">{name}</td>' in table
                for name in ("baseline_mlp", "best_width_mlp", "reference_cnn", "improved_cnn"))
     assert "fused" not in table and "keras_fit" not in table  # said in words, not our jargon
-    assert len(app.get("echarts_chart")) == 2
+    assert len(app.get("echarts_chart")) == 3  # loss, accuracy, reliability diagram
     choice = app.selectbox(key="overview_run")
     choice.select_index(len(choice.options) - 1).run()
     assert not app.exception
+
+
+def test_overview_says_how_far_each_models_confidence_can_be_trusted():
+    import json
+
+    app = open_page()
+    calibration = app.get("html")[1].value
+    for name in ("baseline_mlp", "best_width_mlp", "reference_cnn", "improved_cnn"):
+        assert f'<td data-label="model">{name}</td>' in calibration
+    assert "ECE after scaling" in calibration and "softened overconfident" in calibration
+    assert any("even positions" in c.value and "odd" in c.value for c in app.caption)
+    app.selectbox(key="calibration_model").set_value("reference_cnn").run()
+    assert not app.exception
+    chart = json.loads(app.get("echarts_chart")[2].proto.spec)
+    assert chart["title"]["text"] == "reference_cnn: accuracy against confidence"
+    before, after = chart["series"][1], chart["series"][2]
+    assert before["name"].startswith("as given (ECE") and after["name"].startswith("after scaling, T = ")
+    assert sum(point[2] for point in after["data"]) == 5000  # the held half, every image in a bin
 
 
 def test_lambda_page_reference_grid_and_controls():

@@ -175,20 +175,33 @@ def clicked_cell(selection: dict | None) -> tuple[str, str] | None:
     return None
 
 
+NOT_A_DIGIT = "This does not look like a digit to the models."
+
+
 def drawing_readout(image28: np.ndarray, probabilities: dict[str, np.ndarray],
-                    differs: dict[str, bool], strokes: int) -> str:
+                    differs: dict[str, bool], strokes: int, not_a_digit: bool = False,
+                    calibrated: tuple[str, ...] = ()) -> str:
     """HTML for everything the Draw page shows about a drawing, as one element.
 
     What the models see (the 28x28 input, pixelated), then per model its digit, how sure
     it is and ten bars (digits 0-9) as tall as its probabilities, outlined in red when it
-    disagrees with the majority, and how many strokes the reading covers. One element, not
+    disagrees with the majority, and how many strokes the reading covers. When the drawing is
+    not a digit to the not-a-digit check, that is said first and the readings are greyed as
+    what each model would say if it had to. One element, not
     a dozen widgets: it is resent after every stroke in every open tab, and each widget is
     a message of its own for the server to send and the browser to render.
     """
-    rows = "".join(_model_readout(name, probs, differs.get(name, False))
+    rows = "".join(_model_readout(name, probs, differs.get(name, False) and not not_a_digit)
                    for name, probs in probabilities.items())
     readers = _readers(probabilities)
-    if len(readers) > 1 and not any(differs.values()):  # a tie: no majority to differ from
+    if not_a_digit:
+        rows = (f'<p data-testid="not-a-digit" style="background:#fdecea;color:#8a1c13;border-radius:6px;'
+                f'padding:8px 10px;margin:0 0 6px;font-weight:600">{NOT_A_DIGIT}</p>'
+                f'<p style="font-size:13px;color:#666;margin:0 0 6px">It is unlike the training '
+                f'digits in the improved CNN\'s last hidden layer. What each model would read if it '
+                f'had to:</p><div style="opacity:0.45">{rows}</div>')
+        warning = ""
+    elif len(readers) > 1 and not any(differs.values()):  # a tie: no majority to differ from
         warning = ('<p style="color:#d62728;margin:0 0 6px">The models split evenly: '
                    + "; ".join(f"{_names(names)} read {digit}" for digit, names in readers.items()) + ".</p>")
     elif any(differs.values()):
@@ -197,6 +210,9 @@ def drawing_readout(image28: np.ndarray, probabilities: dict[str, np.ndarray],
     else:
         warning = ""
     count = f"Read after {strokes} stroke{'' if strokes == 1 else 's'}."
+    if calibrated:
+        count += (" Percentages are calibrated (temperature scaling, Overview page): of test digits "
+                  "a model gives 90%, about 90% are read right.")
     # flex-wrap: on a phone the input goes above the readings instead of pushing them off screen
     return (f'<div style="display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start">'
             f'<div style="flex:0 0 150px"><div style="font-weight:600">What the models see</div>'
@@ -226,12 +242,14 @@ def with_article(digit: int) -> str:
     return f"{'an' if digit == 8 else 'a'} {digit}"
 
 
-def reading_summary(probabilities: dict[str, np.ndarray]) -> str:
+def reading_summary(probabilities: dict[str, np.ndarray], not_a_digit: bool = False) -> str:
     """One line for under the canvas, so a phone shows the reading beside the drawing: what the
     models read, and how many read it."""
     counts = [(len(names), digit) for digit, names in _readers(probabilities).items()]
     total = len(probabilities)
-    if len(counts) == 1:
+    if not_a_digit:
+        text = "<b>Not a digit</b>, to the models (their guesses are beside it, greyed)."
+    elif len(counts) == 1:
         text = f"Read as <b>{counts[0][1]}</b> by {'the model' if total == 1 else f'all {total} models'}."
     elif counts[0][0] == counts[1][0]:
         text = "The models split: " + ", ".join(f"{n} read <b>{d}</b>" for n, d in counts) + "."
@@ -270,11 +288,12 @@ def drawing_invitation(model_names: list[str], too_small: float | None = None) -
     if too_small is None:
         text = "Draw a digit on the black canvas: every model will classify it after each stroke."
     else:
-        text = (f"Draw a bigger digit: this drawing spans {too_small:.0%} of the canvas, and a digit "
-                f"needs at least {MIN_EXTENT:.0%}. A tap or a tiny scribble is not read, so no model "
-                "guesses at it.")
-    return ('<div style="background:rgba(28,131,225,0.1);color:rgb(0,66,128);border-radius:8px;'
-            f'padding:16px">{text}<div style="margin-top:8px;font-size:14px">Models: {names}</div></div>')
+        text = (f"Draw a bigger digit: this drawing reaches {too_small:.0%} of the canvas beyond "
+                f"the pen's own width, and a digit needs at least {MIN_EXTENT:.0%}. A tap, a dot or "
+                "a small blob is not read, so no model guesses at it.")
+    return ('<div data-testid="drawing-invitation" style="background:rgba(28,131,225,0.1);'
+            f'color:rgb(0,66,128);border-radius:8px;padding:16px">{text}'
+            f'<div style="margin-top:8px;font-size:14px">Models: {names}</div></div>')
 
 
 def _model_readout(name: str, probs: np.ndarray, differs: bool) -> str:
@@ -351,3 +370,32 @@ def suspect_card(row, image: np.ndarray | None) -> str:
             f'given <b>{given}</b> → suggested <b>{suggested}</b><br>'
             f'<span style="color:#555">{int(row["agree"])} of {len(row["votes"])} models, '
             f'{row["confidence"]:.1%}{" · flagged" if row["flagged"] else ""}</span></figcaption></figure>')
+
+
+def reliability_chart(calibration, name: str) -> dict:
+    """ECharts option: a reliability diagram, accuracy against confidence per bin, on the held
+    half of the test set, as the model gives its probabilities and after temperature scaling."""
+    def curve(reliability, label: str, color: str) -> dict:
+        filled = reliability.counts > 0
+        return {"type": "line", "name": label, "color": color, "symbolSize": 7, "smooth": False,
+                "data": [[round(float(c), 4), round(float(a), 4), int(n)] for c, a, n in zip(
+                    reliability.confidence[filled], reliability.accuracy[filled],
+                    reliability.counts[filled])],
+                "tooltip": {"formatter": f"{label}<br>mean confidence {{@[0]}}<br>accuracy {{@[1]}}"
+                                         "<br>{@[2]} images"}}
+
+    before, after = calibration.before, calibration.after
+    return {
+        "animation": False, "grid": HISTORY_GRID, "tooltip": {"trigger": "item"}, "legend": {"bottom": 0},
+        "title": {"text": f"{name}: accuracy against confidence", "textStyle": {"fontSize": 14}},
+        "xAxis": {"type": "value", "min": 0, "max": 1, **_axis_title("confidence (bins of 1/15)", 28)},
+        "yAxis": {"type": "value", "min": 0, "max": 1, **_axis_title("accuracy", 40)},
+        "series": [
+            {"type": "line", "name": "perfectly calibrated", "color": "#999", "symbol": "none",
+             "lineStyle": {"type": "dashed"}, "data": [[0, 0], [1, 1]], "silent": True,
+             "tooltip": {"show": False}},
+            curve(before, f"as given (ECE {before.ece:.2%})", COLORS["test_error"]),
+            curve(after, f"after scaling, T = {calibration.temperature:.2f} (ECE {after.ece:.2%})",
+                  COLORS["train_error"]),
+        ],
+    }

@@ -167,14 +167,37 @@ def loadable(keys_by_name: dict[str, str]) -> tuple[dict[str, str], list[str]]:
 
 
 @st.cache_resource(show_spinner="Preparing the models…", max_entries=8)
-def predictor(keys_by_name: tuple[tuple[str, str], ...]):
-    """The named runs' models as one compiled predictor (mnist_core.predict.predictor)."""
+def predictor(keys_by_name: tuple[tuple[str, str], ...], embedding_of: str | None = None):
+    """The runs' models as one compiled predictor (mnist_core.predict.predictor), returning the
+    penultimate layer of model `embedding_of` too (for the not-a-digit check)."""
     from mnist_core.predict import predictor as compile_predictor
 
     models = {name: model_of(key) for name, key in keys_by_name}
-    predict = serving.in_tensorflow_thread(compile_predictor, models)
+    predict = serving.in_tensorflow_thread(compile_predictor, models, embedding_of)
     serving.freeze_heap()
     return partial(serving.in_tensorflow_thread, predict)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _readers(keys_by_name: tuple[tuple[str, str], ...], version: tuple):
+    from mnist_core.reading import readers_for
+
+    return readers_for({name: _listed(key) for name, key in keys_by_name})
+
+
+def readers(keys_by_name: tuple[tuple[str, str], ...]):
+    """(temperature per model name, the not-a-digit check or None, notes) for these runs."""
+    return _readers(keys_by_name, tuple(_model_version(key) for _, key in keys_by_name))
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def calibration_of(key: str):
+    """A run's mnist_core.calibration.Calibration from its stored test probabilities."""
+    from mnist_core.calibration import calibrate
+    from mnist_core.suspects import given_labels
+
+    run = _listed(key)
+    return calibrate(run.predictions(), given_labels(run))
 
 
 @st.cache_resource(show_spinner="Preparing a look inside the model…", max_entries=8)

@@ -63,6 +63,7 @@ def draw_times(count: int) -> tuple[dict[str, list[float]], int]:
     from mnist_core.drawings import redrawn_digit
     from mnist_core.predict import classify, predictor
     from mnist_core.preprocess import to_mnist
+    from mnist_core.reading import embedding_model, read, readers_for
     from mnist_core.store import StoreChain
     from pages.parts import serving
 
@@ -73,6 +74,8 @@ def draw_times(count: int) -> tuple[dict[str, list[float]], int]:
     canvases = [redrawn_digit(data.x_test[i], rng) for i in range(count)]
     together = predictor(models)
     served = partial(serving.in_tensorflow_thread, together)  # as pages/parts/common.py serves it
+    temperatures, check, _ = readers_for(named)
+    checked = partial(serving.in_tensorflow_thread, predictor(models, embedding_model(check)))
     one_each = [predictor({name: model}) for name, model in models.items()]
 
     def through_predict(canvas):
@@ -81,7 +84,9 @@ def draw_times(count: int) -> tuple[dict[str, list[float]], int]:
             model.predict(image, verbose=0)
 
     ways = {
-        "draw path: preprocess + all models in one compiled predictor (the Draw page)":
+        "draw path: size check, preprocess, all models, calibration, not-a-digit check (the Draw page)":
+            lambda canvas, image: read(canvas, checked, check, temperatures),
+        "draw path before the size and not-a-digit checks: preprocess + all models":
             lambda canvas, image: classify(to_mnist(canvas), served),
         "models alone, one compiled predictor for all": lambda canvas, image: classify(image, together),
         "models alone, one compiled predictor per model":
@@ -90,7 +95,7 @@ def draw_times(count: int) -> tuple[dict[str, list[float]], int]:
             lambda canvas, image: [model.predict_on_batch(image[None]) for model in models.values()],
         "draw path through model.predict per model": lambda canvas, image: through_predict(canvas),
     }
-    inside = inside_ways(models, data, served)
+    inside = inside_ways(models, data, partial(read, predict=checked, check=check, temperatures=temperatures))
     ways.update(inside)
     times = {name: [] for name in ways}
     for canvas in canvases[:1] + canvases:  # the first round is a warm-up
@@ -106,12 +111,11 @@ def draw_times(count: int) -> tuple[dict[str, list[float]], int]:
 INSIDE = "draw path + inside view of "
 
 
-def inside_ways(models: dict, data, served) -> dict:
-    """For each model, the Draw page's whole reading with that model's inside view open."""
+def inside_ways(models: dict, data, reading) -> dict:
+    """For each model, the Draw page's whole reading (`reading(canvas)`) with that model's inside
+    view open."""
     from mnist_core.inside import Inspector
     from mnist_core.neighbours import Neighbours, all_training_digits
-    from mnist_core.predict import classify
-    from mnist_core.preprocess import to_mnist
     from pages.parts import serving
     from pages.parts.inside_view import inside_html
 
@@ -125,8 +129,7 @@ def inside_ways(models: dict, data, served) -> dict:
               f"took {time.perf_counter() - started:.1f} s (once per model and server)")
 
         def whole_reading(canvas, image, name=name, inspector=inspector, neighbours=neighbours):
-            image28 = to_mnist(canvas)
-            classify(image28, served)
+            image28 = reading(canvas).image28
             look = serving.in_tensorflow_thread(inspector.look, image28)
             positions, distances = neighbours.nearest(look.embedding)
             inside_html(name, image28, look, (neighbours.digits, positions, distances))
@@ -149,7 +152,8 @@ def main() -> None:
     for name, values in times.items():
         p50, p95 = np.percentile(values, 50) * 1000, np.percentile(values, 95) * 1000
         print(f"  {name}: p50 {p50:.1f} ms, p95 {p95:.1f} ms")
-    page_path, _, _, _, through_predict = list(np.median(values) for values in times.values())[:5]
+    page_path, before, _, _, _, through_predict = list(np.median(values) for values in times.values())[:6]
+    print(f"the size and not-a-digit checks and calibration add {1000 * (page_path - before):.1f} ms at p50")
     verdict = "ok" if np.percentile(next(iter(times.values())), 95) < 0.1 else "OVER 100 ms"
     print(f"draw path p95 under 100 ms: {verdict}")
     worst = max(np.percentile(values, 95) for name, values in times.items() if name.startswith(INSIDE))

@@ -44,15 +44,18 @@ class DigitCheck:
     intercept: float
     threshold: float  # scores above it are not digits
 
-    def __post_init__(self):
-        object.__setattr__(self, "_unit_bank", _unit(self.bank.astype(np.float32)))
+    def __post_init__(self):  # what every drawing's distances need, computed once
+        bank = self.bank.astype(np.float32)
+        object.__setattr__(self, "_bank", bank)
+        object.__setattr__(self, "_unit_bank", _unit(bank))
+        object.__setattr__(self, "_squared_norms", (bank ** 2).sum(1))
 
     def features(self, embeddings: np.ndarray) -> np.ndarray:
         """The layer's output and the log distances to the nearest training digits, (N, D + 2)."""
         embeddings = np.asarray(embeddings, np.float32)
         cosine = 1.0 - _unit(embeddings) @ self._unit_bank.T
-        squared = ((embeddings ** 2).sum(1)[:, None] - 2 * embeddings @ self.bank.T.astype(np.float32)
-                   + (self.bank.astype(np.float32) ** 2).sum(1)[None])
+        squared = ((embeddings ** 2).sum(1)[:, None] - 2 * embeddings @ self._bank.T
+                   + self._squared_norms[None])
         euclidean = np.sqrt(np.maximum(squared, 0.0))
         return np.hstack([embeddings, np.log(_nearest_mean(cosine) + 1e-9)[:, None],
                           np.log(_nearest_mean(euclidean) + 1e-9)[:, None]]).astype(np.float64)

@@ -92,9 +92,12 @@ def pen_width(strokes: np.ndarray) -> float:
     mask = strokes > 0.5
     if not mask.any():
         return 0.0
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    side = max(mask.shape)
+    mask = np.pad(mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], 1)  # the ink alone: less to transform
     distance = ndimage.distance_transform_edt(mask)
     ridge = (distance >= ndimage.maximum_filter(distance, 3)) & mask
-    return float(min(2 * np.median(distance[ridge]), MAX_PEN * max(mask.shape)))
+    return float(min(2 * np.median(distance[ridge]), MAX_PEN * side))
 
 
 def ink_extent(image) -> float:

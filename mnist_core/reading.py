@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .predict import probabilities_of
-from .preprocess import MIN_EXTENT, ink_extent, to_mnist
+from .preprocess import MIN_EXTENT, ink, ink_extent, to_mnist
 from .safe_read import UnsafeFile, read_bytes
 
 MAX_PIXELS = 40_000_000  # an image file with more pixels is refused before it is decoded
@@ -36,8 +36,9 @@ def read(image, predict, check=None, temperatures: dict[str, float] | None = Non
     """`image`: a canvas (H, W, 4) or any image `preprocess.ink` takes; `predict`: from
     mnist_core.predict.predictor; `check`: a mnist_core.digit_check.DigitCheck for the model whose
     penultimate layer `predict` returns (or None)."""
-    extent = ink_extent(image)
-    image28 = to_mnist(image) if extent >= MIN_EXTENT else None
+    strokes = ink(image)  # once: both steps below take it as it is
+    extent = ink_extent(strokes)
+    image28 = to_mnist(strokes) if extent >= MIN_EXTENT else None
     if image28 is None:
         return Reading(extent, None, {}, None)
     logits, embedding = predict(image28[None])

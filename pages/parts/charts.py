@@ -210,9 +210,9 @@ def drawing_readout(image28: np.ndarray, probabilities: dict[str, np.ndarray],
     else:
         warning = ""
     count = f"Read after {strokes} stroke{'' if strokes == 1 else 's'}."
-    if calibrated:
-        count += (" Percentages are calibrated (temperature scaling, Overview page): of test digits "
-                  "a model gives 90%, about 90% are read right.")
+    calibration = ('<p style="font-size:13px;color:#666;margin:2px 0 0">Percentages are calibrated '
+                   '(temperature scaling, see Overview): of the test digits a model gives 90%, about '
+                   '90% are read right.</p>' if calibrated else "")
     # flex-wrap: on a phone the input goes above the readings instead of pushing them off screen
     return (f'<div style="display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start">'
             f'<div style="flex:0 0 150px"><div style="font-weight:600">What the models see</div>'
@@ -221,7 +221,7 @@ def drawing_readout(image28: np.ndarray, probabilities: dict[str, np.ndarray],
             f'<div style="font-size:12px;color:#666">Cropped to the ink, scaled into 20×20, centred '
             f'by centre of mass.</div></div>'
             f'<div style="flex:1 1 280px;min-width:0">{warning}{rows}'
-            f'<p style="font-size:13px;color:#666;margin:4px 0 0">{count}</p></div></div>')
+            f'<p style="font-size:13px;color:#666;margin:4px 0 0">{count}</p>{calibration}</div></div>')
 
 
 def _readers(probabilities: dict[str, np.ndarray]) -> dict[int, list[str]]:

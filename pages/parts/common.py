@@ -179,15 +179,12 @@ def predictor(keys_by_name: tuple[tuple[str, str], ...], embedding_of: str | Non
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _readers(keys_by_name: tuple[tuple[str, str], ...], version: tuple):
+def readers(keys_by_name: tuple[tuple[str, str], ...]):
+    """(temperature per model name, the not-a-digit check or None, notes) for these runs, kept
+    as long as their predictor is (by the same keys: nothing is looked up per stroke)."""
     from mnist_core.reading import readers_for
 
     return readers_for({name: _listed(key) for name, key in keys_by_name})
-
-
-def readers(keys_by_name: tuple[tuple[str, str], ...]):
-    """(temperature per model name, the not-a-digit check or None, notes) for these runs."""
-    return _readers(keys_by_name, tuple(_model_version(key) for _, key in keys_by_name))
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)

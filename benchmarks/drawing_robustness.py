@@ -52,7 +52,7 @@ def main() -> None:
     runs = named_runs(StoreChain.default(), data.fingerprint)
     print(f"{len(chosen)} MNIST test digits redrawn on a {CANVAS}x{CANVAS} canvas (seed {args.seed})")
     extents = np.array([ink_extent(c) for c in canvases])
-    print(f"ink extent of the redrawn digits: min {extents.min():.0%}, 1st percentile "
+    print(f"reach of the redrawn digits (net of the pen): min {extents.min():.0%}, 1st percentile "
           f"{np.percentile(extents, 1):.0%}; below the Draw page's {MIN_EXTENT:.0%}: "
           f"{int((extents < MIN_EXTENT).sum())}")
     print(f"{'model':16s}" + "".join(f"{name:>28s}" for name in inputs) + f"{'loss (points)':>16s}")

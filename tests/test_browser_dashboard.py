@@ -447,6 +447,15 @@ def test_on_a_phone_no_page_is_wider_than_the_screen_and_the_reading_sits_under_
             expect(summary).to_contain_text(re.compile(r"Read as 3|read 3"))
             expect(summary).to_be_in_viewport()  # no scroll between a stroke and its reading
             expect(phone.locator("[data-model]").first).to_be_visible()
+            settle(phone)
+            sizes = phone.evaluate(OVERFLOW)
+            assert sizes["page"] <= 390 and sizes["main"] <= 390 and not sizes["wide"], (path, sizes)
+            phone.get_by_role("button", name="Clear").click()
+            canvas = phone.locator("canvas.upper-canvas").first
+            draw_strokes(phone, canvas, SCRIBBLE)  # the not-a-digit banner fits the phone too
+            expect(summary).to_contain_text("Not a digit")
+            expect(summary).to_be_in_viewport()
+            expect(phone.get_by_text("This does not look like a digit to the models.")).to_be_visible()
         settle(phone)
         sizes = phone.evaluate(OVERFLOW)
         assert sizes["page"] <= 390 and sizes["main"] <= 390 and not sizes["wide"], (path, sizes)

@@ -214,3 +214,20 @@ def test_classify_with_chosen_models_and_in_words(tmp_path, mnist):
     assert missing.returncode == 2 and "nowhere.png: cannot be read" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1
 
+
+
+def test_fitting_the_check_sets_its_threshold_on_held_digits():
+    rng = np.random.default_rng(0)
+    bank = rng.normal(0, 1, (200, 16))
+    digits, held = bank[:100] + rng.normal(0, 0.1, (100, 16)), bank[100:] + rng.normal(0, 0.1, (100, 16))
+    others = rng.normal(0, 1, (300, 16)) * 3 + 5
+    check = digit_check.fit_embedded("f" * 64, bank, digits, others, held)
+    assert np.mean(check.scores(held) > check.threshold) <= 0.01
+    assert np.mean(check.scores(others) > check.threshold) > 0.95
+    assert not check.not_a_digit(held[0]) and check.not_a_digit(others[0])
+
+
+def test_refitting_the_check_without_mnist_is_one_line(tmp_path):
+    result = cli("data", "not-a-digit", env={"MNIST_PATH": str(tmp_path / "none.npz")})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "MNIST" in result.stderr

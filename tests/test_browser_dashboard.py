@@ -368,6 +368,27 @@ def test_suspect_labels_filter_record_a_verdict_that_survives_reload_and_export(
     no_exception(page)
 
 
+def test_every_stored_run_can_vote_on_suspect_labels_at_once(page, server):
+    open_page(page, server, "errors", "Misclassified test images")
+    page.get_by_role("tab", name="Suspect labels").click()
+    expect(page.locator("[data-suspect]").first).to_have_attribute("data-suspect", "9729")
+    everyone = page.get_by_role("button", name=re.compile(r"All \d+ runs vote"))
+    runs = int(re.search(r"All (\d+) runs", everyone.inner_text()).group(1))
+    assert runs >= 62  # the committed runs at least
+    everyone.click()
+    expect(page.get_by_text(re.compile(r"of 10,000 labels flagged by confident learning"))).to_be_visible()
+    expect(page.get_by_text("cannot vote together")).to_have_count(0)
+    first = page.locator("[data-suspect]").first
+    expect(first).to_have_attribute("title", re.compile(r"MLP \d+-\d+ λ=.*seed"))  # the runs' votes
+    expect(page.locator("[data-suspect]")).to_have_count(12)
+    votes = first.get_attribute("title")
+    assert votes.count(":") >= runs  # every run's reading of it, on hover
+    expect(everyone).to_be_disabled()
+    page.get_by_role("button", name="The default 3").click()
+    expect(page.locator("[data-suspect]").first).to_have_attribute("data-suspect", "9729")
+    no_exception(page)
+
+
 def test_a_selected_point_stays_that_run_when_the_grid_changes(page, server):
     open_page(page, server, "lambda_sweep", "L2 regularization sweep")
     chart = page.get_by_test_id("stEChartsChart").first

@@ -63,6 +63,10 @@ def _save(index: int) -> None:
         st.session_state["suspects_problem"] = f"The verdict on image {index} could not be saved: {exc}"
 
 
+def _set_voters(keys: list[str]) -> None:
+    st.session_state["suspects_voters"] = list(keys)
+
+
 def render() -> None:
     runs = common.all_runs()
     named = common.named_runs()
@@ -72,13 +76,22 @@ def render() -> None:
     st.caption("Test images ranked by how likely their given label is wrong: confident learning "
                "(cleanlab) over the test-set probabilities of the voting runs. No run trained on the "
                "test set, so their votes are out of sample. Hover an image for each model's reading.")
+    default = [k for k in default if k in runs]
+    st.session_state.setdefault("suspects_voters", default)
     chosen = st.multiselect(
-        "Voting runs", keys, default=[k for k in default if k in runs], key="suspects_voters",
+        "Voting runs", keys, key="suspects_voters",
         format_func=lambda k: f"{name_of.get(k) or runs[k].config.label} ({runs[k].test_accuracy:.2%})")
+    every, usual, _ = st.columns([1, 1, 3])
+    every.button(f"All {len(keys)} runs vote", key="suspects_all", on_click=_set_voters, args=(keys,),
+                 disabled=len(chosen) == len(keys))
+    usual.button(f"The default {len(default)}", key="suspects_default", on_click=_set_voters,
+                 args=(default,), disabled=chosen == default)
     if not chosen:
         st.info("Choose at least one run to vote.")
         return
-    names = tuple(name_of.get(k) or runs[k].config.label for k in chosen)
+    labels = [name_of.get(k) or runs[k].config.label for k in chosen]
+    names = tuple(label if labels.count(label) == 1 else f"{label} [{k[:6]}]"
+                  for label, k in zip(labels, chosen))
     try:
         ranking = _ranking(tuple(chosen), names)
     except (OSError, ValueError) as exc:

@@ -117,7 +117,7 @@ def inside_ways(models: dict, data, reading) -> dict:
     from mnist_core.inside import Inspector
     from mnist_core.neighbours import Neighbours, all_training_digits
     from pages.parts import serving
-    from pages.parts.inside_view import inside_html
+    from pages.parts.inside_view import layers_html, why_html
 
     digits = all_training_digits(data)
     ways = {}
@@ -132,7 +132,8 @@ def inside_ways(models: dict, data, reading) -> dict:
             image28 = reading(canvas).image28
             look = serving.in_tensorflow_thread(inspector.look, image28)
             positions, distances = neighbours.nearest(look.embedding)
-            inside_html(name, image28, look, (neighbours.digits, positions, distances))
+            why_html(name, image28, look, (neighbours.digits, positions, distances))
+            layers_html(name, look.layers)
 
         ways[INSIDE + name] = whole_reading
     return ways

@@ -190,6 +190,8 @@ def build_parser() -> Parser:
     subset = data_commands.add_parser("neighbours", help="write the committed subset of training digits "
                                       "the Draw page searches for neighbours when MNIST is not at hand")
     subset.add_argument("--data", help="MNIST .npz or IDX folder (default: as training finds it)")
+    data_commands.add_parser("embeddings", help="write where each named model places the committed subset "
+                             "of training digits (the Draw page's look inside starts with them)")
     check = data_commands.add_parser("not-a-digit", help="fit the Draw page's not-a-digit check for the "
                                      "improved CNN and write it to cached_results/ (a few minutes)")
     check.add_argument("--data", help="MNIST .npz or IDX folder (default: as training finds it)")
@@ -442,6 +444,18 @@ def cmd_data(args) -> None:
         if data.fingerprint != STANDARD_FINGERPRINT:
             raise MNISTError(f"{data.source} is not the standard MNIST; the committed subset must be")
         print(f"wrote {write_subset(data)}")
+        return
+    if args.action == "embeddings":
+        from .catalog import named_runs
+        from .inside import Inspector
+        from .neighbours import embeddings_file, read_subset, write_embeddings
+        from .store import sha256_file
+
+        subset = read_subset()
+        for name, run in named_runs(StoreChain.default(), STANDARD_FINGERPRINT).items():
+            embeddings = Inspector(run.load_model()).embed(subset.floats())
+            path = write_embeddings(embeddings_file(run.key), embeddings, sha256_file(run.model_path))
+            print(f"{name}: wrote {path}")
         return
     if args.action == "not-a-digit":
         from . import digit_check

@@ -1,13 +1,18 @@
 """The training digits a model places nearest a drawing, in its penultimate layer.
 
-Searched among all 60,000 MNIST training digits when MNIST is at hand, else among a
-committed subset (`SUBSET_FILE`, 1,000 per digit, about 2 MB) so the Draw page shows
-neighbours from a fresh clone too. Distance is cosine: benchmarks/inside_choices.py measures
-how often the 8 nearest training digits carry the test digit's label under either distance.
+Searched among a committed subset (`SUBSET_FILE`, 1,000 per digit, about 2 MB) at once, and,
+when MNIST is at hand, among all 60,000 training digits once they are placed (in the
+background: `Search`). The subset's places in each named model's layer are committed too
+(`embeddings_file`), each with the sha256 of the model file it was computed with; another
+model file has them computed afresh. Distance is cosine: benchmarks/inside_choices.py
+measures how often the 8 nearest training digits carry the test digit's label under either
+distance.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +37,9 @@ class TrainingDigits:
 
     def floats(self) -> np.ndarray:
         return self.images.astype(np.float32) / 255
+
+    def floats_of(self, start: int, stop: int) -> np.ndarray:
+        return self.images[start:stop].astype(np.float32) / 255
 
 
 def all_training_digits(data) -> TrainingDigits:
@@ -96,3 +104,56 @@ class Neighbours:
 def _unit_rows(matrix: np.ndarray) -> np.ndarray:
     # A layer of dead ReLUs gives a zero vector: it stays zero, at distance 1 from everything.
     return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+
+
+def embeddings_file(run_key: str) -> Path:
+    return SUBSET_FILE.parent / f"embeddings_{run_key[:16]}.npz"
+
+
+def write_embeddings(path: Path, embeddings: np.ndarray, model_sha256: str) -> Path:
+    with replacing(path) as out:
+        np.savez_compressed(out, embeddings=np.asarray(embeddings).astype(np.float16),
+                            model_sha256=np.array(model_sha256))
+    return path
+
+
+def read_embeddings(path: Path, model_sha256: str, count: int) -> np.ndarray:
+    """The committed subset's places in a model's layer, if made with this model file."""
+    arrays = read_npz(path, {"embeddings": ("f", 2), "model_sha256": ("U", 0)}, max_bytes=32 * 2 ** 20)
+    if str(arrays["model_sha256"]) != model_sha256:
+        raise UnsafeFile(f"{path.name} was made with another model file")
+    embeddings = arrays["embeddings"].astype(np.float32)
+    if len(embeddings) != count or not np.isfinite(embeddings).all():
+        raise UnsafeFile(f"{path.name}: {len(embeddings)} rows for {count} digits, or values not finite")
+    return embeddings
+
+
+class Search:
+    """Nearest training digits, first among the committed subset, then, once `upgrade` has
+    placed all of MNIST's training digits (in a thread of its own, in batches, so a stroke is
+    never held up by it), among all 60,000. `current` is whichever is ready."""
+
+    def __init__(self, subset: Neighbours):
+        self.current = subset
+        self.upgrading = False
+        self.problem: str | None = None
+
+    def upgrade(self, embed, digits: TrainingDigits, batch: int = 500, pause_s: float = 0.02,
+                after_s: float = 3.0) -> None:
+        """Start placing `digits` with `embed` after `after_s` seconds (the view that asked for
+        them shows first)."""
+        def place() -> None:
+            try:
+                time.sleep(after_s)
+                parts = []
+                for start in range(0, len(digits.labels), batch):
+                    parts.append(embed(digits.floats_of(start, start + batch)))
+                    time.sleep(pause_s)  # leave the cores to drawings now and then
+                self.current = Neighbours(np.concatenate(parts), digits)
+            except Exception as exc:  # noqa: BLE001 - said on the page; the subset stays in use
+                self.problem = f"placing all training digits failed ({type(exc).__name__}: {exc})"
+            finally:
+                self.upgrading = False
+
+        self.upgrading = True
+        threading.Thread(target=place, name="place-training-digits", daemon=True).start()

@@ -32,7 +32,21 @@ def _clear() -> None:
 def drawing_area() -> None:
     """The canvas and what the models make of it: a stroke reruns only this."""
     st.session_state.setdefault("canvas_generation", 0)
-    draw_column, result_column = st.columns([3, 7])
+    names = list(models_to_use)
+    # Above the canvas: turned on, the inside view sits beside the reading, in view with the canvas.
+    toggle_column, model_column, _ = st.columns([2.6, 3, 4.4], vertical_alignment="bottom")
+    inside = toggle_column.toggle(
+        "Look inside a model", key="look_inside",
+        help="Which pixels decide, the nearest training digits and each layer's activity, for one "
+             "model, after every stroke")  # off until asked for: the plain reading stays as fast
+    if inside:
+        default = next((n for n in names if n.startswith("selected: ")), None) or (
+            "improved_cnn" if "improved_cnn" in names else names[0])
+        inside_name = model_column.selectbox("Model to look inside", names, index=names.index(default),
+                                             key="inside_model")
+        draw_column, result_column, beside = st.columns([3, 3.6, 3.4])
+    else:
+        draw_column, result_column = st.columns([3, 7])
     with draw_column:
         stroke = st.session_state.get("stroke_width", 20)
         st.caption("Your digit")  # short and on the left: the canvas's toolbar shows at the right
@@ -69,16 +83,12 @@ def drawing_area() -> None:
             st.caption(note)
     image28 = reading.image28 if reading is not None else None
 
-    # Off until asked for: the plain reading stays as fast and simple as without it.
-    if st.toggle("Look inside a model", key="look_inside",
-                 help="Each layer's activity, which pixels decide, and the nearest training digits, "
-                      "for one model, after every stroke"):
-        names = list(models_to_use)
-        default = next((n for n in names if n.startswith("selected: ")), None) or (
-            "improved_cnn" if "improved_cnn" in names else names[0])
-        with st.columns([2, 3])[0]:
-            name = st.selectbox("Model to look inside", names, index=names.index(default), key="inside_model")
-        inside_view.show(name, models_to_use[name], image28, strokes)
+    if inside:
+        inside_view.show(inside_name, models_to_use[inside_name], image28, strokes, beside)
+    elif "improved_cnn" in models_to_use:
+        # Compiled once per server, after the reading is on the page: the heaviest model's inside
+        # view is then ready the moment it is asked for (the others compile in under 2 s).
+        common.inspector(models_to_use["improved_cnn"])
 
 
 # The canvas's toolbar has an Edit toggle that turns drawing into selecting and moving strokes,

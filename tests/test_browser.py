@@ -1,6 +1,7 @@
 """A real browser against a real `streamlit run app.py`: draw, clear, navigate, train."""
 
 import re
+import time
 
 import pytest
 
@@ -197,31 +198,47 @@ def test_looking_inside_a_model_shows_its_layers_the_deciding_pixels_and_nearest
     toggle = page.get_by_text("Look inside a model")
     expect(toggle).to_be_visible()
     expect(page.locator("[data-inside]")).to_have_count(0)  # collapsed until asked for
+    expect(page.get_by_text(re.compile("Read after|Draw a digit on the black canvas")).first).to_be_visible()
+    started = time.monotonic()
     toggle.click()
     expect(page.get_by_text("Draw a digit to see inside improved_cnn.")).to_be_visible()
+    ready = time.monotonic() - started  # this server's first look inside: compiled, neighbours committed
+    assert ready < 2.0, f"the inside view took {ready:.1f} s to be ready"
     draw(page, canvas, 7)
-    view = page.locator('[data-inside="improved_cnn"][data-strokes="2"]')
-    expect(view).to_be_visible()
-    expect(view.get_by_test_id("saliency-top")).to_contain_text("What makes it a 7")
-    expect(view.get_by_test_id("saliency-top").get_by_role("img")).to_be_visible()
-    expect(view.get_by_test_id("saliency-versus")).to_contain_text(re.compile(r"A 7 rather than an? \d"))
-    neighbours = view.locator("[data-neighbour]")
+    why = page.locator('[data-inside="improved_cnn"][data-part="why"][data-strokes="2"]')
+    layers = page.locator('[data-inside="improved_cnn"][data-part="layers"][data-strokes="2"]')
+    expect(why).to_be_visible()
+    expect(why.get_by_test_id("saliency-top")).to_contain_text("What makes it a 7")
+    expect(why.get_by_test_id("saliency-top").get_by_role("img")).to_be_visible()
+    expect(why.get_by_test_id("saliency-versus")).to_contain_text(re.compile(r"A 7 rather than an? \d"))
+    neighbours = why.locator("[data-neighbour]")
     expect(neighbours).to_have_count(8)
     expect(neighbours.first.get_by_role("img")).to_be_visible()
     labels = [int(text.split()[0]) for text in neighbours.all_inner_texts()]  # what a person reads
     assert len(labels) == 8 and labels.count(7) >= 6, labels
-    expect(view.locator('[data-kind="maps"]')).to_have_count(4)  # every conv block, every filter
-    expect(view.locator('[data-kind="units"]')).to_have_count(1)
-    expect(view.get_by_text("Layer 1: 32 feature maps, 28×28")).to_be_visible()
+    # beside the canvas and the reading, at 1400x1000, without scrolling
+    for seen in (canvas, why.get_by_test_id("saliency-top").get_by_role("img"),
+                 why.get_by_test_id("saliency-versus").get_by_role("img"), neighbours.last,
+                 page.locator('[data-model="improved_cnn"]')):
+        expect(seen).to_be_in_viewport()
+    expect(layers.locator('[data-kind="maps"]')).to_have_count(4)  # every conv block
+    expect(layers.locator('[data-kind="units"]')).to_have_count(1)
+    expect(layers.get_by_text("Layer 1: 32 feature maps, 28×28")).to_be_visible()
+    expect(layers.get_by_text(re.compile("the 8 most active of 64 filters"))).to_have_count(2)
+    page.get_by_text("Show every filter").click()
+    expect(page.locator('[data-part="layers"]').get_by_text(re.compile("all 64 filters"))).to_have_count(2)
     no_exception(page)
 
     choose(page, page.get_by_test_id("stSelectbox").filter(has_text="Model to look inside"), "baseline_mlp")
-    mlp_view = page.locator('[data-inside="baseline_mlp"][data-strokes="2"]')
-    expect(mlp_view).to_be_visible()  # the same drawing, seen by another model, without redrawing
-    expect(mlp_view.locator('[data-kind="units"]')).to_have_count(2)
-    expect(mlp_view.locator('[data-kind="maps"]')).to_have_count(0)
-    expect(mlp_view.get_by_text("Layer 2: 15 hidden units")).to_be_visible()
-    expect(mlp_view.locator("[data-neighbour]")).to_have_count(8)
+    started = time.monotonic()  # from the click on the model's name
+    mlp_why = page.locator('[data-inside="baseline_mlp"][data-part="why"][data-strokes="2"]')
+    expect(mlp_why).to_be_visible()  # the same drawing, seen by another model, without redrawing
+    assert time.monotonic() - started < 2.0
+    mlp_layers = page.locator('[data-inside="baseline_mlp"][data-part="layers"]')
+    expect(mlp_layers.locator('[data-kind="units"]')).to_have_count(2)
+    expect(mlp_layers.locator('[data-kind="maps"]')).to_have_count(0)
+    expect(mlp_layers.get_by_text("Layer 2: 15 hidden units")).to_be_visible()
+    expect(mlp_why.locator("[data-neighbour]")).to_have_count(8)
 
     toggle.click()
     expect(page.locator("[data-inside]")).to_have_count(0)

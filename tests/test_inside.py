@@ -1,5 +1,6 @@
 """The Draw page's look inside a model: layers, integrated gradients, nearest training digits."""
 
+import re
 import shutil
 
 import numpy as np
@@ -14,7 +15,7 @@ from mnist_core.neighbours import SUBSET_FILE, Neighbours, choose_subset, read_s
 from mnist_core.safe_read import UnsafeFile
 from mnist_core.store import StoreChain
 from pages.parts.charts import with_article
-from pages.parts.inside_view import GRID_WIDTH, _bars, _overlay, inside_html
+from pages.parts.inside_view import FEW, GRID_WIDTH, _bars, _overlay, layers_html, why_html
 
 
 @pytest.fixture(scope="module")
@@ -153,12 +154,18 @@ def test_the_view_shows_both_maps_eight_labelled_neighbours_and_every_layer(insp
     look = inspector.look(image)
     neighbours = Neighbours(inspector.embed(subset.floats()), subset)
     positions, distances = neighbours.nearest(look.embedding)
-    page = inside_html("reference_cnn", image, look, (subset, positions, distances))
-    assert f"What makes it {with_article(look.top)}" in page
-    assert f"{with_article(look.top).capitalize()} rather than {with_article(look.runner_up)}" in page
-    assert page.count("data-neighbour=") == 8
-    assert page.count('data-kind="maps"') == 3 and page.count('data-kind="units"') == 2
-    assert "among a committed subset of 10,000 MNIST training digits" in page
+    why = why_html("reference_cnn", image, look, (subset, positions, distances))
+    assert f"What makes it {with_article(look.top)}" in why
+    assert f"{with_article(look.top).capitalize()} rather than {with_article(look.runner_up)}" in why
+    assert why.count("data-neighbour=") == 8
+    assert "among a committed subset of 10,000 MNIST training digits" in why
+    assert re.search(r"The shares add up to \d+% of how far the score rises from a blank canvas", why)
+    layers = layers_html("reference_cnn", look.layers)
+    assert layers.count('data-kind="maps"') == 3 and layers.count('data-kind="units"') == 2
+    assert layers.count(f"the {FEW} most active of 64 filters") == 2  # the 64-filter blocks, large
+    assert "the 8 most active of 32 filters" in layers
+    every = layers_html("reference_cnn", look.layers, every=True)
+    assert "all 64 filters" in every and "most active" not in every
 
 
 def test_the_overlay_is_red_where_a_pixel_raises_the_answer_and_blue_where_it_lowers_it():
@@ -173,6 +180,40 @@ def test_the_overlay_is_red_where_a_pixel_raises_the_answer_and_blue_where_it_lo
 def test_a_wide_layer_wraps_its_bars_into_rows_that_fit_the_page():
     units = np.arange(1200, dtype=np.float32)  # the widest MLP's first layer
     pixels = _bars(units)
-    assert pixels.shape[1] == GRID_WIDTH and pixels.shape[0] == 3 * 32 + 2 * 4
+    rows = -(-1200 // GRID_WIDTH)
+    assert rows > 1 and pixels.shape[1] == GRID_WIDTH and pixels.shape[0] == rows * 32 + (rows - 1) * 4
     blue = np.all(pixels == (31, 119, 180), axis=2)
     assert blue.sum() == sum(round(32 * u / 1199) for u in units)  # every unit drawn, none lost
+
+
+def test_committed_embeddings_belong_to_their_model_file_and_are_used_at_once(subset):
+    from mnist_core.neighbours import embeddings_file, read_embeddings
+    from mnist_core.store import sha256_file
+
+    for name, run in named_runs(StoreChain.default(committed=True), STANDARD_FINGERPRINT).items():
+        digest = sha256_file(run.model_path)
+        embeddings = read_embeddings(embeddings_file(run.key), digest, len(subset.labels))
+        assert embeddings.shape[0] == 10000 and np.isfinite(embeddings).all(), name
+        with pytest.raises(UnsafeFile, match="another model file"):
+            read_embeddings(embeddings_file(run.key), "0" * 64, len(subset.labels))
+
+
+def test_the_search_moves_to_all_training_digits_once_they_are_placed(subset):
+    import time
+
+    from mnist_core.neighbours import Search, TrainingDigits
+
+    search = Search(Neighbours(np.eye(10)[subset.labels], subset))
+    assert search.current.digits is subset
+    everything = TrainingDigits(subset.images[:3000], subset.labels[:3000], subset.indices[:3000], "more")
+    search.upgrade(lambda images: np.ones((len(images), 4)), everything, batch=1000, after_s=0.1)
+    assert search.upgrading and search.current.digits is subset  # the subset serves meanwhile
+    deadline = time.monotonic() + 10
+    while search.upgrading and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not search.upgrading and search.current.digits is everything and search.problem is None
+    failing = Search(Neighbours(np.eye(10)[subset.labels], subset))
+    failing.upgrade(lambda images: 1 / 0, everything, after_s=0)
+    while failing.upgrading:
+        time.sleep(0.05)
+    assert "ZeroDivisionError" in failing.problem and failing.current.digits is subset

@@ -197,7 +197,7 @@ def calibration_of(key: str):
     return calibrate(run.predictions(), given_labels(run))
 
 
-@st.cache_resource(show_spinner="Preparing a look inside the model…", max_entries=8)
+@st.cache_resource(show_spinner=False, max_entries=8)
 def inspector(key: str):
     """A run's mnist_core.inside.Inspector, built (and compiled) in the TensorFlow thread."""
     from mnist_core.inside import Inspector
@@ -208,23 +208,42 @@ def inspector(key: str):
     return built
 
 
-@st.cache_resource(show_spinner="Placing the training digits in the model's penultimate layer "
-                   "(once per model)…", max_entries=8)
+@st.cache_resource(show_spinner="Placing the training digits in the model's penultimate layer…",
+                   max_entries=8)
 def _neighbours(key: str, source: str | None):
-    from mnist_core.neighbours import Neighbours, all_training_digits, read_subset
+    from mnist_core.neighbours import (
+        Neighbours,
+        Search,
+        all_training_digits,
+        embeddings_file,
+        read_embeddings,
+        read_subset,
+    )
+    from mnist_core.store import sha256_file
 
     try:
-        digits = all_training_digits(load_mnist(source)) if source else read_subset()
-    except (MNISTError, ValueError, OSError) as exc:
-        return None, (f"The nearest training digits cannot be shown: {exc}. Set MNIST_PATH, or "
-                      "restore cached_results/neighbours/ from the repository.")
-    embeddings = serving.in_tensorflow_thread(inspector(key).embed, digits.floats())
-    serving.freeze_heap()
-    return Neighbours(embeddings, digits), None
+        subset = read_subset()
+    except (ValueError, OSError) as exc:
+        return None, (f"The nearest training digits cannot be shown: {exc}. Restore "
+                      "cached_results/neighbours/ from the repository.")
+    looker = inspector(key)
+    try:  # committed for the named models: no wait
+        embeddings = read_embeddings(embeddings_file(key), sha256_file(_listed(key).model_path),
+                                     len(subset.labels))
+    except (ValueError, OSError):
+        embeddings = serving.in_tensorflow_thread(looker.embed, subset.floats())
+    search = Search(Neighbours(embeddings, subset))
+    if source:
+        try:
+            search.upgrade(looker.embed, all_training_digits(load_mnist(source)))
+        except (MNISTError, ValueError, OSError) as exc:
+            search.problem = f"MNIST could not be read ({exc})"
+    return search, None
 
 
 def neighbours_of(key: str):
-    """(Neighbours over all MNIST training digits, else the committed subset; or None, why not)."""
+    """(a mnist_core.neighbours.Search: the committed subset at once, all 60,000 training digits
+    once placed when MNIST is at hand; or None, why not)."""
     return _neighbours(key, mnist_source())
 
 

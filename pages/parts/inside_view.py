@@ -14,35 +14,46 @@ import streamlit as st
 
 from pages.parts import charts, common, serving
 
-GRID_WIDTH = 400  # px on the page for a layer's maps or bars: two layers side by side at 1400 px
+GRID_WIDTH = 600  # px on the page for a layer's maps or bars: two layers side by side at 1400 px
 RAISES = np.array([214, 39, 40], np.float64)  # red
 LOWERS = np.array([31, 119, 180], np.float64)  # blue
 
 
-def show(name: str, key: str, image28: np.ndarray | None, strokes: int) -> None:
+def show(name: str, key: str, image28: np.ndarray | None, strokes: int, beside) -> None:
     """The inside view of run `key` (shown as `name`) for `image28` (drawn in `strokes`
-    strokes), or an invitation to draw."""
-    inspector = common.read_or_stop(common.inspector, key)
-    neighbours, problem = common.read_or_stop(common.neighbours_of, key)
+    strokes): which pixels decide and the nearest training digits in the container `beside`
+    (the column next to the reading), what each layer does below; or an invitation to draw."""
+    with beside, st.spinner("Preparing a look inside the model…"):
+        inspector = common.read_or_stop(common.inspector, key)
+        search, problem = common.read_or_stop(common.neighbours_of, key)
     if problem:
-        st.warning(problem)
+        beside.warning(problem)
     if image28 is None:
-        st.caption(f"Draw a digit to see inside {name}.")
+        beside.caption(f"Draw a digit to see inside {name}.")
         return
     look = serving.in_tensorflow_thread(inspector.look, image28)
-    found = None
-    if neighbours is not None:
+    found, note = None, ""
+    if search is not None:
+        neighbours = search.current  # the subset until all training digits are placed
         positions, distances = neighbours.nearest(look.embedding)
         found = (neighbours.digits, positions, distances)
-    st.html(inside_html(name, image28, look, found, strokes))
+        if search.upgrading:
+            note = "All 60,000 training digits are being placed; they will be searched once ready."
+        elif search.problem:
+            note = f"Searched among the committed subset only: {search.problem}."
+    with beside:
+        st.html(why_html(name, image28, look, found, strokes, note))
+    every = st.toggle("Show every filter", key="every_filter",
+                      help=f"By default each conv block shows its {FEW} most active filters, larger")
+    st.html(layers_html(name, look.layers, strokes, every))
 
 
 def _rough(completeness: float) -> str:
-    return " (a rough map: read it with care)" if abs(1 - completeness) > 0.1 else ""
+    return " It is a rough map here: read it with care." if abs(1 - completeness) > 0.1 else ""
 
 
-def inside_html(name: str, image28: np.ndarray, look, found, strokes: int = 0) -> str:
-    """Saliency, nearest training digits and every shown layer, as one element."""
+def why_html(name: str, image28: np.ndarray, look, found, strokes: int = 0, note: str = "") -> str:
+    """Saliency and the nearest training digits, as one element (beside the reading)."""
     top, second = look.top, look.runner_up
     maps = (
         _figure(f"What makes it {charts.with_article(top)}", _overlay(image28, look.drives_top),
@@ -50,17 +61,19 @@ def inside_html(name: str, image28: np.ndarray, look, found, strokes: int = 0) -
         + _figure(f"{charts.with_article(top).capitalize()} rather than {charts.with_article(second)}",
                   _overlay(image28, look.top_versus_runner_up),
                   f"red: for {top}, blue: for {second}", "saliency-versus"))
+    share = min(look.completeness, 9.99)
+    how_much = "all" if abs(1 - share) < 0.03 else "most" if abs(1 - share) < 0.1 else "part"
     saliency = (f'<div><div style="font-weight:600">Which pixels decide</div>'
                 f'<div style="display:flex;gap:14px;margin-top:4px">{maps}</div>'
-                '<div style="font-size:12px;color:#666;max-width:320px">Integrated gradients from a '
-                f'black image: each inked pixel\'s share of the {top}\'s score. Together the pixels '
-                f'explain how far that score rises above a black image\'s to within '
-                f'{abs(1 - look.completeness):.0%}{_rough(look.completeness)}. Black pixels get none, '
+                '<div style="font-size:12px;color:#666;max-width:320px">Each inked pixel\'s share of '
+                f'the {top}\'s score (integrated gradients from a blank canvas). The shares add up to '
+                f'{share:.0%} of how far the score rises from a blank canvas to this drawing: the map '
+                f'accounts for {how_much} of it.{_rough(look.completeness)} Blank pixels get no share, '
                 'so a stroke that is <i>missing</i> cannot show here.</div></div>')
-    return (f'<div data-inside="{html.escape(name)}" data-strokes="{strokes}" '
-            'style="display:flex;flex-direction:column;gap:16px">'
-            '<div style="display:flex;gap:32px;flex-wrap:wrap">'
-            f'{saliency}{_neighbours_html(found, look)}</div>{_layers_html(look.layers)}</div>')
+    extra = f'<div style="font-size:12px;color:#666">{html.escape(note)}</div>' if note else ""
+    return (f'<div data-inside="{html.escape(name)}" data-part="why" data-strokes="{strokes}" '
+            'style="display:flex;gap:24px;flex-wrap:wrap">'
+            f'{saliency}<div>{_neighbours_html(found, look)}{extra}</div></div>')
 
 
 def _figure(title: str, pixels: np.ndarray, legend: str, test_id: str) -> str:
@@ -102,42 +115,53 @@ def _neighbours_html(found, look) -> str:
             f'</div></div>')
 
 
-def _layers_html(layers) -> str:
+FEW = 8  # filters shown per conv block unless every one is asked for
+
+
+def layers_html(name: str, layers, strokes: int = 0, every: bool = False) -> str:
+    """Every shown layer: a conv block's FEW most active filters' maps, large (or, with `every`,
+    all of them in a grid), a dense layer's units as bars. One element, below the reading."""
     rows = []
     for number, layer in enumerate(layers, start=1):
         values = np.maximum(layer.values, 0)
         active = int((values > 0).sum())
         total = values.size
         if layer.is_maps:
-            pixels, columns = _map_grid(values)
-            note = f"each square one filter's map; brighter is stronger ({active:,} of {total:,} values > 0)"
+            count = values.shape[2]
+            chosen = np.arange(count) if every else np.sort(np.argsort(-values.sum(axis=(0, 1)))[:FEW])
+            pixels, columns = _map_grid(values[..., chosen], max(float(values.max()), 1e-12))
+            what = (f"all {count} filters" if every or count <= FEW
+                    else f"the {len(chosen)} most active of {count} filters")
+            note = (f"{what}, each square one filter's map; brighter is stronger ({active:,} of "
+                    f"{total:,} values > 0)")
+            width = GRID_WIDTH
         else:
             pixels = _bars(values)
             columns = pixels.shape[1]
             strongest = int(values.argmax())
             note = f"one bar per unit; {active} of {total} active, strongest unit {strongest}"
-        # maps fill the grid width; bars are 8 px each, or 1 px in rows of GRID_WIDTH units
-        width = GRID_WIDTH if layer.is_maps else min(columns * 8, GRID_WIDTH)
+            width = min(columns * 8, GRID_WIDTH)  # bars are 8 px each, or 1 px in rows of GRID_WIDTH units
         rows.append(
             f'<div data-layer="{number}" data-kind="{"maps" if layer.is_maps else "units"}" '
-            f'style="flex:0 0 {GRID_WIDTH}px">'
+            f'style="flex:0 0 {GRID_WIDTH}px;max-width:100%">'
             f'<div style="font-size:14px"><b>Layer {number}</b>: {html.escape(layer.name)}</div>'
             f'<img alt="layer {number}: {html.escape(layer.name)}" src="{charts.png_data_uri(pixels)}" '
-            f'style="width:{width}px;image-rendering:pixelated;margin:4px 0"/>'
+            f'style="width:{width}px;max-width:100%;image-rendering:pixelated;margin:4px 0"/>'
             f'<div style="font-size:12px;color:#666">{note}</div></div>')
-    return ('<div><div style="font-weight:600">What each layer does with it</div>'
+    return (f'<div data-inside="{html.escape(name)}" data-part="layers" data-strokes="{strokes}">'
+            '<div style="font-weight:600">What each layer does with it</div>'
             '<div style="display:flex;flex-wrap:wrap;gap:12px 32px;margin-top:4px">'
             f'{"".join(rows)}</div></div>')
 
 
-def _map_grid(maps: np.ndarray) -> tuple[np.ndarray, int]:
-    """Every filter's map (H, W, C) as tiles in a grid with 1-pixel gaps, scaled by the layer's
-    largest value, so strong and weak filters compare."""
+def _map_grid(maps: np.ndarray, largest: float) -> tuple[np.ndarray, int]:
+    """Filters' maps (H, W, C) as tiles in a grid with 1-pixel gaps, scaled by the layer's
+    largest value (`largest`), so strong and weak filters compare."""
     height, width, count = maps.shape
-    columns = 8 if count <= 32 else 16
+    columns = min(count, 8 if count <= 32 else 16)
     rows = -(-count // columns)
     grid = np.full((rows * (height + 1) - 1, columns * (width + 1) - 1), 40, np.uint8)
-    scaled = (255 * maps / max(float(maps.max()), 1e-12)).astype(np.uint8)
+    scaled = (255 * np.clip(maps / largest, 0, 1)).astype(np.uint8)
     for index in range(count):
         r, c = divmod(index, columns)
         top, left = r * (height + 1), c * (width + 1)

@@ -128,6 +128,14 @@ def read_embeddings(path: Path, model_sha256: str, count: int) -> np.ndarray:
     return embeddings
 
 
+_last_reading = [float("-inf")]  # when a drawing was last read, by any visitor (time.monotonic)
+
+
+def busy() -> None:
+    """Note that a drawing is being read now: placing training digits pauses for a while."""
+    _last_reading[0] = time.monotonic()
+
+
 class Search:
     """Nearest training digits, first among the committed subset, then, once `upgrade` has
     placed all of MNIST's training digits (in a thread of its own, in batches, so a stroke is
@@ -138,17 +146,20 @@ class Search:
         self.upgrading = False
         self.problem: str | None = None
 
-    def upgrade(self, embed, digits: TrainingDigits, batch: int = 500, pause_s: float = 0.02,
-                after_s: float = 3.0) -> None:
-        """Start placing `digits` with `embed` after `after_s` seconds (the view that asked for
-        them shows first)."""
+    def upgrade(self, embed, digits: TrainingDigits, batch: int = 100, share: float = 0.5,
+                quiet_s: float = 2.0) -> None:
+        """Place `digits` with `embed` in a thread of its own, in small batches, only while no
+        drawing has been read for `quiet_s` seconds (`busy()`), and then with at most `share`
+        of the time: a stroke waits for one batch at most (tens of milliseconds)."""
         def place() -> None:
             try:
-                time.sleep(after_s)
                 parts = []
                 for start in range(0, len(digits.labels), batch):
+                    while time.monotonic() - _last_reading[0] < quiet_s:
+                        time.sleep(0.25)
+                    started = time.perf_counter()
                     parts.append(embed(digits.floats_of(start, start + batch)))
-                    time.sleep(pause_s)  # leave the cores to drawings now and then
+                    time.sleep((time.perf_counter() - started) * (1 / share - 1))
                 self.current = Neighbours(np.concatenate(parts), digits)
             except Exception as exc:  # noqa: BLE001 - said on the page; the subset stays in use
                 self.problem = f"placing all training digits failed ({type(exc).__name__}: {exc})"

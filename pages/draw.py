@@ -3,6 +3,7 @@
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
+from mnist_core.neighbours import busy
 from mnist_core.predict import disagreements
 from mnist_core.preprocess import PreprocessError
 from mnist_core.reading import embedding_model, read
@@ -68,6 +69,7 @@ def drawing_area() -> None:
         predict = common.read_or_stop(common.predictor, keys, embedding_model(check))
         try:
             if canvas.image_data is not None:
+                busy()  # placing training digits for a look inside, if under way, waits meanwhile
                 reading = read(canvas.image_data, predict, check, temperatures)
         except PreprocessError as exc:
             st.error(f"Could not read the drawing: {exc}")

@@ -201,19 +201,21 @@ def test_committed_embeddings_belong_to_their_model_file_and_are_used_at_once(su
 def test_the_search_moves_to_all_training_digits_once_they_are_placed(subset):
     import time
 
-    from mnist_core.neighbours import Search, TrainingDigits
+    from mnist_core.neighbours import Search, TrainingDigits, busy
 
     search = Search(Neighbours(np.eye(10)[subset.labels], subset))
     assert search.current.digits is subset
     everything = TrainingDigits(subset.images[:3000], subset.labels[:3000], subset.indices[:3000], "more")
-    search.upgrade(lambda images: np.ones((len(images), 4)), everything, batch=1000, after_s=0.1)
+    busy()  # someone is drawing: nothing is placed until they pause
+    search.upgrade(lambda images: np.ones((len(images), 4)), everything, batch=1000, quiet_s=0.5)
+    time.sleep(0.3)
     assert search.upgrading and search.current.digits is subset  # the subset serves meanwhile
     deadline = time.monotonic() + 10
     while search.upgrading and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not search.upgrading and search.current.digits is everything and search.problem is None
     failing = Search(Neighbours(np.eye(10)[subset.labels], subset))
-    failing.upgrade(lambda images: 1 / 0, everything, after_s=0)
+    failing.upgrade(lambda images: 1 / 0, everything, quiet_s=0)
     while failing.upgrading:
         time.sleep(0.05)
     assert "ZeroDivisionError" in failing.problem and failing.current.digits is subset

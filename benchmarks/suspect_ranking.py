@@ -2,14 +2,16 @@
 
     python benchmarks/suspect_ranking.py [--flips 100] [--trials 5]
 
-Two kinds of noise, each flipping `--flips` test labels per trial in a copy of the labels:
+Three kinds of noise, each flipping `--flips` test labels per trial in a copy of the labels:
 random (each to another digit at random: usually an implausible digit, easy to find) and
 confusable (each to the digit a model outside every candidate, the reference CNN with seed 1,
-finds second most likely: the plausible mistakes a person labelling MNIST would make). Each
+finds second most likely: the plausible mistakes a person labelling MNIST would make), and
+confusable on ambiguous images (the same, among the 500 test images that model is least sure
+of: where a person's mistakes would cluster). Each
 candidate ranking scores all 10,000 images; the benchmark prints the share of the top 50 and
 of the top 100 ranks that are flipped labels (with 100 flips, the top 100's share is also the
-share of flipped labels found there), averaged over trials. Candidates: the default three
-voters (the strongest named runs) with cleanlab's self-confidence (the dashboard's ranking),
+share of flipped labels found there), averaged over trials. Candidates: the former default,
+three voters (the strongest named runs), with cleanlab's self-confidence,
 normalized margin and confidence-weighted entropy; all CNN runs; all runs at or above 99%
 test accuracy; every stored run; the default voters with test-time augmentation (their
 probabilities averaged over the image and 6 small shifts and rotations; needs MNIST); and
@@ -31,10 +33,11 @@ import numpy as np  # noqa: E402
 from mnist_core.catalog import named_runs  # noqa: E402
 from mnist_core.data import STANDARD_FINGERPRINT, load_mnist  # noqa: E402
 from mnist_core.store import StoreChain  # noqa: E402
-from mnist_core.suspects import default_voters, standard_test_labels  # noqa: E402
+from mnist_core.suspects import standard_test_labels  # noqa: E402
 
 NOISE_MODEL = "Reference CNN, 10 ep, seed 1"
 ACCURACY_FLOOR = 0.99
+AMBIGUOUS = 500  # the test images the noise model is least sure of (smallest top-two margin)
 
 
 def augmented_probabilities(run, images: np.ndarray) -> np.ndarray:
@@ -68,7 +71,8 @@ def main() -> None:
     runs = [run for run in stores.runs() if run.data_fingerprint == STANDARD_FINGERPRINT]
     noise_run = next(run for run in runs if run.config.label == NOISE_MODEL)
     runs = [run for run in runs if run.key != noise_run.key]
-    voters = default_voters(named_runs(stores, STANDARD_FINGERPRINT))
+    named = named_runs(stores, STANDARD_FINGERPRINT)
+    voters = dict(sorted(named.items(), key=lambda item: -item[1].test_accuracy)[:3])  # the former default
     labels = standard_test_labels()
     probs = {run.key: run.predictions().astype(np.float64) for run in runs}
     default = [probs[run.key] for run in voters.values()]
@@ -82,29 +86,34 @@ def main() -> None:
     cnns = [probs[r.key] for r in runs if "CNN" in r.config.label]
     strong = [probs[r.key] for r in runs if r.test_accuracy >= ACCURACY_FLOOR]
     candidates = {
-        f"default {len(default)} voters, self-confidence (the dashboard)": mean_score(default),
-        f"default {len(default)} voters, normalized margin": mean_score(default, "normalized_margin"),
-        f"default {len(default)} voters, confidence-weighted entropy":
+        "3 strongest named runs, self-confidence (the former default)": mean_score(default),
+        "3 strongest named runs, normalized margin": mean_score(default, "normalized_margin"),
+        "3 strongest named runs, confidence-weighted entropy":
             mean_score(default, "confidence_weighted_entropy"),
-        f"all {len(cnns)} CNN runs, self-confidence": mean_score(cnns),
+        f"all {len(cnns)} CNN runs, self-confidence (the default now)": mean_score(cnns),
         f"all {len(strong)} runs at {ACCURACY_FLOOR:.0%}+ test accuracy, self-confidence": mean_score(strong),
         f"every stored run ({len(runs)}), self-confidence": mean_score(list(probs.values())),
-        f"default {len(default)} voters with test-time augmentation": mean_score(tta),
+        "3 strongest named runs with test-time augmentation": mean_score(tta),
         f"all {len(cnns)} CNN runs, normalized margin": mean_score(cnns, "normalized_margin"),
-        f"default {len(default)} voters, cleanlab ensemble scoring":
+        "3 strongest named runs, cleanlab ensemble scoring":
             lambda noisy: cleanlab.rank.get_label_quality_ensemble_scores(noisy, default, verbose=False),
     }
+    ranked = np.sort(noise_run.predictions(), axis=1)
     second = np.argsort(noise_run.predictions(), axis=1)[:, -2]
+    ambiguous = np.argsort(ranked[:, -1] - ranked[:, -2], kind="stable")[:AMBIGUOUS]
     print(f"{args.flips} labels flipped per trial, {args.trials} trials; confusable noise from "
-          f"{NOISE_MODEL} ({noise_run.test_accuracy:.2%}), not a voter anywhere; voters by default: "
+          f"{NOISE_MODEL} ({noise_run.test_accuracy:.2%}), not a voter anywhere; the 3 strongest named runs: "
           f"{', '.join(voters)}")
-    print(f"{'ranking':62s}{'random: top 50':>15s}{'top 100':>9s}{'confusable: top 50':>20s}{'top 100':>9s}")
+    print(f"{'ranking':62s}{'random: top 50':>15s}{'top 100':>9s}{'confusable: top 50':>20s}{'top 100':>9s}"
+          f"{'ambiguous: top 50':>19s}{'top 100':>9s}")
     for name, score in candidates.items():
-        found = {"random": ([], []), "confusable": ([], [])}
+        found = {"random": ([], []), "confusable": ([], []), "ambiguous": ([], [])}
         for trial in range(args.trials):
             rng = np.random.default_rng(trial)
-            flipped = rng.choice(len(labels), args.flips, replace=False)
+            anywhere = rng.choice(len(labels), args.flips, replace=False)
+            unsure = rng.choice(ambiguous, args.flips, replace=False)
             for kind in found:
+                flipped = unsure if kind == "ambiguous" else anywhere
                 noisy = labels.copy()
                 if kind == "random":
                     noisy[flipped] = (noisy[flipped] + rng.integers(1, 10, args.flips)) % 10
@@ -116,7 +125,7 @@ def main() -> None:
                     hits = len(set(order[:count].tolist()) & set(flipped.tolist()))
                     kept.append(hits / min(count, args.flips))
         print(f"{name[:62]:62s}" + "".join(f"{np.mean(v):>{w}.1%}" for v, w in zip(
-            [*found["random"], *found["confusable"]], (15, 9, 20, 9))))
+            [*found["random"], *found["confusable"], *found["ambiguous"]], (15, 9, 20, 9, 19, 9))))
 
 
 if __name__ == "__main__":

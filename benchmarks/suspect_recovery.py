@@ -4,7 +4,7 @@
 
 Flips the labels of `--flips` random test images (each to another digit) in a copy of the
 test labels, ranks all 10,000 images with the default voting runs' stored probabilities
-(the three strongest named runs in cached_results/, as the Errors page and `suspects` use),
+(every stored CNN run, as the Errors page and `suspects` use),
 and counts the flipped images among the top `--flips` ranks and among those confident
 learning flags. Needs no MNIST files: the labels are read back from a stored run.
 """
@@ -31,7 +31,8 @@ def main() -> None:
     parser.add_argument("--flips", type=int, default=100)
     parser.add_argument("--trials", type=int, default=5)
     args = parser.parse_args()
-    voters = default_voters(named_runs(StoreChain.default(None), STANDARD_FINGERPRINT))
+    stores = StoreChain.default(None)
+    voters = default_voters(stores.runs(), named_runs(stores, STANDARD_FINGERPRINT))
     labels = given_labels(next(iter(voters.values())))
     probabilities = np.mean([run.predictions().astype(np.float64) for run in voters.values()], axis=0)
     print(f"voters: {', '.join(voters)}; {args.flips} labels flipped per trial")

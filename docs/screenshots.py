@@ -25,7 +25,8 @@ def suspect_labels(page, url: str) -> None:
     page.wait_for_function(IDLE, timeout=120_000)
     panel = page.get_by_role("tabpanel", name="Suspect labels")
     box = panel.bounding_box()
-    last = page.get_by_role("radiogroup", name="Verdict on test image 3762").bounding_box()
+    fourth = page.locator("[data-suspect]").nth(3).get_attribute("data-suspect")
+    last = page.get_by_role("radiogroup", name=f"Verdict on test image {fourth}").bounding_box()
     page.screenshot(path=HERE / "suspect-labels.png",
                     clip={"x": box["x"], "y": box["y"], "width": box["width"],
                           "height": last["y"] + last["height"] - box["y"] + 8})
@@ -41,14 +42,17 @@ def inside_a_model(page, url: str) -> None:
     page.get_by_text("Look inside a model").click()
     expect(page.get_by_text("Draw a digit to see inside improved_cnn.")).to_be_visible(timeout=120_000)
     draw(page, canvas, 4)
-    view = page.locator('[data-inside="improved_cnn"][data-strokes="2"]')
-    expect(view).to_be_visible(timeout=120_000)
+    why = page.locator('[data-inside="improved_cnn"][data-part="why"][data-strokes="2"]')
+    layers = page.locator('[data-inside="improved_cnn"][data-part="layers"][data-strokes="2"]')
+    expect(why).to_be_visible(timeout=120_000)
+    expect(layers).to_be_visible(timeout=120_000)
     page.wait_for_function(IDLE, timeout=120_000)
     top = page.get_by_role("heading", name="Draw a digit").bounding_box()
-    box = view.bounding_box()
-    second_layer = view.locator('[data-layer="2"]').bounding_box()
+    left = canvas.bounding_box()["x"]
+    right = why.bounding_box()
+    second_layer = layers.locator('[data-layer="2"]').bounding_box()
     page.screenshot(path=HERE / "inside-a-model.png",
-                    clip={"x": box["x"] - 8, "y": top["y"], "width": box["width"] + 16,
+                    clip={"x": left - 8, "y": top["y"], "width": right["x"] + right["width"] - left + 16,
                           "height": second_layer["y"] + second_layer["height"] - top["y"] + 8})
     page.set_viewport_size({"width": 1400, "height": 1000})
 

@@ -199,7 +199,7 @@ def build_parser() -> Parser:
     suspects = commands.add_parser("suspects", help="test images whose label is likely wrong (cleanlab)")
     suspects.add_argument("--voters", type=_list_of(str),
                           help="named runs or run keys (12+ characters) that vote, e.g. "
-                               "improved_cnn,reference_cnn (default: the 3 strongest named runs)")
+                               "improved_cnn,reference_cnn (default: every stored CNN run)")
     suspects.add_argument("--top", type=_count, default=20, help="how many to show (default 20)")
     suspects.add_argument("--json", action="store_true", help="machine-readable output")
     suspects.add_argument("--store", type=_folder, help="also read this store; verdicts live in it "
@@ -300,7 +300,7 @@ def cmd_suspects(args) -> None:
     if args.voters:
         voters = {name: named.get(name) or _run_by_prefix(stores, name) for name in args.voters}
     else:
-        voters = default_voters(named)
+        voters = default_voters(stores.runs(), named)
     try:
         ranking = rank_suspects(voters)
     except ValueError as exc:

@@ -29,11 +29,18 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def voters():
-    return default_voters(named_runs(StoreChain.default(None), STANDARD_FINGERPRINT))
+    stores = StoreChain.default(None)
+    return default_voters(stores.runs(), named_runs(stores, STANDARD_FINGERPRINT))
 
 
-def test_the_default_voters_are_the_three_strongest_named_runs(voters):
-    assert list(voters) == ["improved_cnn", "reference_cnn", "best_width_mlp"]
+def test_the_default_voters_are_every_stored_cnn_run_strongest_first(voters):
+    assert len(voters) == 7 and list(voters)[0] == "improved_cnn" and "reference_cnn" in voters
+    assert all(run.config.model != "mlp" for run in voters.values())
+    accuracies = [run.test_accuracy for run in voters.values()]
+    assert accuracies == sorted(accuracies, reverse=True)
+    named = named_runs(StoreChain.default(None), STANDARD_FINGERPRINT)
+    mlps_only = [run for run in StoreChain.default(None).runs() if run.config.model == "mlp"]
+    assert list(default_voters(mlps_only, named)) == ["improved_cnn", "reference_cnn", "best_width_mlp"]
 
 
 def test_the_given_labels_read_back_from_a_run_are_mnists(voters, mnist):
@@ -87,7 +94,7 @@ def test_the_ranking_names_each_voters_reading(voters):
     ranking = rank_suspects(voters)
     assert len(ranking) == 10_000 and ranking["rank"].tolist() == list(range(1, 10_001))
     first = ranking.iloc[0]
-    assert first["given"] != first["suggested"] and first["agree"] == 3
+    assert first["given"] != first["suggested"] and first["agree"] == len(voters)
     assert set(first["votes"]) == set(voters)
     assert all(digit == first["suggested"] for digit, _ in first["votes"].values())
     assert ranking["quality"].is_monotonic_increasing
@@ -145,7 +152,7 @@ def test_the_suspects_command(tmp_path):
     assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout)
     assert [r["rank"] for r in rows] == [1, 2, 3] and rows[0]["index"] == 9729
-    assert rows[0]["verdict"] == "label wrong" and rows[0]["voters"] == 3
+    assert rows[0]["verdict"] == "label wrong" and rows[0]["voters"] == 7  # every stored CNN run
     bad = subprocess.run([sys.executable, "-m", "mnist_core", "suspects", "--voters", "nobody"], cwd=REPO,
                          env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "nobody" in bad.stderr

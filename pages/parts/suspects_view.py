@@ -72,7 +72,7 @@ def render() -> None:
     named = common.named_runs()
     name_of = {run.key: name for name, run in named.items()}
     keys = sorted(runs, key=lambda k: -runs[k].test_accuracy)
-    default = [run.key for run in default_voters(named).values()]
+    default = [run.key for run in default_voters(runs.values(), named).values()]
     st.caption("Test images ranked by how likely their given label is wrong: confident learning "
                "(cleanlab) over the test-set probabilities of the voting runs. No run trained on the "
                "test set, so their votes are out of sample. Hover an image for each model's reading.")

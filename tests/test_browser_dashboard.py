@@ -51,6 +51,13 @@ def no_exception(page):
     expect(page.get_by_test_id("stException")).to_have_count(0)
 
 
+def draw_strokes(page, canvas, strokes) -> None:
+    settled(canvas)
+    for points in strokes:
+        stroke(page, canvas, points)
+        settle(page)
+
+
 def open_page(page, url, path, heading):
     page.goto(f"{url}/{path}")
     expect(page.get_by_role("heading", name=heading)).to_be_visible()
@@ -135,7 +142,7 @@ def test_a_mistyped_grid_says_what_is_accepted_and_keeps_the_chart(page, server)
     no_exception(page)
 
 
-def test_a_tap_asks_for_a_bigger_digit_and_the_edit_toggle_is_hidden(page, server):
+def test_a_tap_or_a_small_zigzag_asks_for_a_bigger_digit_and_the_edit_toggle_is_hidden(page, server):
     open_page(page, server, "draw", "Draw a digit")
     canvas = page.locator("canvas.upper-canvas").first
     settled(canvas)
@@ -144,6 +151,13 @@ def test_a_tap_asks_for_a_bigger_digit_and_the_edit_toggle_is_hidden(page, serve
     expect(page.get_by_text(re.compile(r"Draw a bigger digit: this drawing reaches \d+% of the canvas"))) \
         .to_be_visible()
     expect(page.locator("[data-model]")).to_have_count(0)  # no model's reading of a dot
+    page.get_by_role("button", name="Clear").click()
+    canvas = page.locator("canvas.upper-canvas").first
+    # 25x27 px with the default 20 px pen: about 47 px of ink, but a digit's reach is net of its pen
+    draw_strokes(page, canvas, [[(130, 130), (155, 135), (130, 145), (155, 157)]])
+    expect(page.get_by_text(re.compile(r"Draw a bigger digit: this drawing reaches \d+% of the canvas "
+                                       r"beyond the pen's own width"))).to_be_visible()
+    expect(page.locator("[data-model]")).to_have_count(0)
     box = canvas.bounding_box()
     page.mouse.move(box["x"] + 100, box["y"] + 100)
     expect(page.get_by_role("button", name="Undo")).to_be_visible()
@@ -155,29 +169,11 @@ def test_a_tap_asks_for_a_bigger_digit_and_the_edit_toggle_is_hidden(page, serve
     no_exception(page)
 
 
-def draw_strokes(page, canvas, strokes) -> None:
-    settled(canvas)
-    for points in strokes:
-        stroke(page, canvas, points)
-        settle(page)
-
-
-def test_a_small_zigzag_asks_for_a_bigger_digit_however_wide_the_pen(page, server):
-    open_page(page, server, "draw", "Draw a digit")
-    canvas = page.locator("canvas.upper-canvas").first
-    # 25x27 px with the default 20 px pen: about 47 px of ink, but a digit's reach is net of its pen
-    draw_strokes(page, canvas, [[(130, 130), (155, 135), (130, 145), (155, 157)]])
-    expect(page.get_by_text(re.compile(r"Draw a bigger digit: this drawing reaches \d+% of the canvas "
-                                       r"beyond the pen's own width"))).to_be_visible()
-    expect(page.locator("[data-model]")).to_have_count(0)
-    no_exception(page)
-
-
 SCRIBBLE = [[(70, 80), (200, 60), (90, 200), (210, 150), (60, 120), (180, 230), (150, 50), (80, 170)]]
 TIE = [[(80, 90), (140, 40), (140, 240)]]  # a 1 with a long flag: both MLPs read 7, both CNNs 1
 
 
-def test_a_scribble_is_said_not_to_be_a_digit_and_a_digit_drawn_after_clear_is_read(page, server):
+def test_a_scribble_is_not_a_digit_a_7_after_clear_is_read_and_a_2_2_split_is_a_tie(page, server):
     open_page(page, server, "draw", "Draw a digit")
     canvas = page.locator("canvas.upper-canvas").first
     draw_strokes(page, canvas, SCRIBBLE)
@@ -192,13 +188,9 @@ def test_a_scribble_is_said_not_to_be_a_digit_and_a_digit_drawn_after_clear_is_r
     expect(page.locator('[data-model="improved_cnn"]').get_by_test_id("predicted-digit")).to_have_text("7")
     expect(page.get_by_text("This does not look like a digit to the models.")).to_have_count(0)
     expect(page.get_by_text(re.compile("Percentages are calibrated"))).to_be_visible()
-    no_exception(page)
-
-
-def test_a_two_two_split_is_said_as_a_tie_naming_who_read_what(page, server):
-    open_page(page, server, "draw", "Draw a digit")
-    canvas = page.locator("canvas.upper-canvas").first
-    draw_strokes(page, canvas, TIE)
+    page.get_by_role("button", name="Clear").click()
+    expect(page.get_by_text("Draw a digit on the black canvas")).to_be_visible()
+    draw_strokes(page, page.locator("canvas.upper-canvas").first, TIE)  # a 2-2 split is a tie
     expect(page.get_by_text("The models split evenly: reference_cnn and improved_cnn read 1; "
                             "baseline_mlp and best_width_mlp read 7.")).to_be_visible()
     expect(page.get_by_text("differ from the majority")).to_have_count(0)
@@ -234,11 +226,18 @@ def test_overview_table_fits_and_the_curves_differ_in_colour(page, server):
         box = page.get_by_text(text, exact=True).first.bounding_box()
         assert box["x"] + box["width"] <= 1400, f"{text!r} is cut off"
     charts = page.get_by_test_id("stEChartsChart")
-    expect(charts).to_have_count(2)
-    for chart in charts.all():  # a train curve and a validation curve, in two colours
+    expect(charts).to_have_count(3)  # loss, accuracy, and the reliability diagram
+    for chart in charts.all()[:2]:  # a train curve and a validation curve, in two colours
         expect(chart.locator('svg path[fill="none"][stroke="#1f77b4"]')).to_have_count(1)
         expect(chart.locator('svg path[fill="none"][stroke="#d62728"]')).to_have_count(1)
         expect(chart.get_by_text("validation", exact=False).first).to_be_visible()
+    reliability = charts.nth(2)
+    reliability.scroll_into_view_if_needed()
+    expect(reliability.get_by_text("baseline_mlp: accuracy against confidence")).to_be_visible()
+    after = re.compile(r"after scaling, T = \d\.\d\d \(ECE 0\.\d\d%\)")
+    expect(reliability.get_by_text(after)).to_be_visible()
+    expect(reliability.locator('svg path[fill="none"][stroke="#1f77b4"]')).to_have_count(1)  # after
+    expect(reliability.locator('svg path[fill="none"][stroke="#d62728"]')).to_have_count(1)  # as given
     expect(page.get_by_role("button", name="Deploy")).to_have_count(0)
     no_exception(page)
 

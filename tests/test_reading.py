@@ -113,13 +113,13 @@ def test_a_damaged_check_file_is_refused(tmp_path):
 def test_the_draw_path_reads_digits_and_says_when_a_drawing_is_not_one(mnist, reader):
     predict, check, temperatures = reader
     rng = np.random.default_rng(11)  # seeds other than the check's fit (1000)
-    digits = [read(redrawn_digit(mnist.x_test[i], rng), predict, check, temperatures) for i in range(100)]
-    assert sum(r.not_a_digit for r in digits) <= 2
+    digits = [read(redrawn_digit(mnist.x_test[i], rng), predict, check, temperatures) for i in range(60)]
+    assert sum(r.not_a_digit for r in digits) <= 1
     right = sum(r.probabilities["improved_cnn"].argmax() == mnist.y_test[i] for i, r in enumerate(digits))
-    assert right >= 97
+    assert right >= 58
     for kind in ("scribble", "hatching", "star"):
-        others = [read(non_digit(kind, rng), predict, check, temperatures) for _ in range(20)]
-        assert sum(bool(r.not_a_digit) for r in others) >= 16, kind
+        others = [read(non_digit(kind, rng), predict, check, temperatures) for _ in range(12)]
+        assert sum(bool(r.not_a_digit) for r in others) >= 9, kind
     small = read(strokes_to_canvas(ZIGZAG, 20), predict, check, temperatures)
     assert small.too_small and small.image28 is None and small.probabilities == {}
     blank = read(np.zeros((280, 280, 4), np.uint8), predict, check, temperatures)

@@ -11,6 +11,7 @@ distance.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from .safe_write import replacing
 from .store import COMMITTED_STORE
 
 SUBSET_FILE = COMMITTED_STORE / "neighbours" / "training_subset.npz"
+# "subset": search the committed subset only, never place all 60,000 (a small server; the tests)
+SEARCH_ENV = "MNIST_LAB_NEIGHBOURS"
 PER_DIGIT = 1000
 TRAINING_SIZE = 60000
 NEIGHBOURS = 8
@@ -104,6 +107,10 @@ class Neighbours:
 def _unit_rows(matrix: np.ndarray) -> np.ndarray:
     # A layer of dead ReLUs gives a zero vector: it stays zero, at distance 1 from everything.
     return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+
+
+def search_all_wanted() -> bool:
+    return os.environ.get(SEARCH_ENV, "all").strip().lower() != "subset"
 
 
 def embeddings_file(run_key: str) -> Path:

@@ -3,6 +3,10 @@ import os
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Pages (AppTest here, servers started by the browser tests) search the committed training
+# digits only: placing all 60,000 would run in a background thread through later tests.
+# tests/test_inside.py tests that placement itself.
+os.environ.setdefault("MNIST_LAB_NEIGHBOURS", "subset")
 
 from mnist_core.data import MNISTError, load_mnist  # noqa: E402
 from mnist_core.store import RunStore, StoreChain  # noqa: E402

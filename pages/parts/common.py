@@ -218,6 +218,7 @@ def _neighbours(key: str, source: str | None):
         embeddings_file,
         read_embeddings,
         read_subset,
+        search_all_wanted,
     )
     from mnist_core.store import sha256_file
 
@@ -233,7 +234,7 @@ def _neighbours(key: str, source: str | None):
     except (ValueError, OSError):
         embeddings = serving.in_tensorflow_thread(looker.embed, subset.floats())
     search = Search(Neighbours(embeddings, subset))
-    if source:
+    if source and search_all_wanted():
         try:
             search.upgrade(looker.embed, all_training_digits(load_mnist(source)))
         except (MNISTError, ValueError, OSError) as exc:

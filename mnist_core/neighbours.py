@@ -153,13 +153,15 @@ class Search:
         self.upgrading = False
         self.problem: str | None = None
 
-    def upgrade(self, embed, digits: TrainingDigits, batch: int = 100, share: float = 0.5,
+    def upgrade(self, embed, training_digits, batch: int = 100, share: float = 0.5,
                 quiet_s: float = 2.0) -> None:
-        """Place `digits` with `embed` in a thread of its own, in small batches, only while no
-        drawing has been read for `quiet_s` seconds (`busy()`), and then with at most `share`
-        of the time: a stroke waits for one batch at most (tens of milliseconds)."""
+        """Place the digits `training_digits()` reads with `embed`, from a thread of its own, in
+        small batches, only while no drawing has been read for `quiet_s` seconds (`busy()`), and
+        then with at most `share` of the time: a stroke waits for one batch at most (tens of
+        milliseconds). Nothing of it happens in the caller's thread."""
         def place() -> None:
             try:
+                digits = training_digits()  # read here, not in the view that asked for them
                 parts = []
                 for start in range(0, len(digits.labels), batch):
                     while time.monotonic() - _last_reading[0] < quiet_s:

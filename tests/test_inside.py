@@ -207,7 +207,7 @@ def test_the_search_moves_to_all_training_digits_once_they_are_placed(subset):
     assert search.current.digits is subset
     everything = TrainingDigits(subset.images[:3000], subset.labels[:3000], subset.indices[:3000], "more")
     busy()  # someone is drawing: nothing is placed until they pause
-    search.upgrade(lambda images: np.ones((len(images), 4)), everything, batch=1000, quiet_s=0.5)
+    search.upgrade(lambda images: np.ones((len(images), 4)), lambda: everything, batch=1000, quiet_s=0.5)
     time.sleep(0.3)
     assert search.upgrading and search.current.digits is subset  # the subset serves meanwhile
     deadline = time.monotonic() + 10
@@ -215,7 +215,7 @@ def test_the_search_moves_to_all_training_digits_once_they_are_placed(subset):
         time.sleep(0.05)
     assert not search.upgrading and search.current.digits is everything and search.problem is None
     failing = Search(Neighbours(np.eye(10)[subset.labels], subset))
-    failing.upgrade(lambda images: 1 / 0, everything, quiet_s=0)
+    failing.upgrade(lambda images: 1 / 0, lambda: everything, quiet_s=0)
     while failing.upgrading:
         time.sleep(0.05)
     assert "ZeroDivisionError" in failing.problem and failing.current.digits is subset

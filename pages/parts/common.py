@@ -235,10 +235,9 @@ def _neighbours(key: str, source: str | None):
         embeddings = serving.in_tensorflow_thread(looker.embed, subset.floats())
     search = Search(Neighbours(embeddings, subset))
     if source and search_all_wanted():
-        try:
-            search.upgrade(looker.embed, all_training_digits(load_mnist(source)))
-        except (MNISTError, ValueError, OSError) as exc:
-            search.problem = f"MNIST could not be read ({exc})"
+        # each batch in the TensorFlow thread, like all of the dashboard's TensorFlow work
+        search.upgrade(partial(serving.in_tensorflow_thread, looker.embed),
+                       lambda: all_training_digits(load_mnist(source)))
     return search, None
 
 

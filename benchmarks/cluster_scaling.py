@@ -11,13 +11,17 @@ imported and initialised), as a second sweep on a running cluster would. Printed
 seconds, throughput ratio 2 nodes / 1 node, and Ray's overhead per task: the 1-node Ray sweep
 (one task) against the local backend doing the same work on one thread.
 
+Also printed: each 2-node task's estimated and measured seconds, and when each node finished
+(the work queue aims to finish them within 5% of each other).
+
 Projected: the whole study with 10 seeds (every lambda and width point, the reference CNN and
-the improved CNN at 10 seeds, the long CNN once) on 8, 32 and 128 one-CPU workers. Per-run
-times are those recorded in cached_results/ (this machine, 2 cores; a fused group's time
-shared by its models in proportion to their estimated cost), scaled to one CPU by the
-1-thread / 2-thread ratios measured here (the width sweep for MLPs, the `model.fit` of one
-reference-CNN epoch on 12,000 images for CNNs), plus the measured Ray overhead when
-positive; tasks as `plan_tasks` makes them, placed largest first on the earliest free worker.
+the improved CNN at 10 seeds, the long CNN once) on 8, 32 and 128 one-CPU workers. MLP runs:
+the planner's cost estimates scaled by measured / estimated seconds of this run's 2-node
+tasks. CNN runs: the times recorded in cached_results/ (this machine, 2 cores; the fastest
+seed, the others having shared the machine), scaled to one CPU by the 1-thread / 2-thread
+ratio of one reference-CNN epoch on 12,000 images measured here. Plus the measured Ray
+overhead when positive; tasks as `plan_tasks` makes them, handed out costliest first to the
+earliest free worker (`makespan`), as the Ray backend's work queue does.
 """
 
 from __future__ import annotations
@@ -26,7 +30,6 @@ import argparse
 import json
 import os
 import secrets
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -87,11 +90,14 @@ def local_seconds(kind: str, epochs: int, threads: int, part: str = "seconds") -
 
 
 def ray_seconds(executor, data, epochs: int) -> tuple[float, list[dict]]:
+    """Wall seconds of the sweep on the cluster, and its task reports ("arrived": seconds after
+    the start at which the driver had the task's result)."""
     executor.task_reports.clear()
     with tempfile.TemporaryDirectory() as folder:
-        started = time.perf_counter()
+        started = time.monotonic()
         ensure_runs(sweep(epochs), data, StoreChain(RunStore(folder)), progress=False, executor=executor)
-        return time.perf_counter() - started, list(executor.task_reports)
+        seconds = time.monotonic() - started
+    return seconds, [{**r, "arrived": r["arrived"] - started} for r in executor.task_reports]
 
 
 def warm_up(executor, data, workers: int) -> None:
@@ -100,24 +106,13 @@ def warm_up(executor, data, workers: int) -> None:
                     executor=executor)
 
 
-def recorded_run_seconds() -> dict[RunConfig, float]:
-    """Seconds per run recorded in cached_results/, by config without its seed (mean over seeds)."""
-    from mnist_core.ray_backend import cost
-
-    runs = StoreChain(RunStore(COMMITTED_STORE, read_only=True)).runs()
-    groups = defaultdict(list)  # a fused group: runs sharing its total time and size
+def recorded_cnn_seconds() -> dict[RunConfig, float]:
+    """Seconds per CNN run recorded in cached_results/, by config without its seed (the fastest)."""
     seconds: dict[RunConfig, list[float]] = defaultdict(list)
-    for run in runs:
-        if run.metrics.get("trainer") == "fused":
-            group = (run.metrics["fused_wall_time_s"], run.metrics["fused_models"], run.config.epochs)
-            groups[group].append(run)
-        else:
+    for run in StoreChain(RunStore(COMMITTED_STORE, read_only=True)).runs():
+        if run.config.model != "mlp":
             seconds[_unseeded(run.config)].append(run.metrics["wall_time_s"])
-    for (total, _, _), members in groups.items():
-        weight = sum(cost(r.config) for r in members)
-        for run in members:
-            seconds[_unseeded(run.config)].append(total * cost(run.config) / weight)
-    return {config: statistics.mean(values) for config, values in seconds.items()}
+    return {config: min(values) for config, values in seconds.items()}
 
 
 def _unseeded(config: RunConfig) -> RunConfig:
@@ -141,30 +136,29 @@ def describe(task: list[RunConfig]) -> str:
     return words + (f" and {len(shown) - 3} more configs" if len(shown) > 3 else "")
 
 
-def projection(factors: dict[str, float], overhead: float) -> list[str]:
-    from mnist_core.ray_backend import plan_tasks
+def projection(mlp_factor: float, cnn_factor: float, overhead: float) -> list[str]:
+    from mnist_core.planning import cost, makespan, plan_tasks
 
-    per_run = recorded_run_seconds()
+    cnn_seconds = recorded_cnn_seconds()
     study = whole_study()
 
     def seconds(config: RunConfig) -> float:
-        factor = factors["mlp" if config.model == "mlp" else "cnn"]
-        return per_run[_unseeded(config)] * factor * (1 + overhead)
+        if config.model == "mlp":
+            return cost(config) * mlp_factor * (1 + overhead)
+        return cnn_seconds[_unseeded(config)] * cnn_factor * (1 + overhead)
 
     lines = [f"projected: the whole study with 10 seeds, {len(study)} runs, on one-CPU workers "
-             f"(recorded per-run times x {factors['mlp']:.2f} for MLPs, x {factors['cnn']:.2f} for CNNs, "
-             f"x {1 + overhead:.3f} Ray overhead)",
+             f"(MLPs: estimated cost x {mlp_factor:.2f}, as measured above; CNNs: recorded times "
+             f"x {cnn_factor:.2f}; x {1 + overhead:.3f} Ray overhead)",
              f"  1 worker: {sum(map(seconds, study)) / 3600:.1f} h"]
     for workers in WORKERS:
         tasks = plan_tasks(study, workers)
         times = [sum(map(seconds, task)) for task in tasks]
-        free = [0.0] * workers
-        for task_seconds in sorted(times, reverse=True):
-            free[free.index(min(free))] += task_seconds
         longest = max(range(len(tasks)), key=lambda i: times[i])
-        lines.append(f"  {workers} workers: {max(free) / 60:.0f} min ({len(tasks)} tasks); critical path, "
-                     f"the largest indivisible task: {describe(tasks[longest])}, "
-                     f"{times[longest] / 60:.0f} min")
+        finish = max(makespan(times, workers))
+        lines.append(f"  {workers} workers: {finish / 60:.0f} min ({len(tasks)} tasks, "
+                     f"ideal {sum(times) / workers / 60:.0f} min); the largest task: "
+                     f"{describe(tasks[longest])}, {times[longest] / 60:.0f} min")
     return lines
 
 
@@ -193,8 +187,8 @@ def main() -> None:
           f"{cnn_2:.1f} s on 2", flush=True)
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    executor = RayExecutor(cluster.address, keep_workers=True)
     try:
-        executor = RayExecutor(cluster.address)
         warm_up(executor, data, 1)
         one_node, reports_1 = ray_seconds(executor, data, args.epochs)
         print(f"Ray, 1 node x 1 CPU:        {one_node:7.1f} s  ({len(reports_1)} task, "
@@ -203,20 +197,28 @@ def main() -> None:
         cluster.wait_for_nodes()
         warm_up(executor, data, 2)
         two_nodes, reports_2 = ray_seconds(executor, data, args.epochs)
-        inside = ", ".join(f"{r['seconds']:.1f} s" for r in reports_2)
+        finished = sorted(max(r["arrived"] for r in reports_2 if r["node"] == node)
+                          for node in {r["node"] for r in reports_2})
         print(f"Ray, 2 nodes x 1 CPU:       {two_nodes:7.1f} s  ({len(reports_2)} tasks on "
-              f"{len({r['node'] for r in reports_2})} nodes: {inside})", flush=True)
+              f"{len(finished)} nodes; the nodes finished at "
+              f"{', '.join(f'{t:.1f} s' for t in finished)})", flush=True)
+        for r in sorted(reports_2, key=lambda r: r["task"]):
+            print(f"  task {r['task']}: {', '.join(r['runs'])}: estimated {r['estimate']:.1f} s, "
+                  f"measured {r['seconds']:.1f} s", flush=True)
+        mlp_factor = sum(r["seconds"] for r in reports_2) / sum(r["estimate"] for r in reports_2)
     finally:
+        executor.close()
         ray.shutdown()
         cluster.shutdown()
 
     overhead = one_node / local_1 - 1
     print()
-    for line in projection({"mlp": local_1 / local_2, "cnn": cnn_1 / cnn_2}, max(overhead, 0.0)):
+    for line in projection(mlp_factor, cnn_1 / cnn_2, max(overhead, 0.0)):
         print(line)
     print()
     print(f"throughput_ratio_2_nodes_vs_1={one_node / two_nodes:.2f}")
-    print(f"ray_overhead_per_task={overhead:.1%}")
+    print(f"ray_overhead_per_task={overhead:.1%} ({one_node - local_1:+.1f} s)")
+    print(f"last_node_after_first={finished[-1] / finished[0] - 1:.1%}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from .backends import BACKENDS, RAY_ADDRESS_ENV, executor_for  # noqa: E402
 from .catalog import (  # noqa: E402
     REFERENCE_LAMBDAS,
     REFERENCE_WIDTHS,
@@ -28,7 +29,7 @@ from .catalog import (  # noqa: E402
 from .configs import MAX_EPOCHS, MAX_WIDTH, MODELS, PRECISIONS, ConfigError, RunConfig  # noqa: E402
 from .data import DOWNLOADED, STANDARD_FINGERPRINT, MNISTError, load_mnist, mnist_available  # noqa: E402
 from .download import SIZE_MB, URL_ENV_VAR, download_mnist  # noqa: E402
-from .executors import BACKENDS, RAY_ADDRESS_ENV, ClusterError, LocalExecutor, executor_for  # noqa: E402
+from .executors import ClusterError, LocalExecutor  # noqa: E402
 from .store import StoreChain, StoreError  # noqa: E402
 
 

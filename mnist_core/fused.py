@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from .configs import RunConfig, group_key
 from .data import MNIST
 from .models import build
+from .planning import stacks
 from .store import Run, RunStore
 from .training import EpochCallback, arrays_for, publish_model
 
@@ -77,10 +78,7 @@ class FusedMLPs:
     def __init__(self, configs: list[RunConfig]):
         compatible(configs)
         self.configs = list(configs)
-        by_shape = defaultdict(list)
-        for index, config in enumerate(self.configs):
-            by_shape[config.hidden].append(index)
-        self.groups = spread(list(by_shape.values()), threads())  # model indices, in config order
+        self.groups = spread(stacks(self.configs), threads())  # model indices, in config order
         self.order = [i for group in self.groups for i in group]  # stacked position -> config
         self.params = []  # per group: [kernel0, bias0, kernel1, bias1, ...] each (M, ...)
         self.l2 = []

@@ -225,8 +225,9 @@ def _is_worker_of(pid: int, folder: Path) -> bool:
 
 def run_worker(folder: Path) -> int:
     """The worker process: train the job's configs, recording progress after every epoch."""
+    from .backends import executor_for
     from .data import load_mnist
-    from .executors import LocalExecutor, executor_for
+    from .executors import LocalExecutor
     from .sweeps import ensure_runs
 
     lock = FileLock(str(folder / "worker.lock"))

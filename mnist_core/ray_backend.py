@@ -23,9 +23,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 
-from .configs import ConfigError, RunConfig, group_key
+from .configs import ConfigError, RunConfig
 from .data import EXPECTED_SHAPES, MNIST, MNISTError, mnist_from_arrays
 from .executors import ClusterError, LocalExecutor, cluster_words
+from .planning import cost, plan_tasks
 from .store import RUN_FILES, Run, RunRejected, RunStore
 
 
@@ -48,75 +49,15 @@ from tqdm.auto import tqdm  # noqa: E402
 log = logging.getLogger(__name__)
 
 TASK_RETRIES = 3  # a task whose worker process or node dies is run again, this many times at most
+LOST_WORKERS = 20  # workers lost (process or node died, or failed to start) before the executor gives up
 PUBLISH_ATTEMPTS = 3  # a run failing verification on the driver is trained again, this many times
 REACH_TIMEOUT_S = 5
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 SAY_EVERY_S = 15  # how often a driver waiting for a CPU in the cluster says so
 PAYLOAD = tuple(name for name in RUN_FILES if name != "config.json")  # config.json: the driver's own
-# Multiply-adds per image of the CNNs (counted from models.py's layers), to weigh tasks.
-CNN_MACS_PER_IMAGE = {"cnn": 2_800_000, "improved_cnn": 18_700_000}
-# A training step's time on one CPU, roughly: a fixed part per fused shape group (graph dispatch,
-# Adam's updates, many small ops) and a part per multiply-add of the batch. Fitted to this
-# machine: a width-sweep epoch on 1 thread, the 1200/480 MLP alone 14.3 s, the other ten
-# shapes fused 36.7 s; the CNNs' epoch times (37 s and 106 s on 2 cores). Only the ratios
-# matter: they decide how tasks are balanced.
-STEP_S = 1.2e-3
-MAC_S = {"mlp": 1.25e-10, "cnn": 3.9e-10, "improved_cnn": 1.5e-10}
-
-
-def _macs_per_image(config: RunConfig) -> int:
-    if config.model != "mlp":
-        return CNN_MACS_PER_IMAGE[config.model]
-    widths = (28 * 28, *config.hidden, 10)
-    return sum(a * b for a, b in zip(widths, widths[1:]))
-
-
-def cost(configs: RunConfig | list[RunConfig]) -> float:
-    """Estimated seconds on one CPU to train `configs` in one task (one fused group per shape)."""
-    configs = [configs] if isinstance(configs, RunConfig) else configs
-    total = 0.0
-    for config in configs:
-        steps = -(-(config.limit or 60_000) // config.batch_size) * config.epochs
-        total += steps * MAC_S[config.model] * _macs_per_image(config) * config.batch_size
-    for _, _, epochs, limit, batch in {(c.model, c.hidden, c.epochs, c.limit, c.batch_size) for c in configs}:
-        total += -(-(limit or 60_000) // batch) * epochs * STEP_S
-    return total
-
-
-def plan_tasks(configs: list[RunConfig], workers: int, fused: bool = True) -> list[list[RunConfig]]:
-    """Split `configs` into tasks, costliest first, so that `workers` CPUs are all busy.
-
-    MLPs that could share a fused graph are dealt into at most `workers` tasks of about equal
-    estimated time (largest first, each to the lightest task); every other run is a task of its own.
-    Models of one shape are dealt in pairs (a trio for an odd count), never alone when they
-    have company: XLA computes a stack of one model with other kernels than a stack of two or
-    more, which would change the last bits of its weights, while stacks of 2, 3, 4 or 5 models
-    give each model bit-identical weights (measured; see tests/test_ray.py).
-    """
-    tasks: list[list[RunConfig]] = []
-    groups: dict[tuple, list[RunConfig]] = {}
-    for config in configs:
-        if fused and config.model == "mlp":
-            groups.setdefault(group_key(config), []).append(config)
-        else:
-            tasks.append([config])
-    for group in groups.values():
-        units = []  # what may go to different tasks: a shape's models, two or three at a time
-        for shape in dict.fromkeys(c.hidden for c in group):
-            same = [c for c in group if c.hidden == shape]
-            pairs = [same[i:i + 2] for i in range(0, len(same), 2)]
-            if len(pairs) > 1 and len(pairs[-1]) == 1:
-                single = pairs.pop()
-                pairs[-1] += single
-            units += pairs
-        bins: list[list[RunConfig]] = [[] for _ in range(min(len(units), max(workers, 1)))]
-        loads = [0.0] * len(bins)
-        for unit in sorted(units, key=cost, reverse=True):
-            lightest = loads.index(min(loads))
-            bins[lightest] += unit
-            loads[lightest] += cost(unit)
-        tasks.extend(bins)
-    return sorted(tasks, key=cost, reverse=True)
+# A worker lost (its process or node died) takes its task back to the queue; how Ray says so.
+WORKER_LOST = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
+               ray.exceptions.NodeDiedError, ray.exceptions.ObjectLostError)
 
 
 @contextmanager
@@ -228,44 +169,76 @@ class ProgressBoard:
         return dict(self.done)
 
 
-@ray.remote(num_cpus=1, max_retries=TASK_RETRIES)
-def train_task(config_dicts: list[dict], arrays: dict, fingerprint: str, fused: bool,
-               task: int, board) -> dict:
-    """Train configs on this worker into a temporary store; return each run's files."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+@ray.remote(num_cpus=1, max_restarts=0)
+class Trainer:
+    """One CPU of the cluster for as long as the executor keeps it: TensorFlow imported and MNIST
+    checked once, so that a task pays for its training and little else."""
 
-    threads = max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError:
-        pass  # this worker process ran TensorFlow before; its threads are already set
-    data = mnist_from_arrays(dict(arrays), source="Ray object store")
-    if data.fingerprint != fingerprint:
-        raise MNISTError("the MNIST arrays that reached this worker do not match the driver's fingerprint")
-    configs = [RunConfig.from_dict(c) for c in config_dicts]
-    started = time.perf_counter()
+    def __init__(self):
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import tensorflow as tf
 
-    def on_epoch(done: int, logs: dict) -> None:
-        board.report.remote(task, done)
+        threads = max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:
+            pass  # this worker process ran TensorFlow before; its threads are already set
+        self.data: MNIST | None = None
 
-    with tempfile.TemporaryDirectory(prefix="mnist-lab-task-") as folder:
-        runs = LocalExecutor().train(configs, data, RunStore(folder), fused, False, on_epoch)
-        payload = [{"key": run.key, "files": {name: (run.path / name).read_bytes() for name in PAYLOAD}}
-                   for run in runs]
-    return {"task": task, "node": ray.get_runtime_context().get_node_id(), "pid": os.getpid(),
-            "seconds": time.perf_counter() - started, "runs": payload}
+    def where(self) -> dict:
+        return {"node": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
+
+    def train(self, config_dicts: list[dict], arrays: list[ray.ObjectRef], fingerprint: str,
+              fused: bool, task: int, board) -> dict:
+        """Train configs into a temporary store; return each run's files."""
+        started = time.perf_counter()
+        if self.data is None or self.data.fingerprint != fingerprint:
+            data = mnist_from_arrays(dict(ray.get(arrays[0])), source="Ray object store")
+            if data.fingerprint != fingerprint:
+                raise MNISTError("the MNIST arrays that reached this worker do not match the "
+                                 "driver's fingerprint")
+            self.data = data
+        configs = [RunConfig.from_dict(c) for c in config_dicts]
+
+        def on_epoch(done: int, logs: dict) -> None:
+            board.report.remote(task, done)
+
+        with tempfile.TemporaryDirectory(prefix="mnist-lab-task-") as folder:
+            runs = LocalExecutor().train(configs, self.data, RunStore(folder), fused, False, on_epoch)
+            payload = [{"key": run.key, "files": {name: (run.path / name).read_bytes() for name in PAYLOAD}}
+                       for run in runs]
+        return {"task": task, **self.where(), "seconds": time.perf_counter() - started, "runs": payload}
+
+
+class _Worker:
+    """A Trainer actor as the driver sees it: starting (`starting` is the ref that resolves once
+    it is up), idle, or running a task."""
+
+    def __init__(self):
+        self.actor = Trainer.remote()
+        self.starting: ray.ObjectRef | None = self.actor.where.remote()
+        self.busy = False
 
 
 class RayExecutor:
-    """Trains on a Ray cluster (joined at `address`, or started on this machine if None)."""
+    """Trains on a Ray cluster (joined at `address`, or started on this machine if None).
 
-    def __init__(self, address: str | None = None, wait_timeout: float | None = None):
+    Keeps one Trainer actor per CPU of the cluster and hands tasks (`plan_tasks`), costliest
+    first, to whichever is free. With `keep_workers` they stay up between `train` calls until
+    `close()` or the end of this process (a command's duration); otherwise each `train` call
+    ends them, so that a long-lived process holds no CPU of the cluster while it does not train.
+    """
+
+    def __init__(self, address: str | None = None, wait_timeout: float | None = None,
+                 keep_workers: bool = False):
         self.address = address
         self.wait_timeout = wait_timeout  # give up after waiting this long for a CPU in the cluster
+        self.keep_workers = keep_workers
         self._data: tuple[str, ray.ObjectRef] | None = None
         self._board = None
+        self._workers: list[_Worker] = []
+        self._lost = 0
         self._tasks_submitted = 0
         self.task_reports: list[dict] = []  # one per finished task: node, seconds, runs
 
@@ -276,6 +249,26 @@ class RayExecutor:
 
     def where(self) -> str:
         return cluster_words(self.cluster())
+
+    def close(self) -> None:
+        """End the Trainer actors (their CPUs go back to the cluster)."""
+        for worker in self._workers:
+            ray.kill(worker.actor)
+        self._workers.clear()
+
+    def _grow(self, cpus: int) -> None:
+        """One Trainer per CPU alive in the cluster (those beyond the free CPUs wait for one)."""
+        self._workers += [_Worker() for _ in range(cpus - len(self._workers))]
+
+    def _lose(self, worker: _Worker, why: Exception) -> None:
+        """Forget a worker whose process or node died, and start another if a CPU is there."""
+        self._workers.remove(worker)
+        ray.kill(worker.actor)
+        self._lost += 1
+        if self._lost > LOST_WORKERS:
+            raise ClusterError(f"training workers keep dying on Ray ({self._lost} lost), the last one: "
+                               f"{_last_words(why)}")
+        self._grow(describe_cluster()["cpus"])
 
     def _progress_board(self):
         """One board per executor, on the driver's node (it costs a worker process to start)."""
@@ -295,38 +288,54 @@ class RayExecutor:
         cluster = describe_cluster()
         by_key = {c.key(data.fingerprint): c for c in configs}
         board = self._progress_board()
-        arrays = self._data_ref(data)
-        pending: dict[ray.ObjectRef, tuple[int, list[RunConfig], int]] = {}
+        arrays = [self._data_ref(data)]  # in a list: a worker fetches it only the first time
+        tasks = plan_tasks(configs, cluster["cpus"], fused)
+        queue: list[tuple[list[RunConfig], int]] = [(task_configs, 1) for task_configs in tasks]
+        running: dict[ray.ObjectRef, tuple[_Worker, int, list[RunConfig], int]] = {}
         published: set[str] = set()
         epochs: dict[int, int] = {}
+        self._grow(cluster["cpus"])
 
-        def submit(task_configs: list[RunConfig], attempt: int) -> None:
+        def submit(worker: _Worker, task_configs: list[RunConfig], attempt: int) -> None:
             task = self._tasks_submitted
             self._tasks_submitted += 1
             epochs[task] = max(c.epochs for c in task_configs)
-            ref = train_task.remote([c.to_dict() for c in task_configs], arrays, data.fingerprint,
-                                    fused, task, board)
-            pending[ref] = (task, task_configs, attempt)
+            worker.busy = True
+            ref = worker.actor.train.remote([c.to_dict() for c in task_configs], arrays, data.fingerprint,
+                                            fused, task, board)
+            running[ref] = (worker, task, task_configs, attempt)
 
-        for task_configs in plan_tasks(configs, cluster["cpus"], fused):
-            submit(task_configs, 1)
-        label = (f"{_count(len(configs), 'run')} in {_count(len(pending), 'task')} on "
+        label = (f"{_count(len(configs), 'run')} in {_count(len(queue), 'task')} on "
                  f"{cluster_words(cluster)}")
         shown, finished = 0, set()
+        total_epochs = sum(max(c.epochs for c in t) for t, _ in queue)
         # Ray's own messages while tasks run (retries, memory pressure) are printed to stdout,
         # which holds a command's results: they go to stderr with our progress.
-        with tqdm(total=sum(epochs.values()), desc=label, unit="epoch", disable=not progress,
-                  leave=False) as bar, _cancelled_on_exit(pending), redirect_stdout(sys.stderr):
+        with tqdm(total=total_epochs, desc=label, unit="epoch", disable=not progress,
+                  leave=False) as bar, self._ended_unless_kept(), redirect_stdout(sys.stderr):
             starved = _Starved(self.wait_timeout)
-            while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
-                starved.check(len(pending))
+            while queue or running:
+                for worker in [w for w in self._workers if w.starting is None and not w.busy]:
+                    if queue:
+                        submit(worker, *queue.pop(0))
+                starting = {w.starting: w for w in self._workers if w.starting is not None}
+                ready, _ = ray.wait([*running, *starting], num_returns=1, timeout=1.0)
+                starved.check(len(queue) + len(running))
                 for ref in ready:
-                    task, task_configs, attempt = pending.pop(ref)
-                    result = self._result(ref, task_configs)
+                    if ref in starting:
+                        self._started(starting[ref])
+                        continue
+                    worker, task, task_configs, attempt = running.pop(ref)
+                    worker.busy = False
+                    result = self._result(ref, task_configs, attempt)
+                    if isinstance(result, Exception):  # the worker was lost: its task goes back, first
+                        self._lose(worker, result)
+                        queue.insert(0, (task_configs, attempt + 1))
+                        continue
                     finished.add(task)
                     self.task_reports.append({k: result[k] for k in ("task", "node", "pid", "seconds")}
-                                             | {"runs": [c.label for c in task_configs]})
+                                             | {"runs": [c.label for c in task_configs],
+                                                "estimate": cost(task_configs), "arrived": time.monotonic()})
                     rejected = False
                     for item in result["runs"]:
                         config = by_key.get(item["key"])
@@ -343,23 +352,52 @@ class RayExecutor:
                             log.warning("%s; training it again", exc)
                             rejected = True
                     if rejected:  # the whole task again: each model keeps the companions it had
-                        submit(task_configs, attempt + 1)
+                        queue.insert(0, (task_configs, attempt + 1))
                 shown = self._show_progress(board, epochs, finished, bar, shown, on_epoch)
 
+    def _started(self, worker: _Worker) -> None:
+        try:
+            ray.get(worker.starting)
+            worker.starting = None
+        except WORKER_LOST as exc:
+            self._lose(worker, exc)
+        except ray.exceptions.RayError as exc:
+            raise ClusterError(f"a training worker could not start on Ray: {_last_words(exc)}") from None
+
+    @contextmanager
+    def _ended_unless_kept(self):
+        """End the workers when `train` ends (kept ones too when it ends early: they may be
+        running tasks of a request no one waits for any more)."""
+        try:
+            yield
+        except BaseException:
+            self.close()
+            raise
+        if not self.keep_workers:
+            self.close()
+
     @staticmethod
-    def _result(ref: ray.ObjectRef, task_configs: list[RunConfig]) -> dict:
+    def _result(ref: ray.ObjectRef, task_configs: list[RunConfig], attempt: int) -> dict | Exception:
+        """The task's result; what Ray said if its worker was lost and the task may be run again."""
         try:
             return ray.get(ref)
+        except WORKER_LOST as exc:
+            if attempt > TASK_RETRIES:
+                raise ClusterError(f"training {', '.join(c.label for c in task_configs)} on Ray failed: "
+                                   f"its worker was lost {attempt} times, the last time: "
+                                   f"{_last_words(exc)}") from None
+            log.warning("a Ray worker was lost (%s); its task goes to another", _last_words(exc))
+            return exc
         except ray.exceptions.RayError as exc:
-            cause = getattr(exc, "cause", None) or exc
-            words = str(cause).strip().splitlines()
             raise ClusterError(f"training {', '.join(c.label for c in task_configs)} on Ray failed: "
-                               f"{type(cause).__name__}: {words[-1] if words else ''}") from None
+                               f"{_last_words(exc)}") from None
 
     @staticmethod
     def _show_progress(board, epochs, finished, bar, shown, on_epoch) -> int:
         """Move the bar to the epochs done so far (as the tasks report them; all of a finished
         task's), and tell `on_epoch` as a share of the most epochs any task trains."""
+        if not epochs:
+            return shown  # no worker has started yet
         try:
             done = ray.get(board.snapshot.remote(), timeout=5)
         except ray.exceptions.RayError:
@@ -410,18 +448,14 @@ class _Starved:
                     queued, waited)
 
 
+def _last_words(exc: Exception) -> str:
+    cause = getattr(exc, "cause", None) or exc
+    words = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {words[-1] if words else ''}"
+
+
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'s' * (n != 1)}"
-
-
-@contextmanager
-def _cancelled_on_exit(pending: dict):
-    """Cancel the tasks still pending when the driver stops early (an error, Ctrl-C)."""
-    try:
-        yield
-    finally:
-        for ref in list(pending):
-            ray.cancel(ref, force=True)
 
 
 def _writer(files: dict[str, bytes]):

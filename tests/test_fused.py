@@ -11,6 +11,8 @@ def test_groups_and_shapes():
                RunConfig(hidden=(10, 5), seed=1, l2=0.01)]
     fused = FusedMLPs(configs)
     assert fused.groups == [[0, 2], [1]]
+    wide = [RunConfig(hidden=(600, 240), seed=0), RunConfig(hidden=(600, 240), seed=1)]
+    assert FusedMLPs(wide).groups == [[0], [1]]  # wide models train alone (mnist_core.planning)
     assert [tuple(v.shape) for v in fused.params[0]] == [(2, 784, 10), (2, 10), (2, 10, 5), (2, 5),
                                                          (2, 5, 10), (2, 10)]
     assert [tuple(v.shape) for v in fused.params[1]][0] == (1, 784, 40)

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mnist_core.backends import RAY_ADDRESS_ENV, executor_for
 from mnist_core.catalog import lambda_configs, width_configs
-from mnist_core.configs import ConfigError, RunConfig
-from mnist_core.executors import RAY_ADDRESS_ENV, executor_for
+from mnist_core.configs import ConfigError
 from mnist_core.store import RunStore, StoreChain
 from mnist_core.sweeps import ensure_runs
 
@@ -27,7 +27,7 @@ os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(16))
 ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
 
-from mnist_core.ray_backend import RayExecutor, plan_tasks  # noqa: E402
+from mnist_core.ray_backend import RayExecutor  # noqa: E402
 
 pytestmark = pytest.mark.ray
 REPO = Path(__file__).resolve().parent.parent
@@ -69,22 +69,6 @@ def starved(tmp_path_factory):
 
 
 @pytest.mark.usefixtures("refused", "starved")  # started first, so that they run alongside
-def test_tasks_split_fused_groups_by_cost_and_keep_other_runs_whole():
-    configs = width_configs([(10, 5), (1200, 480), (25, 10), (800, 320)], [0], 3) + \
-        lambda_configs([0, 0.1], [0], 3)
-    cnn = RunConfig.for_model("cnn")
-    tasks = plan_tasks([*configs, cnn], workers=2)
-    assert len(tasks) == 3 and [cnn] in tasks
-    assert any(set(configs[-2:]) <= set(t) for t in tasks)  # the two 25-15 MLPs stay together
-    assert sorted(c.key("f") for t in tasks for c in t) == sorted(c.key("f") for c in [*configs, cnn])
-    biggest = next(t for t in tasks if configs[1] in t)
-    assert configs[3] not in biggest  # the two widest nets go to different workers
-    assert len(plan_tasks(configs, workers=1)) == 1  # one worker: one fused task
-    assert len(plan_tasks(configs, workers=2, fused=False)) == len(configs)
-    five = lambda_configs([0, 0.001, 0.01, 0.1, 0.3], [0], 3)  # one shape: never a model alone
-    assert sorted(len(t) for t in plan_tasks(five, workers=8)) == [2, 3]
-
-
 def test_a_sweep_spread_over_two_nodes_equals_the_local_one(cluster, mnist, tmp_path, monkeypatch):
     """...and a returned run that fails verification on the driver is trained again, never stored."""
     from mnist_core import ray_backend
@@ -100,7 +84,7 @@ def test_a_sweep_spread_over_two_nodes_equals_the_local_one(cluster, mnist, tmp_
         return real_writer(files)
 
     monkeypatch.setattr(ray_backend, "_writer", damaging_the_first)
-    configs = lambda_configs([0, 0.001, 0.01, 0.1], [0], **TINY)
+    configs = lambda_configs([0, 0.001, 0.01, 0.1], [0], **TINY) + width_configs([(600, 240)], [0, 1], **TINY)
     executor = RayExecutor(cluster.address)
     published = []
     on_ray = RunStore(tmp_path / "ray")
@@ -109,15 +93,23 @@ def test_a_sweep_spread_over_two_nodes_equals_the_local_one(cluster, mnist, tmp_
     epochs_seen = []
     remote = ensure_runs(configs, mnist, StoreChain(on_ray), progress=False, executor=executor,
                          on_epoch=lambda done, logs: epochs_seen.append(done))
-    local = ensure_runs(configs, mnist, StoreChain(RunStore(tmp_path / "local")), progress=False)
+    local = ensure_runs(configs[:4], mnist, StoreChain(RunStore(tmp_path / "local")), progress=False)
+    # A wide layer's matmul is split among the threads, which orders its sums by their number: the
+    # local run to compare a wide model with is one on one CPU, as a Ray worker has.
+    one_cpu = cli("sweep", "width", "--widths", "600:240", "--seeds", "0,1", "--epochs", "2",
+                  "--limit", "2000", "--no-committed", "--store", str(tmp_path / "one-cpu"), "--quiet",
+                  env={"MNIST_PATH": mnist.source}, preexec_fn=lambda: os.sched_setaffinity(0, {0}))
+    assert one_cpu.wait(timeout=120) == 0, one_cpu.stderr.read()
+    local += [RunStore(tmp_path / "one-cpu").get(c.key(mnist.fingerprint)) for c in configs[4:]]
 
     assert len({r["node"] for r in executor.task_reports}) == 2  # both nodes trained
-    assert "3 tasks on 2 of the 2 nodes (2 CPUs" in executor.summary()  # 2, and 1 run again
-    assert len(writers) == 5  # 4 runs, one of them twice
+    # 4 tasks: two pairs of 25-15 MLPs, each 600-240 alone (a wide model); and one run again
+    assert "5 tasks on 2 of the 2 nodes (2 CPUs" in executor.summary()
+    assert len(writers) == 7  # 6 runs, one of them twice
     assert sorted(published) == sorted([*(r.key for r in remote), published[0]])
     assert sorted(p.name for p in on_ray.root.iterdir() if p.name[0] != ".") == sorted(r.key for r in remote)
     assert epochs_seen == sorted(epochs_seen) and epochs_seen[-1] == 2 and set(epochs_seen) <= {1, 2}
-    for a, b in zip(remote, local):  # stacked 2 to a task there, 4 here: bit-identical all the same
+    for a, b in zip(remote, local, strict=True):  # 25-15 stacked 2 to a task there, 4 here: the same bits
         assert a.key == b.key and a.path.parent == tmp_path / "ray"
         for wa, wb in zip(a.load_model().get_weights(), b.load_model().get_weights()):
             np.testing.assert_array_equal(wa, wb)
@@ -137,7 +129,7 @@ def test_a_worker_killed_mid_task_is_run_again_and_each_run_published_once(clust
     def kill_a_training_worker():
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not killed:
-            found = subprocess.run(["pgrep", "-f", "^ray::train_task"], capture_output=True, text=True)
+            found = subprocess.run(["pgrep", "-f", "^ray::Trainer.train"], capture_output=True, text=True)
             pids = [int(p) for p in found.stdout.split()]
             if pids:
                 time.sleep(2)  # well into the task: MNIST received, TensorFlow loaded or loading
@@ -351,7 +343,7 @@ def test_a_killed_driver_leaves_no_ray_agents_running_for_more_than_a_minute(tmp
     while not (len(agents) == 2 and training) and time.monotonic() < deadline and driver.poll() is None:
         started = [pid for child in children(driver.pid) for pid in children(child)]
         agents = [pid for pid in started if is_agent(pid)]
-        training = any(cmdline(pid).startswith(b"ray::train_task") for pid in started)
+        training = any(cmdline(pid).startswith(b"ray::Trainer") for pid in started)
         time.sleep(0.5)
     assert len(agents) == 2 and training, "the driver should be training on a Ray instance of its own"
     driver.send_signal(signal.SIGKILL)

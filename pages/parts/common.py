@@ -11,8 +11,9 @@ from functools import partial
 import streamlit as st
 
 from mnist_core import catalog
+from mnist_core.backends import RAY_ADDRESS_ENV, ray_cluster_info
 from mnist_core.data import STANDARD_FINGERPRINT, MNISTError, load_mnist, mnist_available
-from mnist_core.executors import RAY_ADDRESS_ENV, ClusterError, cluster_words, ray_cluster_info
+from mnist_core.executors import ClusterError, cluster_words
 from mnist_core.mistakes import error_table, images_by_index
 from mnist_core.store import Run, StoreChain
 from pages.parts import serving

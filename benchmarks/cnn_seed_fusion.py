@@ -1,4 +1,4 @@
-"""Would fusing seeds speed up the reference CNN? A timing probe for issue 16, not a trainer.
+"""Would fusing seeds speed up the reference CNN? A timing probe, not a trainer.
 
     python benchmarks/cnn_seed_fusion.py [--models 3] [--calls 20]
 

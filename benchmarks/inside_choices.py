@@ -97,15 +97,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--neighbour-queries", type=int, default=1000)
+    parser.add_argument("--steps", default="16,24,32", help="integrated gradients' steps to compare")
     args = parser.parse_args()
 
     import tensorflow as tf
 
     from mnist_core.catalog import named_runs
     from mnist_core.data import load_mnist
-    from mnist_core.inside import Inspector
+    from mnist_core.inside import IG_STEPS, Inspector
     from mnist_core.store import StoreChain
 
+    steps_to_compare = sorted({int(v) for v in args.steps.split(",")} | {IG_STEPS})
     data = load_mnist()
     images = data.x_test[:args.images].astype(np.float32) / 255
     rng = np.random.default_rng(0)
@@ -114,7 +116,7 @@ def main() -> None:
     for name, run in named_runs(StoreChain.default(), data.fingerprint).items():
         model = run.load_model()
         forward = tf.function(lambda batch, model=model: model(batch, training=False), jit_compile=True)
-        inspectors = {steps: Inspector(model, steps) for steps in (16, 32)}
+        inspectors = {steps: Inspector(model, steps) for steps in steps_to_compare}
         methods = {f"integrated gradients, {steps} steps":
                    partial(lambda i, s: s.look(i).drives_top, s=inspector)
                    for steps, inspector in inspectors.items()}
@@ -139,7 +141,7 @@ def main() -> None:
               f"euclidean {shares['euclidean']:.1%}")
     for key, values in totals.items():
         print(f"mean over models: {key}: {np.mean(values):.3f}")
-    ig = np.mean(totals["integrated gradients, 32 steps"])
+    ig = np.mean(totals[f"integrated gradients, {IG_STEPS} steps"])
     occ = min(np.mean(totals[name]) for name in ("occlusion, 4x4 patches, stride 2",
                                                   "occlusion, 2x2 patches, stride 1"))
     print(f"saliency_choice={'integrated_gradients' if ig <= occ else 'occlusion'}")

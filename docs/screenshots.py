@@ -12,9 +12,32 @@ sys.path.insert(0, str(HERE.parent))
 
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
-from tests.browser import draw, launch_chromium, streamlit_server  # noqa: E402
+from tests.browser import DIGITS, draw, launch_chromium, streamlit_server, strokes_read  # noqa: E402
 
 IDLE = "() => !document.querySelector('[data-testid=stStatusWidgetRunningIcon]')"
+PAGES = {"overview.png": "", "lambda-sweep.png": "lambda_sweep", "width-sweep.png": "width_sweep",
+         "errors.png": "errors"}
+
+
+def page_shot(page, url: str, name: str, path: str) -> None:
+    """A page as a visitor first sees it at 1400x1000, charts drawn."""
+    page.goto(f"{url}/{path}")
+    expect(page.get_by_test_id("stEChartsChart").first).to_be_visible(timeout=120_000)
+    page.wait_for_function(IDLE, timeout=120_000)
+    page.wait_for_timeout(1500)  # the charts' entry animation
+    page.screenshot(path=HERE / name)
+
+
+def draw_page(page, url: str) -> None:
+    """The Draw page after drawing a 7: every model's reading beside the canvas."""
+    page.goto(f"{url}/draw")
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.wait_for()
+    page.wait_for_function(IDLE, timeout=120_000)
+    draw(page, canvas, 7)
+    expect(page.get_by_text(strokes_read(len(DIGITS[7])))).to_be_visible(timeout=120_000)
+    page.wait_for_function(IDLE, timeout=120_000)
+    page.screenshot(path=HERE / "draw.png")
 
 
 def suspect_labels(page, url: str) -> None:
@@ -64,10 +87,13 @@ def main() -> None:
         browser = launch_chromium(playwright)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(60_000)
+        for name, path in PAGES.items():
+            page_shot(page, url, name, path)
+        draw_page(page, url)
         suspect_labels(page, url)
         inside_a_model(page, url)
         browser.close()
-    for name in ("suspect-labels.png", "inside-a-model.png"):
+    for name in (*PAGES, "draw.png", "suspect-labels.png", "inside-a-model.png"):
         print(f"wrote {HERE / name}")
 
 

@@ -26,10 +26,17 @@ CNN_MACS_PER_IMAGE = {"cnn": 2_800_000, "improved_cnn": 18_700_000}
 # 10-5 MLP, 1,875 steps) and a part per multiply-add of its batch (8.06 s an epoch for
 # 1200-480); compiling a stack's epoch loop costs about a second. The CNNs' seconds per
 # multiply-add come from their epoch times (37 s and 106 s on 2 cores). Only their ratios
-# matter here: they order the work queue (costliest first) and weigh the projections.
+# matter here: they order the work queue (costliest first) and weigh the projections. A task
+# also costs about a second of its own beyond its training (setting up its graph and data,
+# evaluating, returning its runs: cluster_scaling.py's small tasks, 2.0-2.8 s for 1.4-1.8 s).
 STEP_S = 9e-5
 MAC_S = {"mlp": 8.7e-11, "cnn": 3.9e-10, "improved_cnn": 1.5e-10}
 COMPILE_S = 1.0
+TASK_S = 1.0
+# A cluster's first tasks of a fused group are bins filled to this share of each worker's part,
+# the rest small tasks handed out as workers free up: few tasks (each costs about a second of
+# setting up, measured), and the queue still evens out the estimates' errors at the end.
+BULK = 0.85
 
 
 def macs_per_image(config: RunConfig) -> int:
@@ -65,7 +72,7 @@ def cost(configs: RunConfig | list[RunConfig]) -> float:
         fixed = STEP_S if config.model == "mlp" else 0.0
         total += steps * (fixed + MAC_S[config.model] * macs_per_image(config) * config.batch_size)
     mlps = [c for c in configs if c.model == "mlp"]
-    return total + COMPILE_S * len(stacks(mlps))
+    return total + COMPILE_S * len(stacks(mlps)) + TASK_S
 
 
 def pieces(configs: list[RunConfig]) -> list[list[RunConfig]]:
@@ -89,9 +96,11 @@ def pieces(configs: list[RunConfig]) -> list[list[RunConfig]]:
 
 
 def plan_tasks(configs: list[RunConfig], workers: int, fused: bool = True) -> list[list[RunConfig]]:
-    """`configs` as tasks, costliest first. One worker: one task per fused group (each stack
-    compiles once, nothing to balance). More: every piece of a fused group a task, every other
-    run a task of its own, to be handed out as workers free up."""
+    """`configs` as tasks, costliest first. Every run that is not a fused MLP is a task of its
+    own. A fused group is one task on one worker; on more, its pieces (costliest first) fill one
+    bin per worker up to BULK of the group's share per worker, and each piece left over is a
+    task of its own, for whichever worker frees up first. No task exceeds a worker's share of
+    its group by more than one piece."""
     tasks: list[list[RunConfig]] = []
     groups: dict[tuple, list[RunConfig]] = {}
     for config in configs:
@@ -100,7 +109,21 @@ def plan_tasks(configs: list[RunConfig], workers: int, fused: bool = True) -> li
         else:
             tasks.append([config])
     for group in groups.values():
-        tasks += [group] if workers <= 1 else pieces(group)
+        if workers <= 1:
+            tasks.append(group)
+            continue
+        each = sorted(pieces(group), key=cost, reverse=True)
+        share = sum(map(cost, each)) / workers
+        bins: list[list[RunConfig]] = [[] for _ in range(workers)]
+        loads = [0.0] * workers
+        for piece in each:
+            lightest = loads.index(min(loads))
+            if not bins[lightest] or loads[lightest] + cost(piece) <= BULK * share:
+                bins[lightest] += piece
+                loads[lightest] += cost(piece)
+            else:
+                tasks.append(piece)
+        tasks += [b for b in bins if b]
     return sorted(tasks, key=cost, reverse=True)
 
 

@@ -98,7 +98,8 @@ def connect(address: str | None) -> None:
                                "not speak gRPC); give the head's address, host:6379 by default "
                                "(`ray status` on the head prints it)")
     options = dict(logging_level=logging.WARNING, log_to_driver=False,
-                   runtime_env={"py_modules": [str(Path(__file__).resolve().parent)]})
+                   runtime_env={"py_modules": [str(Path(__file__).resolve().parent)],
+                                "excludes": ["cached_results"]})  # inside the package once installed
     if address is None:
         options["include_dashboard"] = False
     with tempfile.TemporaryDirectory() as scratch:

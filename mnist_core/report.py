@@ -21,9 +21,9 @@ from .catalog import (
     width_configs,
 )
 from .configs import DEFAULT_PRECISION, PRECISIONS, RunConfig
-from .store import Run, StoreChain
+from .store import COMMITTED_STORE, Run, StoreChain
 
-FIGURES = Path(__file__).resolve().parent.parent / "cached_results" / "figures"
+FIGURES = COMMITTED_STORE / "figures"
 
 
 def ensemble_accuracy(runs: list[Run], test_labels: np.ndarray) -> float:

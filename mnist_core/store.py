@@ -37,7 +37,10 @@ from .safe_write import fsync_dir, write_atomic
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-COMMITTED_STORE = REPO_ROOT / "cached_results"
+# The committed results: beside the package in a checkout, inside it once installed (pyproject.toml).
+COMMITTED_STORE = next((folder for folder in (REPO_ROOT / "cached_results",
+                                              Path(__file__).resolve().parent / "cached_results")
+                        if folder.is_dir()), REPO_ROOT / "cached_results")
 STORE_ENV_VAR = "MNIST_LAB_STORE"
 RUN_FILES = (
     "config.json",

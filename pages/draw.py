@@ -88,9 +88,10 @@ def drawing_area() -> None:
     if inside:
         inside_view.show(inside_name, models_to_use[inside_name], image28, strokes, beside)
     elif "improved_cnn" in models_to_use:
-        # Compiled once per server, after the reading is on the page: the heaviest model's inside
-        # view is then ready the moment it is asked for (the others compile in under 2 s).
+        # Compiled and read once per server, after the reading is on the page: the heaviest
+        # model's inside view is then ready the moment it is asked for (the others take under 2 s).
         common.inspector(models_to_use["improved_cnn"])
+        common.subset_search(models_to_use["improved_cnn"])
 
 
 # The canvas's toolbar has an Edit toggle that turns drawing into selecting and moving strokes,

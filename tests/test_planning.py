@@ -26,7 +26,7 @@ def test_pieces_keep_narrow_models_in_company_and_wide_ones_alone():
     assert pieces(wide) == [[c] for c in wide]
 
 
-def test_one_worker_gets_one_task_per_fused_group_and_many_get_every_piece_costliest_first():
+def test_one_worker_gets_one_task_per_fused_group_and_many_get_bins_then_pieces_costliest_first():
     configs = [*width_configs([(10, 5), (1200, 480), (25, 10)], [0, 1], 3), *lambda_configs([0, 0.1], [0], 3)]
     cnn = RunConfig.for_model("cnn")
     one = plan_tasks([*configs, cnn], workers=1)
@@ -54,3 +54,12 @@ def test_the_work_queue_finishes_workers_close_together_when_tasks_are_many_and_
     widths = plan_tasks(width_configs(REFERENCE_WIDTHS, [0], 6), workers=2)
     first, last = sorted(makespan([cost(t) for t in widths], 2))
     assert last <= first * 1.05
+
+
+def test_bins_stay_under_their_share_and_leave_small_pieces_to_the_queue():
+    widths = width_configs(REFERENCE_WIDTHS, [0, 1, 2], 60)
+    tasks = plan_tasks(widths, workers=4)
+    share = sum(map(cost, tasks)) / 4
+    assert len(tasks) < len(pieces(widths))  # fewer tasks than pieces: each costs setting up
+    assert all(cost(t) <= 0.85 * share or len(t) <= 3 for t in tasks)
+    assert sorted(c.key("f") for t in tasks for c in t) == sorted(c.key("f") for c in widths)

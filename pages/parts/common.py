@@ -209,18 +209,11 @@ def inspector(key: str):
     return built
 
 
-@st.cache_resource(show_spinner="Placing the training digits in the model's penultimate layer…",
-                   max_entries=8)
-def _neighbours(key: str, source: str | None):
-    from mnist_core.neighbours import (
-        Neighbours,
-        Search,
-        all_training_digits,
-        embeddings_file,
-        read_embeddings,
-        read_subset,
-        search_all_wanted,
-    )
+@st.cache_resource(show_spinner=False, max_entries=8)
+def subset_search(key: str):
+    """(a mnist_core.neighbours.Search over the committed subset of training digits, placed in
+    run `key`'s penultimate layer; or None, why not). Committed for the named models: no wait."""
+    from mnist_core.neighbours import Neighbours, Search, embeddings_file, read_embeddings, read_subset
     from mnist_core.store import sha256_file
 
     try:
@@ -228,18 +221,25 @@ def _neighbours(key: str, source: str | None):
     except (ValueError, OSError) as exc:
         return None, (f"The nearest training digits cannot be shown: {exc}. Restore "
                       "cached_results/neighbours/ from the repository.")
-    looker = inspector(key)
-    try:  # committed for the named models: no wait
+    try:
         embeddings = read_embeddings(embeddings_file(key), sha256_file(_listed(key).model_path),
                                      len(subset.labels))
     except (ValueError, OSError):
-        embeddings = serving.in_tensorflow_thread(looker.embed, subset.floats())
-    search = Search(Neighbours(embeddings, subset))
-    if source and search_all_wanted():
-        # each batch in the TensorFlow thread, like all of the dashboard's TensorFlow work
-        search.upgrade(partial(serving.in_tensorflow_thread, looker.embed),
+        embeddings = serving.in_tensorflow_thread(inspector(key).embed, subset.floats())
+    return Search(Neighbours(embeddings, subset)), None
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _neighbours(key: str, source: str | None):
+    from mnist_core.neighbours import all_training_digits, search_all_wanted
+
+    search, problem = subset_search(key)
+    if search is not None and source and search_all_wanted():
+        # each batch in the TensorFlow thread, like all of the dashboard's TensorFlow work, after
+        # any reading waiting there
+        search.upgrade(partial(serving.after_readings, inspector(key).embed),
                        lambda: all_training_digits(load_mnist(source)))
-    return search, None
+    return search, problem
 
 
 def neighbours_of(key: str):

@@ -31,7 +31,10 @@ def show(name: str, key: str, image28: np.ndarray | None, strokes: int, beside) 
     if image28 is None:
         beside.caption(f"Draw a digit to see inside {name}.")
         return
-    look = serving.in_tensorflow_thread(inspector.look, image28)
+    visitor = st.runtime.scriptrunner.get_script_run_ctx().session_id
+    look = serving.after_readings(inspector.look, image28, visitor=visitor)
+    if look is None:
+        return  # a newer stroke's run draws the view
     found, note = None, ""
     if search is not None:
         neighbours = search.current  # the subset until all training digits are placed

@@ -89,6 +89,13 @@ def local_seconds(kind: str, epochs: int, threads: int, part: str = "seconds") -
     return json.loads(answer.stdout.strip().splitlines()[-1])[part]
 
 
+def two_at_once(epochs: int) -> list[float]:
+    """Wall seconds of two local-backend sweeps on 1 thread each, run at the same time."""
+    command = [sys.executable, __file__, "--local-child", "sweep", "1", "--epochs", str(epochs)]
+    children = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    return [json.loads(child.communicate()[0].strip().splitlines()[-1])["seconds"] for child in children]
+
+
 def ray_seconds(executor, data, epochs: int) -> tuple[float, list[dict]]:
     """Wall seconds of the sweep on the cluster, and its task reports ("arrived": seconds after
     the start at which the driver had the task's result)."""
@@ -182,6 +189,10 @@ def main() -> None:
     local_2 = local_seconds("sweep", args.epochs, 2)
     print(f"local backend, 1 thread:    {local_1:7.1f} s", flush=True)
     print(f"local backend, 2 threads:   {local_2:7.1f} s  (the default here)", flush=True)
+    together = two_at_once(args.epochs)
+    print(f"local backend, 1 thread, two processes at once: {together[0]:.1f} s and {together[1]:.1f} s "
+          f"(what two one-CPU nodes on this machine cost each other: at most "
+          f"{2 * local_1 / max(together):.2f}x for two)", flush=True)
     cnn_1, cnn_2 = (local_seconds("cnn", 1, threads, "fit") for threads in (1, 2))
     print(f"reference CNN, model.fit of 1 epoch on 12,000 images: {cnn_1:.1f} s on 1 thread, "
           f"{cnn_2:.1f} s on 2", flush=True)

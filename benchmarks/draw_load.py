@@ -146,7 +146,8 @@ async def draw_digits(page, drawings: int, think: float, latencies: list, errors
             await page.evaluate(WATCH_FOR_PREDICTION, [expected, len(DIGITS[digit]) if inside else None])
             await stroke(page, canvas, last_stroke)
             try:
-                await until(page, "() => window.drawLoad.shown > 0 && window.drawLoad.looked >= 0", 60_000)
+                await until(page, "() => window.drawLoad.shown > 0 && window.drawLoad.looked !== null "
+                                  "&& window.drawLoad.looked >= 0", 60_000)
             except PlaywrightTimeout:
                 shown = await page.get_by_text("Read after").all_inner_texts()
                 raise PlaywrightTimeout(f"drawing {n + 1} ({digit}): after 60 s the page shows "

@@ -205,8 +205,8 @@ def test_looking_inside_a_model_shows_its_layers_the_deciding_pixels_and_nearest
     toggle.click()
     expect(page.get_by_text("Draw a digit to see inside improved_cnn.")).to_be_visible()
     ready = time.monotonic() - started  # this server's first look inside: compiled, neighbours committed
-    # measured 2.0-2.6 s here (2 cores, the browser on the same cores); the aim is under 2 s
-    assert ready < 3.5, f"the inside view took {ready:.1f} s to be ready"
+    # benchmarks/inside_ready.py: 1.4-1.5 s for the improved CNN on a fresh server here
+    assert ready < 2, f"the inside view took {ready:.1f} s to be ready"
     draw(page, canvas, 7)
     why = page.locator('[data-inside="improved_cnn"][data-part="why"][data-strokes="2"]')
     layers = page.locator('[data-inside="improved_cnn"][data-part="layers"][data-strokes="2"]')

@@ -58,6 +58,7 @@ def test_unreadable_data_and_store_paths(tmp_path):
     assert len(store.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_train_then_list_json(tmp_path, mnist):
     trained = cli("train", "--hidden", "10,5", "--epochs", "1", "--limit", "500", "--seed", "4",
                   "--store", str(tmp_path), "--quiet", "--data", mnist.source)
@@ -84,6 +85,7 @@ def test_an_empty_store_path_is_an_error_not_the_default_store(command):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_fused_sweeps_train_fewer_images_than_one_compiled_call(tmp_path, mnist):
     # one compiled call takes 4 batches of 32 (128 images); --limit 10 to 126 once crashed here
     result = cli("sweep", "lambda", "--values", "0,-0", "--limit", "100", "--epochs", "1", "--quiet",

@@ -40,6 +40,7 @@ def sample(fingerprint) -> dict[str, object]:
     return runs
 
 
+@pytest.mark.slow
 def test_committed_models_reproduce_their_test_accuracy(mnist, subtests):
     for name, run in sample(mnist.fingerprint).items():
         with subtests.test(run=name):

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 WORKER = """
 import json, sys
@@ -26,6 +28,7 @@ print(json.dumps({"key": run.key, "created": run.metrics["created"], "acc": run.
 """
 
 
+@pytest.mark.slow
 def test_four_processes_train_one_config_once(tmp_path, mnist):
     env = {**os.environ, "MNIST_PATH": mnist.source}
     workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(tmp_path)], cwd=REPO, env=env,

@@ -42,6 +42,7 @@ def test_incompatible_configs_are_refused():
         compatible([RunConfig.for_model("cnn")])
 
 
+@pytest.mark.slow
 def test_published_models_reload_and_score_their_metrics(mnist, store):
     configs = [RunConfig(hidden=(25, 15), l2=value, epochs=1, limit=3000) for value in (0.0, 0.01)]
     configs.append(RunConfig(hidden=(40, 15), epochs=1, limit=3000))
@@ -57,6 +58,7 @@ def test_published_models_reload_and_score_their_metrics(mnist, store):
         assert len(run.history()) == 1
 
 
+@pytest.mark.slow
 def test_fused_agrees_with_one_fit_per_model_within_seed_spread(mnist, tmp_path):
     from mnist_core.store import RunStore
 
@@ -75,6 +77,7 @@ def test_fused_trains_fewer_images_than_one_compiled_call(mnist, store, limit):
     assert all(len(r.history()) == 2 for r in runs)
 
 
+@pytest.mark.slow
 def test_a_models_weights_depend_on_its_stack_only_by_one_or_more(mnist, tmp_path):
     """What the Ray backend relies on (README, Scale out): a model trained in a fused stack of
     2, 3 or 5 models of its shape ends with the same bits; alone (a stack of one, other XLA
@@ -119,6 +122,7 @@ def test_a_lone_shape_group_is_cut_in_halves_of_two_or_more_for_the_cores():
     assert spread([list(range(8))], 1) == [list(range(8))]
 
 
+@pytest.mark.slow
 def test_cutting_a_group_for_the_cores_trains_the_same_bits(mnist, tmp_path, monkeypatch):
     import mnist_core.fused as fused_module
     from mnist_core.catalog import lambda_configs

@@ -109,6 +109,7 @@ def test_labels_out_of_range_on_either_side_are_refused(store, label):
         store.load(folder.name)
 
 
+@pytest.mark.slow
 def test_list_and_train_with_a_fifo_a_device_link_and_a_plain_file_in_the_store(tmp_path, mnist):
     """The CLI, as a person runs it: nothing blocks, each entry is reported, train retrains."""
     store = RunStore(tmp_path / "store")

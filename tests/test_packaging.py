@@ -8,6 +8,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from mnist_core.store import COMMITTED_STORE, RunStore, StoreChain
 
 REPO = Path(__file__).resolve().parent.parent
@@ -24,6 +26,7 @@ def test_pyproject_holds_the_one_list_of_dependencies():
     assert project["scripts"]["mnist-lab"] == "mnist_core.__main__:main"
 
 
+@pytest.mark.slow
 def test_mnist_lab_installed_in_a_fresh_environment_lists_the_committed_runs_from_any_folder(tmp_path):
     venv = tmp_path / "venv"
     # The libraries come from this Python's site-packages (no download); the project itself is

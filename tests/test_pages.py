@@ -117,6 +117,7 @@ def test_a_link_with_values_the_page_does_not_offer_is_ignored_not_raised():
     assert any("24 of 24 runs stored · 60 epochs · 3 seeds" in c.value for c in app.caption)
 
 
+@pytest.mark.slow
 def test_a_request_over_the_job_limits_offers_no_train_button_and_says_why():
     app = open_page("pages/lambda_sweep.py")
     app.radio(key="lambda_grid_mode").set_value("Log range").run()
@@ -266,6 +267,7 @@ def test_a_job_whose_worker_died_is_shown_failed_and_can_be_retried(tmp_path, mo
     assert any(b.label.startswith("Train 3 missing") for b in app.button)  # the retry
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("own_user_store")
 def test_a_run_whose_files_change_under_the_server_is_reported_not_raised(tmp_path, monkeypatch, mnist):
     from mnist_core.configs import RunConfig
@@ -293,6 +295,7 @@ def test_a_run_whose_files_change_under_the_server_is_reported_not_raised(tmp_pa
     assert run.key[:6] not in " ".join(app.selectbox(key="errors_run").options)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("own_user_store")
 def test_a_stalled_job_is_shown_with_a_cancel_button_that_ends_it(tmp_path, monkeypatch, mnist, request):
 

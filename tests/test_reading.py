@@ -180,6 +180,7 @@ def test_a_huge_image_is_refused_before_it_is_decoded(tmp_path):
     assert time.perf_counter() - started < 2
 
 
+@pytest.mark.slow
 def test_classify_reads_files_like_the_draw_page_and_names_each_bad_one(tmp_path, mnist):
     write_images(tmp_path, mnist)
     (tmp_path / "empty.png").write_bytes(b"")
@@ -204,6 +205,7 @@ def test_classify_reads_files_like_the_draw_page_and_names_each_bad_one(tmp_path
     assert readings["small.png"]["too_small"] is True and readings["small.png"]["models"] == {}
 
 
+@pytest.mark.slow
 def test_classify_with_chosen_models_and_in_words(tmp_path, mnist):
     write_images(tmp_path, mnist)
     result = cli("classify", "--models", "reference_cnn", str(tmp_path / "light_on_dark.png"))

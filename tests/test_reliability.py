@@ -58,6 +58,7 @@ def kill_when(store: Path, marker: str, env: dict, delay: float = 0.0) -> None:
     assert worker.returncode == -signal.SIGKILL
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("marker, delay", [("TRAINING", 3.0), ("PUBLISHING", 0.2), ("PUBLISHING", 1.3)])
 def test_sigkill_leaves_no_valid_looking_entry_and_retrains_cleanly(tmp_path, mnist, marker, delay):
     env = {**os.environ, "MNIST_PATH": mnist.source}
@@ -118,6 +119,7 @@ def wait_for(job_folder: Path, statuses: set, timeout: float = 240) -> jobs.Job:
     raise AssertionError(f"job never reached {statuses}: {jobs.load(job_folder).state}")
 
 
+@pytest.mark.slow
 def test_job_runs_in_background_is_shared_survives_death_and_retries(tmp_path, mnist, monkeypatch):
     monkeypatch.setenv("MNIST_PATH", mnist.source)
     stores = StoreChain(RunStore(tmp_path))
@@ -219,6 +221,7 @@ def test_no_pickles_and_safe_model_loading():
     assert committed == []
 
 
+@pytest.mark.slow
 def test_a_finished_job_whose_runs_were_deleted_trains_again(tmp_path, mnist):
     stores = StoreChain(RunStore(tmp_path))
     configs = [RunConfig(hidden=(10, 5), epochs=1, limit=1000, seed=s) for s in (0, 1)]
@@ -232,6 +235,7 @@ def test_a_finished_job_whose_runs_were_deleted_trains_again(tmp_path, mnist):
     assert all(stores.get(c.key(mnist.fingerprint)) for c in configs)
 
 
+@pytest.mark.slow
 def test_a_relative_store_path_means_the_same_folder_to_the_job_worker(tmp_path, mnist, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MNIST_LAB_STORE", "relstore")
@@ -264,6 +268,7 @@ def stop_until_the_test_ends(request, pid: int) -> None:
     os.kill(pid, signal.SIGSTOP)
 
 
+@pytest.mark.slow
 def test_a_stopped_worker_is_shown_stalled_and_cancelling_frees_the_slot(tmp_path, mnist, monkeypatch,
                                                                          request):
     monkeypatch.setattr(jobs, "STALL_AFTER_S", 8)  # the worker beats every 5 s

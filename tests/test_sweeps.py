@@ -74,6 +74,7 @@ def test_named_runs_only_lists_stored(stores):
     assert named_runs(stores, "0" * 64) == {}
 
 
+@pytest.mark.slow
 def test_every_mlp_in_a_mixed_request_is_trained_once(mnist, stores):
     configs = [RunConfig(hidden=(10, 5), epochs=1, limit=500, seed=s) for s in (0, 1)]
     configs.append(RunConfig.for_model("cnn", epochs=1, limit=500))

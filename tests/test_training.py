@@ -117,6 +117,7 @@ def test_fused_batch_norm_computes_what_keras_batch_norm_does(shape):
     assert not np.allclose(keras_bn.get_weights()[2], weights[2])  # the moving mean did move
 
 
+@pytest.mark.slow
 def test_improved_cnn_trains_in_bfloat16_and_is_stored_scored_and_used_in_float32(mnist, tmp_path):
     from mnist_core.models import FusedBatchNormalization, build
     from mnist_core.store import RunStore
@@ -192,6 +193,7 @@ def test_fit_batches_are_not_autotuned_and_come_in_the_seeded_order():
         assert ours == theirs and sorted(sum(ours, [])) == [[v] for v in range(100)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["cnn", "improved_cnn", "mlp"])
 def test_several_steps_per_compiled_call_train_bit_for_bit_as_one_step_per_call(mnist, kind):
     """The lab's fit (STEPS_PER_CALL steps per compiled call; 66 steps an epoch here, so one full

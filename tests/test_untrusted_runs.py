@@ -135,6 +135,7 @@ def test_list_stays_up_with_damaged_runs_in_the_store(damaged_store):
     assert "Traceback" not in listing.stderr
 
 
+@pytest.mark.slow
 def test_train_and_sweep_retrain_damaged_runs(damaged_store, mnist):
     store, _ = damaged_store
     env = {"MNIST_PATH": mnist.source}
@@ -159,6 +160,7 @@ def fresh_page_caches():
     st.cache_resource.clear()
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("fresh_page_caches")
 def test_every_page_stays_up_with_damaged_runs_in_the_store(damaged_store, monkeypatch):
     from streamlit.testing.v1 import AppTest

@@ -1,0 +1,132 @@
+"""What the models make of one drawing, the same way for the Draw page and `classify`:
+the size check, MNIST-style preprocessing, every model's calibrated probabilities and the
+not-a-digit check. Image files are read here too, with their polarity decided by the border.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .predict import probabilities_of
+from .preprocess import MIN_EXTENT, ink, ink_extent, to_mnist
+from .safe_read import UnsafeFile, read_bytes
+
+MAX_PIXELS = 40_000_000  # an image file with more pixels is refused before it is decoded
+MAX_FILE_BYTES = 64 * 2 ** 20
+WORKING_SIDE = 1000  # larger images are scaled down first: the models see 20x20 of it anyway
+
+
+@dataclass(frozen=True)
+class Reading:
+    extent: float  # how far the drawing reaches, net of the pen (mnist_core.preprocess.ink_extent)
+    image28: np.ndarray | None  # None: blank, or too small to read
+    probabilities: dict[str, np.ndarray]  # per model; calibrated where a temperature was given
+    not_a_digit: bool | None  # None: no not-a-digit check for these models
+
+    @property
+    def too_small(self) -> bool:
+        return self.image28 is None and self.extent > 0
+
+
+def read(image, predict, check=None, temperatures: dict[str, float] | None = None) -> Reading:
+    """`image`: a canvas (H, W, 4) or any image `preprocess.ink` takes; `predict`: from
+    mnist_core.predict.predictor; `check`: a mnist_core.digit_check.DigitCheck for the model whose
+    penultimate layer `predict` returns (or None)."""
+    strokes = ink(image)  # once: both steps below take it as it is
+    extent = ink_extent(strokes)
+    image28 = to_mnist(strokes) if extent >= MIN_EXTENT else None
+    if image28 is None:
+        return Reading(extent, None, {}, None)
+    logits, embedding = predict(image28[None])
+    verdict = check.not_a_digit(embedding[0]) if check is not None and embedding is not None else None
+    return Reading(extent, image28, probabilities_of(logits, temperatures), verdict)
+
+
+def embedding_model(check) -> str | None:
+    """The model whose penultimate layer the predictor must return for `check` (None: no check)."""
+    from .digit_check import MODEL_NAME
+
+    return MODEL_NAME if check is not None else None
+
+
+class ImageFileError(ValueError):
+    """A file that is not an image this can read (says which and why)."""
+
+
+def ink_of_file(path: str | Path) -> tuple[np.ndarray, str]:
+    """Ink in [0, 1] (H, W) from a PNG or JPEG file, and which polarity was found.
+
+    Background is what the border shows: a light border means dark ink on a light ground (the
+    image is inverted), a dark one light ink on dark. A border that is mostly transparent means
+    the ink is whatever is opaque. The pixel count is checked before decoding.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    name = str(path)
+    try:
+        data = read_bytes(Path(path), MAX_FILE_BYTES, follow_links=True)
+    except UnsafeFile as exc:
+        raise ImageFileError(f"{name}: {exc}") from None
+    except OSError as exc:
+        raise ImageFileError(f"{name}: cannot be read ({exc.strerror or exc})") from None
+    if not data:
+        raise ImageFileError(f"{name}: the file is empty")
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            if opened.format not in ("PNG", "JPEG"):
+                raise ImageFileError(f"{name}: is a {opened.format} image; give a PNG or JPEG file")
+            width, height = opened.size
+            if width * height > MAX_PIXELS:
+                raise ImageFileError(f"{name}: {width}x{height} pixels is more than the "
+                                     f"{MAX_PIXELS:,} this reads")
+            rgba = opened.convert("RGBA")
+            if max(width, height) > WORKING_SIDE:
+                rgba.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.LANCZOS)
+            rgba = np.asarray(rgba, np.float32) / 255.0
+    except ImageFileError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageFileError(f"{name}: is not an image (give a PNG or JPEG file)") from None
+    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as exc:
+        raise ImageFileError(f"{name}: is a damaged image ({exc})") from None
+    luminance, alpha = rgba[..., :3].mean(axis=2), rgba[..., 3]
+    border = np.concatenate([luminance[0], luminance[-1], luminance[:, 0], luminance[:, -1]])
+    border_alpha = np.concatenate([alpha[0], alpha[-1], alpha[:, 0], alpha[:, -1]])
+    if np.mean(border_alpha < 0.5) > 0.5:
+        return alpha, "transparent background: the opaque strokes are the ink"
+    background = float(np.median(border[border_alpha >= 0.5]))
+    flat = luminance * alpha + background * (1 - alpha)
+    if background > 0.5:
+        return 1.0 - flat, "dark ink on a light background (the border is light)"
+    return flat, "light ink on a dark background (the border is dark)"
+
+
+def readers_for(runs: dict) -> tuple[dict[str, float], object | None, list[str]]:
+    """For named runs {name: Run}: each one's temperature (mnist_core.calibration, from its stored
+    test probabilities), the not-a-digit check when the improved CNN is among them, and a note
+    for each that could not be had."""
+    from . import digit_check
+    from .calibration import calibrate
+    from .store import sha256_file
+    from .suspects import given_labels
+
+    temperatures, notes, check = {}, [], None
+    for name, run in runs.items():
+        try:
+            temperatures[name] = calibrate(run.predictions(), given_labels(run)).temperature
+        except (ValueError, OSError) as exc:
+            notes.append(f"{name}'s probabilities are not calibrated: {exc}")
+    run = runs.get(digit_check.MODEL_NAME)
+    if run is None:
+        notes.append(f"no not-a-digit check: it reads {digit_check.MODEL_NAME}'s layers, and that "
+                     "model is not among these")
+    else:
+        try:
+            check = digit_check.read(sha256_file(run.model_path))
+        except (ValueError, OSError) as exc:
+            notes.append(f"no not-a-digit check: {exc}")
+    return temperatures, check, notes

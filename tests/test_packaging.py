@@ -3,6 +3,7 @@ works from any folder and finds the committed results."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -33,8 +34,13 @@ def test_mnist_lab_installed_in_a_fresh_environment_lists_the_committed_runs_fro
     # built and installed into the new environment, as `pip install .` does.
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
     python = venv / "bin" / "python"
+    source = tmp_path / "source"  # a copy: building writes build/ and *.egg-info beside the sources
+    source.mkdir()
+    shutil.copy(REPO / "pyproject.toml", source)
+    for folder in ("mnist_core", "cached_results"):
+        shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
     build = subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                            str(REPO)], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+                            str(source)], capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert build.returncode == 0, build.stderr
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

@@ -3,10 +3,10 @@
 A fused MLP group is cut into stacks (`stacks`): the models of one shape together, except wide
 models, which train alone (stacking them saves nothing and costs 10-20% more, measured). The
 local trainer uses the same stacks, so a model's weights do not depend on where it trained.
-For a cluster, each stack (a narrow shape's models two or three at a time) is a task of its
-own, and so is every CNN run; the Ray backend hands them out costliest first to whichever
-worker is free (a work queue), so the workers finish close together whatever the estimates'
-errors. No task is larger than one wide model or a few narrow ones.
+For a cluster, the stacks are cut into pieces (a narrow shape's models two or three at a time),
+which fill one bin per worker up to BULK of its share; the pieces left over are tasks of their
+own, and so is every CNN run. The Ray backend hands tasks out costliest first to whichever
+worker is free (a work queue), so the small tasks at the end even out the estimates' errors.
 """
 
 from __future__ import annotations

@@ -321,7 +321,8 @@ class RayExecutor:
                         submit(worker, *queue.pop(0))
                 starting = {w.starting: w for w in self._workers if w.starting is not None}
                 ready, _ = ray.wait([*running, *starting], num_returns=1, timeout=1.0)
-                starved.check(len(queue) + len(running))
+                starved.check(len(queue) + len(running),
+                              sum(w.starting is None for w in self._workers))
                 for ref in ready:
                     if ref in starting:
                         self._started(starting[ref])
@@ -423,21 +424,28 @@ class RayExecutor:
 
 
 class _Starved:
-    """Says, every SAY_EVERY_S, when tasks wait because the cluster has no CPU alive, and gives
-    up after `wait_timeout` seconds of that (None: waits, saying so)."""
+    """Says, every SAY_EVERY_S, when tasks wait because the cluster has no CPU alive, or because
+    none of our workers has started (its CPUs busy with other work: another command keeps its
+    workers while it runs), and gives up after `wait_timeout` seconds of that (None: waits,
+    saying so)."""
 
     def __init__(self, wait_timeout: float | None):
         self.wait_timeout = wait_timeout
         self.since: float | None = None
+        self.idle_since = time.monotonic()
         self.checked = 0.0
 
-    def check(self, queued: int) -> None:
+    def check(self, queued: int, working: int) -> None:
         now = time.monotonic()
+        if working:
+            self.idle_since = now
         if now - self.checked < min(SAY_EVERY_S, self.wait_timeout or SAY_EVERY_S):
             return
         self.checked = now
-        if describe_cluster()["cpus"] > 0:
+        cpus = describe_cluster()["cpus"]
+        if cpus > 0:
             self.since = None
+            self._busy(queued, cpus, now - self.idle_since)
             return
         self.since = self.since or now
         waited = now - self.since
@@ -447,6 +455,17 @@ class _Starved:
         log.warning("waiting for a CPU: the Ray cluster has no node with a CPU alive for %d queued "
                     "task(s); waited %.0f s (start a worker node, or --wait-timeout gives up)",
                     queued, waited)
+
+    def _busy(self, queued: int, cpus: int, waited: float) -> None:
+        if waited < SAY_EVERY_S or not queued:
+            return  # workers take a few seconds to start (TensorFlow's import)
+        if self.wait_timeout is not None and waited >= self.wait_timeout:
+            raise ClusterError(f"gave up after {waited:.0f} s: none of the Ray cluster's {cpus} CPU(s) "
+                               f"came free to run {queued} training task(s); they may be busy with "
+                               "another command, which keeps its workers until it ends")
+        log.warning("waiting for a CPU: none of the Ray cluster's %d CPU(s) has come free for %d "
+                    "queued task(s) in %.0f s (another command keeps its workers until it ends; "
+                    "--wait-timeout gives up)", cpus, queued, waited)
 
 
 def _last_words(exc: Exception) -> str:

@@ -68,7 +68,43 @@ def starved(tmp_path_factory):
     idle.shutdown()
 
 
-@pytest.mark.usefixtures("refused", "starved")  # started first, so that they run alongside
+HOLD_A_CPU = """
+import sys, time, ray
+ray.init(address=sys.argv[1], log_to_driver=False)
+@ray.remote(num_cpus=1)
+class Holder:
+    def ping(self):
+        return 1
+holder = Holder.remote()
+ray.get(holder.ping.remote())
+print("holding", flush=True)
+time.sleep(300)
+"""
+
+
+@pytest.fixture(scope="module")
+def busy(tmp_path_factory):
+    """A `sweep` with --wait-timeout 3 against a one-CPU cluster whose CPU another driver holds
+    (as another command's workers do until it ends), started at once to run alongside."""
+    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_A_CPU, nodes.address], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+    assert holder.stdout.readline().strip() == "holding"
+    store = tmp_path_factory.mktemp("busy") / "store"
+    started = time.monotonic()
+    process = cli("sweep", "lambda", "--values", "0.0002", "--epochs", "1", "--limit", "2000",
+                  "--no-committed", "--store", str(store), "--backend", "ray",
+                  "--ray-address", nodes.address, "--wait-timeout", "3", "--quiet")
+    ended = []
+    waiter = threading.Thread(target=lambda: (process.wait(), ended.append(time.monotonic())))
+    waiter.start()
+    yield process, started, ended, waiter, store
+    waiter.join(timeout=90)
+    holder.kill()
+    nodes.shutdown()
+
+
+@pytest.mark.usefixtures("refused", "starved", "busy")  # started first, so that they run alongside
 def test_a_sweep_spread_over_two_nodes_equals_the_local_one(cluster, mnist, tmp_path, monkeypatch):
     """...and a returned run that fails verification on the driver is trained again, never stored."""
     from mnist_core import ray_backend
@@ -317,6 +353,17 @@ def test_a_cluster_without_a_cpu_is_waited_for_saying_so_and_given_up_on(starved
     assert re.fullmatch(r"python -m mnist_core sweep: error: gave up after [3-9] s: the Ray cluster has no "
                         r"node with a CPU to run 1 training task\(s\); start one with `ray start --address "
                         r"\.\.\.`", last), err
+    assert not [p for p in store.glob("*") if not p.name.startswith(".")]
+
+
+def test_a_cluster_whose_cpus_are_all_taken_is_waited_for_and_given_up_on_saying_why(busy):
+    process, started, ended, waiter, store = busy
+    waiter.join(timeout=90)
+    assert process.returncode == 2 and ended[0] - started < 60  # workers get 15 s to start first
+    last = process.stderr.read().strip().splitlines()[-1]
+    assert re.fullmatch(r"python -m mnist_core sweep: error: gave up after 1\d s: none of the Ray "
+                        r"cluster's 1 CPU\(s\) came free to run 1 training task\(s\); they may be busy "
+                        r"with another command, which keeps its workers until it ends", last), last
     assert not [p for p in store.glob("*") if not p.name.startswith(".")]
 
 

@@ -50,21 +50,27 @@ def cli(*args, env=None, **options):
                             stderr=subprocess.PIPE, text=True, **options)
 
 
-@pytest.fixture(scope="module")
-def starved(tmp_path_factory):
-    """A `sweep` against a cluster with no CPU at all, with --wait-timeout 3, started at once to
-    run alongside the other tests."""
-    idle = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
-    store = tmp_path_factory.mktemp("starved") / "store"
+def waiting_sweep(address: str, store: Path):
+    """A `sweep` against `address` with --wait-timeout 3, started now and waited for in a thread:
+    (process, when it started, [when it ended], the thread, its store)."""
     started = time.monotonic()
     process = cli("sweep", "lambda", "--values", "0.0002", "--epochs", "1", "--limit", "2000",
                   "--no-committed", "--store", str(store), "--backend", "ray",
-                  "--ray-address", idle.address, "--wait-timeout", "3", "--quiet")
+                  "--ray-address", address, "--wait-timeout", "3", "--quiet")
     ended = []
     waiter = threading.Thread(target=lambda: (process.wait(), ended.append(time.monotonic())))
     waiter.start()
-    yield process, started, ended, waiter, store
-    waiter.join(timeout=60)
+    return process, started, ended, waiter, store
+
+
+@pytest.fixture(scope="module")
+def starved(tmp_path_factory):
+    """A waiting sweep against a cluster with no CPU at all, started at once to run alongside
+    the other tests."""
+    idle = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    sweep = waiting_sweep(idle.address, tmp_path_factory.mktemp("starved") / "store")
+    yield sweep
+    sweep[3].join(timeout=60)
     idle.shutdown()
 
 
@@ -84,22 +90,15 @@ time.sleep(300)
 
 @pytest.fixture(scope="module")
 def busy(tmp_path_factory):
-    """A `sweep` with --wait-timeout 3 against a one-CPU cluster whose CPU another driver holds
-    (as another command's workers do until it ends), started at once to run alongside."""
+    """A waiting sweep against a one-CPU cluster whose CPU another driver holds (as another
+    command's workers do until it ends), started at once to run alongside."""
     nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     holder = subprocess.Popen([sys.executable, "-c", HOLD_A_CPU, nodes.address], stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True)
     assert holder.stdout.readline().strip() == "holding"
-    store = tmp_path_factory.mktemp("busy") / "store"
-    started = time.monotonic()
-    process = cli("sweep", "lambda", "--values", "0.0002", "--epochs", "1", "--limit", "2000",
-                  "--no-committed", "--store", str(store), "--backend", "ray",
-                  "--ray-address", nodes.address, "--wait-timeout", "3", "--quiet")
-    ended = []
-    waiter = threading.Thread(target=lambda: (process.wait(), ended.append(time.monotonic())))
-    waiter.start()
-    yield process, started, ended, waiter, store
-    waiter.join(timeout=90)
+    sweep = waiting_sweep(nodes.address, tmp_path_factory.mktemp("busy") / "store")
+    yield sweep
+    sweep[3].join(timeout=90)
     holder.kill()
     nodes.shutdown()
 

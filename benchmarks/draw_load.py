@@ -12,6 +12,8 @@ All pages, the server and Playwright share this machine's cores.
 With --inside, every session first turns on "Look inside a model" (the improved CNN, the
 heaviest to look inside), and the time to its maps and neighbours covering every stroke is
 reported as well. Target on 2 cores: no errors, p95 under 1 s for both.
+Where the machine's time went while the sessions drew is printed too (Linux): CPU seconds of
+the Streamlit server, of Chromium (its page renderers apart) and of this driver.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import os
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,17 +168,46 @@ async def draw_digits(page, drawings: int, think: float, latencies: list, errors
         errors.append(f"session {index}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
 
 
-async def run(url: str, sessions: int, drawings: int, think: float, inside: bool) -> tuple[list, list, list]:
-    """Open every session's page first (people arrive), then all draw at once."""
+def cpu_seconds() -> Counter:
+    """CPU seconds used so far by every live process on this machine, by what it is (from
+    /proc: empty elsewhere)."""
+    used = Counter()
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if "chromium" in command:
+            what = "Chromium renderers" if "--type=renderer" in command else "Chromium, other"
+        elif "streamlit" in command:
+            what = "Streamlit server"
+        elif "draw_load" in command or "playwright" in command:
+            what = "this driver"
+        else:
+            what = "other"
+        used[what] += (int(fields[11]) + int(fields[12])) / tick
+    return used
+
+
+async def run(url: str, sessions: int, drawings: int, think: float, inside: bool):
+    """Open every session's page first (people arrive), then all draw at once; returns the
+    pages' readiness times, the latencies, the errors, and the CPU seconds by process group
+    while they drew, with the drawing's wall time."""
     ready, latencies, errors = [], [], []
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         pages = await asyncio.gather(*(open_draw_page(browser, url, ready, errors, i, inside)
                                        for i in range(sessions)))
+        before, started = cpu_seconds(), time.perf_counter()
         await asyncio.gather(*(draw_digits(page, drawings, think, latencies, errors, i, inside)
                                for i, page in enumerate(pages) if page is not None))
+        used = cpu_seconds()
+        used.subtract(before)
+        wall = time.perf_counter() - started
         await browser.close()
-    return ready, latencies, errors
+    return ready, latencies, errors, (used, wall)
 
 
 def main() -> None:
@@ -189,14 +221,20 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         with streamlit_server(Path(folder) / "store", Path(folder) / "streamlit.log") as url:
-            ready, latencies, errors = asyncio.run(run(url, args.sessions, args.drawings, args.think,
-                                                        args.inside))
+            ready, latencies, errors, (used, wall) = asyncio.run(
+                run(url, args.sessions, args.drawings, args.think, args.inside))
     print(f"cores={os.cpu_count()} sessions={args.sessions} drawings={len(latencies)} "
           f"think={args.think:g}s inside={'improved_cnn' if args.inside else 'off'} errors={len(errors)}")
     if ready:
         print(f"{len(ready)} pages opened together, the slowest ready after {max(ready):.1f} s")
     for error in errors[:10]:
         print("  ", error)
+    if used:
+        total = sum(used.values())
+        shares = ", ".join(f"{what} {seconds:.0f} s ({seconds / total:.0%})"
+                           for what, seconds in used.most_common() if seconds >= 0.5)
+        print(f"while drawing ({wall:.0f} s, {os.cpu_count()} cores: {os.cpu_count() * wall:.0f} CPU s), "
+              f"CPU seconds used: {shares}")
     if latencies:
         first = [seconds for n, seconds, _ in latencies if n == 0]
         later = [seconds for n, seconds, _ in latencies if n > 0]

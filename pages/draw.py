@@ -7,7 +7,7 @@ from mnist_core.neighbours import busy
 from mnist_core.predict import disagreements
 from mnist_core.preprocess import PreprocessError
 from mnist_core.reading import embedding_model, read
-from pages.parts import charts, common, inside_view
+from pages.parts import charts, common, inside_view, url_state
 
 common.page_setup()
 
@@ -25,6 +25,17 @@ if not models_to_use:
     st.stop()
 
 
+def drawing_settings(names: list[str]) -> tuple[list[url_state.Setting], list[url_state.Setting]]:
+    """The page's choices kept in the URL: always, and only while Look inside is on."""
+    Setting, yes_no = url_state.Setting, url_state.one_of((True, False))
+    default = next((n for n in names if n.startswith("selected: ")), None) or (
+        "improved_cnn" if "improved_cnn" in names else names[0])
+    return ([Setting("inside", "look_inside", False, yes_no),
+             Setting("stroke", "stroke_width", 20, url_state.one_of(range(8, 41)))],
+            [Setting("model", "inside_model", default, url_state.one_of(names)),
+             Setting("filters", "every_filter", False, yes_no)])
+
+
 def _clear() -> None:
     st.session_state.canvas_generation += 1  # a new canvas: the old one and its strokes go
 
@@ -34,6 +45,8 @@ def drawing_area() -> None:
     """The canvas and what the models make of it: a stroke reruns only this."""
     st.session_state.setdefault("canvas_generation", 0)
     names = list(models_to_use)
+    always, when_inside = drawing_settings(names)
+    url_state.restore(always)
     # Above the canvas: turned on, the inside view sits beside the reading, in view with the canvas.
     toggle_column, model_column, _ = st.columns([2.6, 3, 4.4], vertical_alignment="bottom")
     inside = toggle_column.toggle(
@@ -41,10 +54,10 @@ def drawing_area() -> None:
         help="Which pixels decide, the nearest training digits and each layer's activity, for one "
              "model, after every stroke")  # off until asked for: the plain reading stays as fast
     if inside:
-        default = next((n for n in names if n.startswith("selected: ")), None) or (
-            "improved_cnn" if "improved_cnn" in names else names[0])
-        inside_name = model_column.selectbox("Model to look inside", names, index=names.index(default),
-                                             key="inside_model")
+        if st.session_state.get("inside_model", names[0]) not in names:
+            del st.session_state["inside_model"]  # that run is no longer selected: the default again
+        url_state.restore(when_inside)
+        inside_name = model_column.selectbox("Model to look inside", names, key="inside_model")
         draw_column, result_column, beside = st.columns([3, 3.6, 3.4])
     else:
         draw_column, result_column = st.columns([3, 7])
@@ -57,7 +70,7 @@ def drawing_area() -> None:
         summary = st.empty()  # the reading in a line, right under the canvas (in view on a phone)
         st.button("Clear", key="clear_canvas", on_click=_clear)  # before the rerun: one, not two
         # below the canvas: the canvas's toolbar (undo, redo, clear) appears above it on hover
-        st.slider("Stroke width", 8, 40, 20, key="stroke_width")
+        st.slider("Stroke width", 8, 40, key="stroke_width")
 
     keys = tuple(models_to_use.items())
     temperatures, check, notes = common.read_or_stop(common.readers, keys)
@@ -92,6 +105,9 @@ def drawing_area() -> None:
         # model's inside view is then ready the moment it is asked for (the others take under 2 s).
         common.inspector(models_to_use["improved_cnn"])
         common.subset_search(models_to_use["improved_cnn"])
+    url_state.keep(always + when_inside if inside else always)
+    if not inside:
+        url_state.forget(when_inside)
 
 
 # The canvas's toolbar has an Edit toggle that turns drawing into selecting and moving strokes,

@@ -192,7 +192,7 @@ def test_training_into_a_store_that_cannot_be_written_shows_why(browser, tmp_pat
         page.context.close()
 
 
-def test_looking_inside_a_model_shows_its_layers_the_deciding_pixels_and_nearest_digits(page, server):
+def test_looking_inside_a_model_shows_its_layers_the_deciding_pixels_and_nearest_digits(page, browser, server):
     page.goto(f"{server}/draw")
     canvas = page.locator("canvas.upper-canvas").first
     canvas.wait_for()
@@ -243,9 +243,19 @@ def test_looking_inside_a_model_shows_its_layers_the_deciding_pixels_and_nearest
     expect(mlp_layers.get_by_text("Layer 2: 15 hidden units")).to_be_visible()
     expect(mlp_why.locator("[data-neighbour]")).to_have_count(8)
 
+    copied = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    copied.goto(page.url)  # a copied link opens the same look inside, at the same model
+    expect(copied.get_by_text("Draw a digit to see inside baseline_mlp.")).to_be_visible()
+    no_exception(copied)
+    copied.context.close()
+
     toggle.click()
     expect(page.locator("[data-inside]")).to_have_count(0)
     expect(page.get_by_text(strokes_read(2), exact=True)).to_be_visible()  # the reading stays
+    toggle.click()  # back on: the model chosen last, for the drawing still on the canvas
+    expect(mlp_why).to_be_visible()
+    page.reload()  # a reload keeps the view open at that model (the drawing is gone)
+    expect(page.get_by_text("Draw a digit to see inside baseline_mlp.")).to_be_visible()
     no_exception(page)
 
 

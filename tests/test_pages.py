@@ -15,11 +15,14 @@ def empty_user_store(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("MNIST_LAB_STORE", str(tmp_path_factory.getbasetemp() / "user-store"))
 
 
-def open_page(page: str | None = None) -> AppTest:
+def open_page(page: str | None = None, query: dict[str, str] | None = None) -> AppTest:
+    """The app, on `page` if given, as a link with `query` opens it."""
     app = AppTest.from_file(APP, default_timeout=TIMEOUT)
     app.run()
     if page:
         app.switch_page(page)
+        for name, value in (query or {}).items():
+            app.query_params[name] = value
         app.run()
     assert not app.exception, [e.value for e in app.exception]
     return app
@@ -179,6 +182,21 @@ def test_the_inside_view_is_off_until_asked_for_then_names_the_model_to_draw_for
     app.selectbox(key="inside_model").select("baseline_mlp").run()
     assert any(c.value == "Draw a digit to see inside baseline_mlp." for c in app.caption)
     assert not app.exception
+    assert (app.query_params["inside"], app.query_params["model"]) == ("True", "baseline_mlp")
+    app.toggle(key="look_inside").set_value(False).run()
+    assert "inside" not in app.query_params and "model" not in app.query_params
+
+
+def test_a_link_to_the_draw_page_brings_back_look_inside_its_model_and_the_stroke_width():
+    app = open_page("pages/draw.py", query={"inside": "True", "model": "baseline_mlp", "stroke": "32"})
+    assert not app.exception
+    assert app.toggle(key="look_inside").value is True
+    assert app.selectbox(key="inside_model").value == "baseline_mlp"
+    assert app.slider(key="stroke_width").value == 32
+    nonsense = open_page("pages/draw.py", query={"inside": "yes", "model": "no_such_model", "stroke": "99"})
+    assert not nonsense.exception
+    assert nonsense.toggle(key="look_inside").value is False and nonsense.slider(key="stroke_width").value == 20
+    assert any("Ignored from the link" in toast.value for toast in nonsense.toast)
 
 
 def test_pages_without_models_do_not_import_tensorflow():

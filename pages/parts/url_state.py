@@ -60,6 +60,14 @@ def keep(settings: list[Setting]) -> None:
             st.query_params[setting.param] = text
 
 
+def forget(settings: list[Setting]) -> None:
+    """Take `settings` out of the URL (their widgets are not shown now); their last values stay
+    in this tab's memory for when they are shown again."""
+    for setting in settings:
+        if setting.param in st.query_params:
+            del st.query_params[setting.param]
+
+
 def one_of(choices) -> Callable[[str], object]:
     """A reader for a setting whose values are `choices` (numbers or words), given in the URL as text."""
     by_text = {str(choice): choice for choice in choices}

@@ -192,7 +192,8 @@ def test_training_into_a_store_that_cannot_be_written_shows_why(browser, tmp_pat
         page.context.close()
 
 
-def test_looking_inside_a_model_shows_its_layers_the_deciding_pixels_and_nearest_digits(page, browser, server):
+def test_looking_inside_a_model_shows_its_layers_the_deciding_pixels_and_nearest_digits(
+        page, browser, server):
     page.goto(f"{server}/draw")
     canvas = page.locator("canvas.upper-canvas").first
     canvas.wait_for()

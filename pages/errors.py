@@ -4,7 +4,7 @@ and the test labels most likely wrong."""
 import streamlit as st
 
 from mnist_core.mistakes import compare, confusion, sort_errors
-from pages.parts import charts, common, suspects_view
+from pages.parts import charts, common, suspects_view, url_state
 
 common.page_setup()
 
@@ -39,6 +39,13 @@ st.caption(f"{len(table)} of 10,000 test images wrong ({len(table) / 100:.2f}% e
 # The open tab is in the URL (?tab=…): a reload or a copied link opens the same tab.
 tab_browse, tab_compare, tab_suspects = st.tabs(["Browse", "Compare two runs", "Suspect labels"],
                                                 key="tab", bind="query-params")
+# The filter and the order are in the URL too: a copied link shows the same mistakes.
+digits = url_state.one_of(["any"] + [str(d) for d in range(10)])
+Setting = url_state.Setting
+browse_settings = [Setting("true", "errors_true", "any", digits),
+                   Setting("predicted", "errors_pred", "any", digits),
+                   Setting("sort", "errors_sort", "confidence", url_state.one_of(["confidence", "loss"]))]
+url_state.restore(browse_settings)
 with tab_browse:
     left, right = st.columns([2, 3])
     matrix = confusion(table)
@@ -84,6 +91,7 @@ with tab_browse:
     if order == "loss":
         st.caption("Loss: −log of the probability the run gave the true digit; the highest first.")
     grid(sort_errors(rows, order), images, "browse", by=order)
+url_state.keep(browse_settings)
 
 if tab_compare.open:  # computed only when open, like the suspects below
     with tab_compare:

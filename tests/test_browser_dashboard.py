@@ -91,6 +91,25 @@ def test_clicking_a_confusion_matrix_cell_shows_only_those_mistakes_until_cleare
                                        r"3 were read as 3\."))).to_be_visible()
     expect(filter_note).to_have_count(0)
     expect(outlined).to_have_count(0)
+
+    def figures(pattern):  # what the first cards say, in the order shown
+        return [float(re.search(pattern, text).group(1)) for text in shown.all_inner_texts()[:20]]
+    sure = figures(r"→ \d (\d+\.\d\d)%")
+    assert len(sure) == 20 and sure == sorted(sure, reverse=True), sure  # the surest mistakes first
+    browse.get_by_text("loss", exact=True).click()  # sort by loss
+    expect(page.get_by_text(re.compile("Loss: −log of the probability the run gave the true digit"))) \
+        .to_be_visible()
+    expect(shown.first).to_contain_text(re.compile(r"→ \d loss \d+\.\d\d"))
+    losses = figures(r"loss (\d+\.\d\d)")
+    assert len(losses) == 20 and losses == sorted(losses, reverse=True), losses
+    chart_cell(page, page.get_by_test_id("stEChartsChart").first, column=9, row=4)
+    expect(filter_note).to_be_visible()
+    copied = page.context.browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    copied.goto(page.url)  # a copied link: the same mistakes, in the same order
+    expect(copied.get_by_text(re.compile(r"Showing \d+ mistakes: true 4, predicted 9\."))).to_be_visible()
+    expect(copied.locator("[data-mistake]").first).to_contain_text(re.compile(r"4 → 9 loss \d+\.\d\d"))
+    no_exception(copied)
+    copied.context.close()
     no_exception(page)
 
 
@@ -238,6 +257,10 @@ def test_overview_table_fits_and_the_curves_differ_in_colour(page, server):
     expect(reliability.get_by_text(after)).to_be_visible()
     expect(reliability.locator('svg path[fill="none"][stroke="#1f77b4"]')).to_have_count(1)  # after
     expect(reliability.locator('svg path[fill="none"][stroke="#d62728"]')).to_have_count(1)  # as given
+    choose(page, page.get_by_test_id("stSelectbox").filter(has_text="Reliability diagram of"), "improved_cnn")
+    reliability = page.get_by_test_id("stEChartsChart").nth(2)
+    expect(reliability.get_by_text("improved_cnn: accuracy against confidence")).to_be_visible()
+    expect(reliability.get_by_text(after)).to_be_visible()
     expect(page.get_by_role("button", name="Deploy")).to_have_count(0)
     no_exception(page)
 
@@ -350,6 +373,12 @@ def test_suspect_labels_filter_record_a_verdict_that_survives_reload_and_export(
     verdict(top, "wrong").click()
     expect(page.get_by_text("1 with a verdict")).to_be_visible()
     expect(page.get_by_text("without the 1 marked")).to_be_visible()  # accuracy with it set aside
+    card = page.locator(f'[data-suspect="{top}"]')
+    misread = re.search(r"improved_cnn: (\d)", card.get_attribute("title")).group(1)
+    assert misread != "2", "the top suspect labelled 2 should be one the improved CNN reads otherwise"
+    cells = page.get_by_test_id("stTable").locator("tr").filter(has_text="improved_cnn").locator("td")
+    standard, without = (float(text.rstrip("%")) for text in cells.all_inner_texts()[-2:])
+    assert without > standard, (standard, without)  # one of its "mistakes" no longer counts
 
     page.reload()
     open_suspects()

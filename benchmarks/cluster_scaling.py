@@ -149,18 +149,20 @@ def projection(mlp_factor: float, cnn_factor: float, overhead: float) -> list[st
     cnn_seconds = recorded_cnn_seconds()
     study = whole_study()
 
-    def seconds(config: RunConfig) -> float:
-        if config.model == "mlp":
-            return cost(config) * mlp_factor * (1 + overhead)
-        return cnn_seconds[_unseeded(config)] * cnn_factor * (1 + overhead)
+    def seconds(task: list[RunConfig]) -> float:
+        """A task's MLPs as one estimate (a task's own second and each stack's compile counted
+        once), its CNN runs as recorded."""
+        mlps = [config for config in task if config.model == "mlp"]
+        cnns = sum(cnn_seconds[_unseeded(config)] for config in task if config.model != "mlp")
+        return ((cost(mlps) * mlp_factor if mlps else 0.0) + cnns * cnn_factor) * (1 + overhead)
 
     lines = [f"projected: the whole study with 10 seeds, {len(study)} runs, on one-CPU workers "
              f"(MLPs: estimated cost x {mlp_factor:.2f}, as measured above; CNNs: recorded times "
              f"x {cnn_factor:.2f}; x {1 + overhead:.3f} Ray overhead)",
-             f"  1 worker: {sum(map(seconds, study)) / 3600:.1f} h"]
+             f"  1 worker: {sum(map(seconds, plan_tasks(study, 1))) / 3600:.1f} h"]
     for workers in WORKERS:
         tasks = plan_tasks(study, workers)
-        times = [sum(map(seconds, task)) for task in tasks]
+        times = list(map(seconds, tasks))
         longest = max(range(len(tasks)), key=lambda i: times[i])
         finish = max(makespan(times, workers))
         lines.append(f"  {workers} workers: {finish / 60:.0f} min ({len(tasks)} tasks, "

@@ -1,6 +1,6 @@
 """Many people drawing at once: concurrent browser sessions on the Draw page.
 
-    python benchmarks/draw_load.py [--sessions 10] [--drawings 5] [--think 1]
+    python benchmarks/draw_load.py [--sessions 10] [--drawings 5] [--think 1] [--inside] [--server-first]
 
 Starts `streamlit run app.py` on a free local port, opens one Chromium with N pages,
 opens the Draw page in every one, then has every page draw digits at the same time. For
@@ -14,6 +14,10 @@ heaviest to look inside), and the time to its maps and neighbours covering every
 reported as well. Target on 2 cores: no errors, p95 under 1 s for both.
 Where the machine's time went while the sessions drew is printed too (Linux): CPU seconds of
 the Streamlit server, of Chromium (its page renderers apart) and of this driver.
+With --server-first, this driver and the browsers it starts run at a lower CPU priority (nice
++10) than the server, which started before: the server then gets the cores first, as it would
+if each visitor's browser ran on their own machine, not on the server's cores (the browsers
+still render on what is left of the same 2 cores).
 """
 
 from __future__ import annotations
@@ -218,13 +222,18 @@ def main() -> None:
                         help="seconds a session looks at each answer before clearing (default 1)")
     parser.add_argument("--inside", action="store_true",
                         help='every session has "Look inside a model" open (the improved CNN)')
+    parser.add_argument("--server-first", action="store_true",
+                        help="the browsers (and this driver) yield the CPU to the server (nice +10)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         with streamlit_server(Path(folder) / "store", Path(folder) / "streamlit.log") as url:
+            if args.server_first:
+                os.nice(10)  # inherited by Playwright and Chromium, started next; not by the server
             ready, latencies, errors, (used, wall) = asyncio.run(
                 run(url, args.sessions, args.drawings, args.think, args.inside))
     print(f"cores={os.cpu_count()} sessions={args.sessions} drawings={len(latencies)} "
-          f"think={args.think:g}s inside={'improved_cnn' if args.inside else 'off'} errors={len(errors)}")
+          f"think={args.think:g}s inside={'improved_cnn' if args.inside else 'off'} errors={len(errors)}"
+          f"{' browsers at nice +10 (--server-first)' if args.server_first else ''}")
     if ready:
         print(f"{len(ready)} pages opened together, the slowest ready after {max(ready):.1f} s")
     for error in errors[:10]:

@@ -255,6 +255,25 @@ def test_a_run_parameter_naming_a_stored_run_selects_it():
     assert "<b>improved_cnn</b>" in invitation and "<b>selected: MLP" in invitation
 
 
+def test_a_remembered_model_to_look_inside_that_is_no_longer_offered_falls_back_to_the_default():
+    key = unnamed_committed_mlp_key()
+    app = open_page("pages/draw.py", query={"run": key})
+    app.toggle(key="look_inside").set_value(True).run()
+    choices = app.selectbox(key="inside_model").options
+    chosen = next(option for option in choices if option.startswith("selected: "))
+    app.selectbox(key="inside_model").select(chosen).run()
+    app.switch_page("pages/errors.py")
+    app.run()
+    named = app.selectbox(key="errors_run")
+    named.select(next(option for option in named.options if option.startswith("reference_cnn"))).run()
+    app.switch_page("pages/draw.py")  # the selected run is now a named one: no "selected:" model
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    app.toggle(key="look_inside").set_value(True).run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert app.selectbox(key="inside_model").value == "improved_cnn"  # the default again
+
+
 @pytest.fixture
 def own_user_store(monkeypatch):
     """For tests that point MNIST_LAB_STORE elsewhere: the pages' cached stores must not outlive it."""

@@ -35,6 +35,10 @@ def restore(settings: list[Setting]) -> None:
         if setting.key in st.session_state:
             continue
         value = last_visit.get(setting.key, setting.default)
+        try:  # what this tab chose last may no longer be offered (say, a model of a run since unselected)
+            setting.read(setting.write(value))
+        except (ValueError, TypeError, KeyError):
+            value = setting.default
         text = st.query_params.get(setting.param)
         if text is not None:
             try:

@@ -77,10 +77,12 @@ def wait_until_idle(page, timeout: float = 60_000) -> None:
 
 
 def settle(page) -> None:
-    """After a stroke: the canvas asks for a rerun a moment later; wait for it to start and end."""
+    """After a stroke: the canvas asks for a rerun a moment later (200 ms after mouse-up, its
+    debounce); wait for it to start and end. A quick rerun may never show the running icon, so
+    the wait for it to start is short: 1.5 s (at 3 s, 30 such waits cost the suite 90 s)."""
     try:
         page.wait_for_function(
-            "() => !!document.querySelector('[data-testid=stStatusWidgetRunningIcon]')", timeout=3000)
+            "() => !!document.querySelector('[data-testid=stStatusWidgetRunningIcon]')", timeout=1500)
     except Exception:  # the rerun was already over (or not needed): nothing to wait for
         pass
     wait_until_idle(page)

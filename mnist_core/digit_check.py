@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .drawings import KINDS, non_digit, redrawn_digit
-from .neighbours import TrainingDigits
+from .neighbours import TrainingDigits, one_blas_thread
 from .preprocess import MIN_EXTENT, ink_extent, to_mnist
 from .safe_read import UnsafeFile, read_npz
 from .safe_write import replacing
@@ -53,9 +53,10 @@ class DigitCheck:
     def features(self, embeddings: np.ndarray) -> np.ndarray:
         """The layer's output and the log distances to the nearest training digits, (N, D + 2)."""
         embeddings = np.asarray(embeddings, np.float32)
-        cosine = 1.0 - _unit(embeddings) @ self._unit_bank.T
-        squared = ((embeddings ** 2).sum(1)[:, None] - 2 * embeddings @ self._bank.T
-                   + self._squared_norms[None])
+        with one_blas_thread():
+            cosine = 1.0 - _unit(embeddings) @ self._unit_bank.T
+            squared = ((embeddings ** 2).sum(1)[:, None] - 2 * embeddings @ self._bank.T
+                       + self._squared_norms[None])
         euclidean = np.sqrt(np.maximum(squared, 0.0))
         return np.hstack([embeddings, np.log(_nearest_mean(cosine) + 1e-9)[:, None],
                           np.log(_nearest_mean(euclidean) + 1e-9)[:, None]]).astype(np.float64)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from .safe_read import UnsafeFile, read_npz
 from .safe_write import replacing
@@ -29,6 +30,14 @@ SEARCH_ENV = "MNIST_LAB_NEIGHBOURS"
 PER_DIGIT = 1000
 TRAINING_SIZE = 60000
 NEIGHBOURS = 8
+_BLAS = ThreadpoolController()
+
+
+def one_blas_thread():
+    """A context in which NumPy's BLAS uses one thread. For the products made on every stroke:
+    after a multi-threaded call OpenBLAS's idle thread spins ~100 ms, beside the model work that
+    follows (the look inside a model after a reading took 59-63 ms, 32 ms with this, 2 cores)."""
+    return _BLAS.limit(limits=1, user_api="blas")
 
 
 @dataclass(frozen=True)
@@ -97,7 +106,8 @@ class Neighbours:
 
     def nearest(self, embedding: np.ndarray, count: int = NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
         """Positions in `digits` of the `count` nearest, nearest first, and their cosine distances."""
-        distances = 1.0 - self._unit @ _unit_rows(np.asarray(embedding, np.float32)[None])[0]
+        with one_blas_thread():
+            distances = 1.0 - self._unit @ _unit_rows(np.asarray(embedding, np.float32)[None])[0]
         count = min(count, len(distances))
         closest = np.argpartition(distances, count - 1)[:count]
         closest = closest[np.argsort(distances[closest], kind="stable")]

@@ -54,8 +54,6 @@ def drawing_area() -> None:
         help="Which pixels decide, the nearest training digits and each layer's activity, for one "
              "model, after every stroke")  # off until asked for: the plain reading stays as fast
     if inside:
-        if st.session_state.get("inside_model", names[0]) not in names:
-            del st.session_state["inside_model"]  # that run is no longer selected: the default again
         url_state.restore(when_inside)
         inside_name = model_column.selectbox("Model to look inside", names, key="inside_model")
         draw_column, result_column, beside = st.columns([3, 3.6, 3.4])

@@ -14,10 +14,8 @@ that into seconds of queueing (benchmarks/draw_load.py). So:
   collection skips TensorFlow's object graph;
 - .streamlit/config.toml turns off Streamlit's own gc.collect() after every run
   (runner.postScriptGC) and source-file polling;
-- NumPy's BLAS (OpenBLAS) runs on one thread: after each multi-threaded call its idle thread
-  spins for about 100 ms, so every stroke's nearest-digit search kept a core busy, and the look
-  inside a model that followed a reading took 59-63 ms instead of 32 (measured here, 2 cores).
-  The server's matrix products are small; its visitors are its parallelism.
+- each stroke's nearest-digit products run on one BLAS thread (mnist_core.neighbours.
+  one_blas_thread): OpenBLAS's idle thread otherwise spins ~100 ms after each.
 """
 
 from __future__ import annotations
@@ -27,9 +25,6 @@ import heapq
 import itertools
 import threading
 from concurrent.futures import CancelledError, Future
-
-import numpy  # noqa: F401  (loads OpenBLAS, so that its threads can be limited below)
-from threadpoolctl import threadpool_limits
 
 FIRST, LATER = 0, 1  # readings and everything else; looks inside a model
 
@@ -72,7 +67,6 @@ class _OneThread:
 
 
 _tensorflow_thread = _OneThread()
-threadpool_limits(limits=1, user_api="blas")
 
 
 def in_tensorflow_thread(function, *args):

@@ -28,7 +28,7 @@ from .data import MNIST
 from .models import build
 from .planning import stacks
 from .store import Run, RunStore
-from .training import EpochCallback, arrays_for, publish_model
+from .training import EpochCallback, arrays_for, publish_model, tensors_for
 
 ADAM_BETA_1, ADAM_BETA_2, ADAM_EPSILON = 0.9, 0.999, 1e-7  # keras.optimizers.Adam defaults
 
@@ -230,10 +230,11 @@ def train_fused(configs: list[RunConfig], data: MNIST, store: RunStore, progress
     """Train every config in one graph and publish each as an ordinary run, in config order."""
     fused = FusedMLPs(configs)
     first = fused.configs[0]
-    x, y, x_test, y_test = arrays_for(first, data)
-    x_tf = tf.constant(x.reshape(len(x), -1))
+    _, y, _, y_test = arrays_for(first, data)
+    x, x_test = tensors_for(first, data)
+    x_tf = tf.reshape(x, [len(x), -1])
     y_tf = tf.constant(y.astype(np.int32))
-    x_test_tf = tf.constant(x_test.reshape(len(x_test), -1))
+    x_test_tf = tf.reshape(x_test, [len(x_test), -1])
     y_test_tf = tf.constant(y_test.astype(np.int32))
     rngs = [np.random.default_rng([fused.configs[i].seed, 7919]) for i in fused.order]
     history = {i: defaultdict(list) for i in fused.order}

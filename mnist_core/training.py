@@ -38,6 +38,19 @@ def arrays_for(config: RunConfig, data: MNIST) -> tuple[np.ndarray, ...]:
     return x_train[:n], data.y_train[:n], x_test, data.y_test
 
 
+@lru_cache(maxsize=2)
+def _scaled_tensors(data: MNIST) -> tuple[tf.Tensor, tf.Tensor]:
+    return tuple(tf.constant(images) for images in _scaled(data))
+
+
+def tensors_for(config: RunConfig, data: MNIST) -> tuple[tf.Tensor, tf.Tensor]:
+    """(x_train, x_test) of `arrays_for` as TensorFlow tensors, made once per dataset: Keras and
+    tf.function copy a NumPy array into a new tensor at every call (all 60,000 images: 188 MB,
+    0.3-0.4 s here, once per run scored and once per fused task before this)."""
+    x_train, x_test = _scaled_tensors(data)
+    return x_train[:config.limit or len(data.x_train)], x_test
+
+
 def train(config: RunConfig, data: MNIST, store: RunStore, progress: bool = True,
           on_epoch: EpochCallback | None = None) -> Run:
     """One `model.fit` with the reference settings, validated on the test set each epoch."""
@@ -115,7 +128,8 @@ def publish_model(store: RunStore, config: RunConfig, data: MNIST, model, histor
     """
     clean = build(config)
     clean.set_weights(model.get_weights())
-    x, y, x_test, y_test = arrays_for(config, data)
+    _, y, _, y_test = arrays_for(config, data)
+    x, x_test = tensors_for(config, data)
     train_loss, train_probs = _loss_and_probabilities(clean, x, y)
     test_loss, test_probs = _loss_and_probabilities(clean, x_test, y_test)
     train_accuracy = float((train_probs.argmax(1) == y).mean())

@@ -12,7 +12,9 @@ seconds, throughput ratio 2 nodes / 1 node, and Ray's overhead per task: the 1-n
 (one task) against the local backend doing the same work on one thread.
 
 Also printed: each 2-node task's estimated and measured seconds, and when each node finished
-(the work queue aims to finish them within 5% of each other).
+(the work queue aims to finish them within 5% of each other), and the own cost of a task that
+trains almost nothing on a warm worker, with a layout new to it and with one whose compiled
+graphs it kept from an earlier task.
 
 Projected: the whole study with 10 seeds (every lambda and width point, the reference CNN and
 the improved CNN at 10 seeds, the long CNN once) on 8, 32 and 128 one-CPU workers. MLP runs:
@@ -113,6 +115,19 @@ def warm_up(executor, data, workers: int) -> None:
                     executor=executor)
 
 
+def task_fixed_cost(executor, data) -> list[float]:
+    """Seconds inside a warm worker of a task that trains almost nothing (two 31-17 MLPs, a shape
+    the sweep does not have, one epoch of 2,000 images, then scored and saved): first with its
+    layout new to the worker, then again with other seeds, in the graphs the worker kept."""
+    seconds = []
+    for seed in (97, 98):
+        configs = lambda_configs([0.5, 0.6], [seed], 1, 2000, hidden=(31, 17))
+        with tempfile.TemporaryDirectory() as folder:
+            ensure_runs(configs, data, StoreChain(RunStore(folder)), progress=False, executor=executor)
+        seconds.append(executor.task_reports[-1]["seconds"])
+    return seconds
+
+
 def recorded_cnn_seconds() -> dict[RunConfig, float]:
     """Seconds per CNN run recorded in cached_results/, by config without its seed (the fastest)."""
     seconds: dict[RunConfig, list[float]] = defaultdict(list)
@@ -203,6 +218,10 @@ def main() -> None:
     executor = RayExecutor(cluster.address, keep_workers=True)
     try:
         warm_up(executor, data, 1)
+        new, kept = task_fixed_cost(executor, data)
+        print(f"a task's own cost on a warm worker (two small MLPs, 1 epoch of 2,000 images, "
+              f"scored and saved): {new:.2f} s with a layout new to it, {kept:.2f} s in the graphs "
+              f"it kept from an earlier task of that layout", flush=True)
         one_node, reports_1 = ray_seconds(executor, data, args.epochs)
         print(f"Ray, 1 node x 1 CPU:        {one_node:7.1f} s  ({len(reports_1)} task, "
               f"{reports_1[0]['seconds']:.1f} s inside it)", flush=True)

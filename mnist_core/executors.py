@@ -34,7 +34,11 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """This process: MLPs of a sweep fused into one graph per group, other models one fit each."""
+    """This process: MLPs of a sweep fused into one graph per group, other models one fit each.
+    `graphs` (a fused.CompiledGraphs), if given, keeps fused graphs for later calls."""
+
+    def __init__(self, graphs=None):
+        self.graphs = graphs
 
     def train(self, configs, data, store, fused=True, progress=True, on_epoch=None) -> Iterator[Run]:
         # TensorFlow (~5 s to import) only once something is to be trained: a request whose runs
@@ -48,7 +52,7 @@ class LocalExecutor:
                 if c.model == "mlp":
                     groups.setdefault(group_key(c), []).append(c)
             for group in groups.values():
-                yield from train_fused(group, data, store, progress, on_epoch)
+                yield from train_fused(group, data, store, progress, on_epoch, self.graphs)
             configs = [c for c in configs if c.model != "mlp"]
         for config in configs:
             yield train(config, data, store, progress, on_epoch)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 
 import keras
 import numpy as np
@@ -31,6 +31,8 @@ from .store import Run, RunStore
 from .training import EpochCallback, arrays_for, publish_model, tensors_for
 
 ADAM_BETA_1, ADAM_BETA_2, ADAM_EPSILON = 0.9, 0.999, 1e-7  # keras.optimizers.Adam defaults
+# Compiled graphs a worker keeps for later tasks, counted by their variables (with Adam's state).
+KEEP_BYTES = 512 * 2**20
 
 
 def compatible(configs: list[RunConfig]) -> None:
@@ -72,30 +74,68 @@ def initial_weights(config: RunConfig) -> list[np.ndarray]:
     return build(config).get_weights()
 
 
+def layout(configs: list[RunConfig]) -> tuple[list[list[int]], tuple]:
+    """How `configs` train side by side (their indices by group, as `spread` cuts them for this
+    process's threads), and what the compiled graph of such a layout depends on: each group's
+    shape, size and whether any of its models has an L2 penalty; the batch size and learning rate."""
+    groups = spread(stacks(configs), threads())
+    shapes = tuple((configs[g[0]].hidden, len(g), any(configs[i].l2 > 0 for i in g)) for g in groups)
+    return groups, (shapes, configs[0].batch_size, configs[0].learning_rate)
+
+
+def starting_point(configs: list[RunConfig], groups: list[list[int]]) -> tuple[list, list]:
+    """Per group: the stacked initial weights of its models, and their L2 factors."""
+    weights = [[np.stack(ws) for ws in zip(*(initial_weights(configs[i]) for i in g))] for g in groups]
+    return weights, [np.array([configs[i].l2 for i in g], np.float32) for g in groups]
+
+
 class FusedMLPs:
     """The stacked variables, Adam state and compiled epoch of a list of MLP configs."""
 
     def __init__(self, configs: list[RunConfig]):
         compatible(configs)
-        self.configs = list(configs)
-        self.groups = spread(stacks(self.configs), threads())  # model indices, in config order
-        self.order = [i for group in self.groups for i in group]  # stacked position -> config
-        self.params = []  # per group: [kernel0, bias0, kernel1, bias1, ...] each (M, ...)
-        self.l2 = []
-        for group in self.groups:
-            per_model = [initial_weights(self.configs[i]) for i in group]
-            self.params.append([tf.Variable(np.stack(ws)) for ws in zip(*per_model)])
-            self.l2.append(tf.constant([self.configs[i].l2 for i in group], tf.float32))
+        self.groups, self.layout = layout(configs)
+        weights, l2 = starting_point(configs, self.groups)
+        # Per group: [kernel0, bias0, kernel1, bias1, ...], each (models, ...).
+        self.params = [[tf.Variable(w) for w in group] for group in weights]
+        self.l2 = [tf.Variable(factors) for factors in l2]
         self.variables = [v for group in self.params for v in group]
         self.adam_m = [tf.Variable(tf.zeros_like(v)) for v in self.variables]
         self.adam_v = [tf.Variable(tf.zeros_like(v)) for v in self.variables]
         self.step = tf.Variable(0.0)
-        self.learning_rate = self.configs[0].learning_rate
-        self.batch_size = self.configs[0].batch_size
+        self.learning_rate = configs[0].learning_rate
+        self.batch_size = configs[0].batch_size
+        self._take(configs, self.groups)
         self.group_steps = [self._compiled_group_steps(g) for g in range(len(self.groups))]
         self.group_epochs = [tf.function(functools.partial(self._group_epoch, g))
                              for g in range(len(self.groups))]
         self.epoch_fn = tf.function(self._epoch)
+
+    def _take(self, configs: list[RunConfig], groups: list[list[int]]) -> None:
+        self.configs = list(configs)
+        self.groups = groups  # model indices, in config order
+        self.order = [i for group in groups for i in group]  # stacked position -> config
+
+    def start_over(self, configs: list[RunConfig]) -> None:
+        """Train `configs`, of this layout, from their own initial weights and a fresh Adam,
+        in the graphs already compiled (the same bits as a new FusedMLPs: tests/test_fused.py)."""
+        compatible(configs)
+        groups, key = layout(configs)
+        if key != self.layout:
+            raise ValueError("start_over needs configs of the same layout")
+        weights, l2 = starting_point(configs, groups)
+        for variables, values in zip(self.params, weights):
+            for variable, value in zip(variables, values):
+                variable.assign(value)
+        for variable, factors in zip(self.l2, l2):
+            variable.assign(factors)
+        for variable in self.adam_m + self.adam_v:
+            variable.assign(tf.zeros_like(variable))
+        self.step.assign(0.0)
+        self._take(configs, groups)
+
+    def size_bytes(self) -> int:
+        return sum(v.shape.num_elements() * 4 for v in self.variables) * 3  # with Adam's m and v
 
     @staticmethod
     def forward(params, x):
@@ -225,10 +265,34 @@ class FusedMLPs:
         raise IndexError(config_index)
 
 
+class CompiledGraphs:
+    """Fused graphs kept after their task for the next task of the same layout, which then trains
+    without tracing and compiling them again (a Ray worker keeps one of these for its life).
+    Least recently used first out, beyond `budget_bytes` of variables."""
+
+    def __init__(self, budget_bytes: int = KEEP_BYTES):
+        self.budget_bytes = budget_bytes
+        self.kept: OrderedDict[tuple, FusedMLPs] = OrderedDict()
+
+    def fused(self, configs: list[RunConfig]) -> FusedMLPs:
+        compatible(configs)
+        key = layout(configs)[1]
+        fused = self.kept.pop(key, None)
+        if fused is None:
+            fused = FusedMLPs(configs)
+        else:
+            fused.start_over(configs)
+        self.kept[key] = fused
+        while self.kept and sum(f.size_bytes() for f in self.kept.values()) > self.budget_bytes:
+            self.kept.popitem(last=False)
+        return fused
+
+
 def train_fused(configs: list[RunConfig], data: MNIST, store: RunStore, progress: bool = True,
-                on_epoch: EpochCallback | None = None) -> list[Run]:
-    """Train every config in one graph and publish each as an ordinary run, in config order."""
-    fused = FusedMLPs(configs)
+                on_epoch: EpochCallback | None = None, graphs: CompiledGraphs | None = None) -> list[Run]:
+    """Train every config in one graph and publish each as an ordinary run, in config order.
+    With `graphs`, in a graph kept from an earlier call of the same layout if there is one."""
+    fused = graphs.fused(configs) if graphs else FusedMLPs(configs)
     first = fused.configs[0]
     _, y, _, y_test = arrays_for(first, data)
     x, x_test = tensors_for(first, data)

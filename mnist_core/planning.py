@@ -25,13 +25,17 @@ CNN_MACS_PER_IMAGE = {"cnn": 2_800_000, "improved_cnn": 18_700_000}
 # costs a fixed part per model (gathering its batch, the small ops: 0.17 s an epoch for a
 # 10-5 MLP, 1,875 steps) and a part per multiply-add of its batch (8.06 s an epoch for
 # 1200-480); compiling a stack's epoch loop costs about a second. The CNNs' seconds per
-# multiply-add come from their epoch times (37 s and 106 s on 2 cores). Only their ratios
-# matter here: they order the work queue (costliest first) and weigh the projections. A task
-# also costs about a second of its own beyond its training (setting up its graph and data,
-# evaluating, returning its runs: cluster_scaling.py's small tasks, 2.0-2.8 s for 1.4-1.8 s).
+# multiply-add come from their epoch times (37 s and 106 s on 2 cores). Each run is then scored
+# on the 70,000 images (a forward pass, about a third of a training step's work per image) and
+# saved, 0.3 s beyond that (2026-11-30: 0.27-0.43 s for the small width models, 2.8 s for
+# 1200-480, scoring 1.9 s of it). A task costs about a second of its own (setting up its graph
+# and data, returning its runs: cluster_scaling.py's small tasks). Only the ratios matter here:
+# they order the work queue (costliest first) and weigh the projections.
 STEP_S = 9e-5
 MAC_S = {"mlp": 8.7e-11, "cnn": 3.9e-10, "improved_cnn": 1.5e-10}
 COMPILE_S = 1.0
+SCORED_IMAGES = 70_000
+RUN_S = 0.3
 TASK_S = 1.0
 # A cluster's first tasks of a fused group are bins filled to this share of each worker's part,
 # the rest small tasks handed out as workers free up: few tasks (each costs about a second of
@@ -70,7 +74,8 @@ def cost(configs: RunConfig | list[RunConfig]) -> float:
     for config in configs:
         steps = -(-(config.limit or 60_000) // config.batch_size) * config.epochs
         fixed = STEP_S if config.model == "mlp" else 0.0
-        total += steps * (fixed + MAC_S[config.model] * macs_per_image(config) * config.batch_size)
+        mac_s = MAC_S[config.model] * macs_per_image(config)
+        total += steps * (fixed + mac_s * config.batch_size) + RUN_S + SCORED_IMAGES * mac_s / 3
     mlps = [c for c in configs if c.model == "mlp"]
     return total + COMPILE_S * len(stacks(mlps)) + TASK_S
 

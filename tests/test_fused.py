@@ -137,3 +137,30 @@ def test_cutting_a_group_for_the_cores_trains_the_same_bits(mnist, tmp_path, mon
         weights[threads] = [run.load_model().get_weights() for run in runs]
     for one, two in zip(weights[1], weights[2]):
         assert all(np.array_equal(a, b) for a, b in zip(one, two))
+
+
+def test_a_kept_graph_trains_a_later_task_of_its_layout_without_tracing_to_the_same_bits(mnist, tmp_path):
+    """A Ray worker keeps its compiled graphs (fused.CompiledGraphs): a later task of the same
+    layout (other seeds, other L2 factors) trains in them, not traced again, and its models end
+    with the bits a fresh graph gives them."""
+    from mnist_core.catalog import lambda_configs
+    from mnist_core.fused import CompiledGraphs
+    from mnist_core.store import RunStore
+
+    earlier = lambda_configs([0.3, 0.0], [7, 8], epochs=2, limit=3000)
+    later = lambda_configs([0.01, 0.0], [0, 1], epochs=2, limit=3000)
+    fresh = train_fused(later, mnist, RunStore(tmp_path / "fresh"), progress=False)
+    graphs = CompiledGraphs()
+    train_fused(earlier, mnist, RunStore(tmp_path / "earlier"), progress=False, graphs=graphs)
+    (kept,) = graphs.kept.values()
+    traces = kept.epoch_fn.experimental_get_tracing_count()
+    again = train_fused(later, mnist, RunStore(tmp_path / "again"), progress=False, graphs=graphs)
+    assert list(graphs.kept.values()) == [kept]
+    assert kept.epoch_fn.experimental_get_tracing_count() == traces
+    for a, b in zip(fresh, again):
+        assert a.key == b.key and a.metrics["test_loss"] == b.metrics["test_loss"]
+        for x, y in zip(a.load_model().get_weights(), b.load_model().get_weights()):
+            np.testing.assert_array_equal(x, y)
+    small = CompiledGraphs(budget_bytes=0)
+    small.fused(later)
+    assert not small.kept  # over its budget: nothing kept

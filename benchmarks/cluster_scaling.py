@@ -237,7 +237,11 @@ def main() -> None:
         for r in sorted(reports_2, key=lambda r: r["task"]):
             print(f"  task {r['task']}: {', '.join(r['runs'])}: estimated {r['estimate']:.1f} s, "
                   f"measured {r['seconds']:.1f} s", flush=True)
-        mlp_factor = sum(r["seconds"] for r in reports_2) / sum(r["estimate"] for r in reports_2)
+        worker_2, worker_1 = sum(r["seconds"] for r in reports_2), reports_1[0]["seconds"]
+        print(f"worker time: {worker_2:.1f} s in the 2-node tasks against {worker_1:.1f} s in the "
+              f"1-node task (x {worker_2 / worker_1:.2f}); the two local processes at once took "
+              f"x {sum(together) / 2 / local_1:.2f} the time of one alone", flush=True)
+        mlp_factor = worker_2 / sum(r["estimate"] for r in reports_2)
     finally:
         executor.close()
         ray.shutdown()

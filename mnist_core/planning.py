@@ -28,18 +28,19 @@ CNN_MACS_PER_IMAGE = {"cnn": 2_800_000, "improved_cnn": 18_700_000}
 # multiply-add come from their epoch times (37 s and 106 s on 2 cores). Each run is then scored
 # on the 70,000 images (a forward pass, about a third of a training step's work per image) and
 # saved, 0.3 s beyond that (2026-11-30: 0.27-0.43 s for the small width models, 2.8 s for
-# 1200-480, scoring 1.9 s of it). A task costs about a second of its own (setting up its graph
-# and data, returning its runs: cluster_scaling.py's small tasks). Only the ratios matter here:
-# they order the work queue (costliest first) and weigh the projections.
+# 1200-480, scoring 1.9 s of it). A task of its own costs a little more (0.3 s: setting up,
+# returning its runs; one-model tasks of the width sweep, 2 epochs, fit 1.15-1.25 s of fixed
+# cost in one process and took 0.1-0.3 s more on Ray). Only the ratios matter here: they order
+# the work queue (costliest first) and weigh the projections.
 STEP_S = 9e-5
 MAC_S = {"mlp": 8.7e-11, "cnn": 3.9e-10, "improved_cnn": 1.5e-10}
 COMPILE_S = 1.0
 SCORED_IMAGES = 70_000
 RUN_S = 0.3
-TASK_S = 1.0
+TASK_S = 0.3
 # A cluster's first tasks of a fused group are bins filled to this share of each worker's part,
-# the rest small tasks handed out as workers free up: few tasks (each costs about a second of
-# setting up, measured), and the queue still evens out the estimates' errors at the end.
+# the rest small tasks handed out as workers free up: few tasks (each pays its own set-up and
+# its stacks' compiles), and the queue still evens out the estimates' errors at the end.
 BULK = 0.85
 
 

@@ -147,8 +147,8 @@ def test_a_kept_graph_trains_a_later_task_of_its_layout_without_tracing_to_the_s
     from mnist_core.fused import CompiledGraphs
     from mnist_core.store import RunStore
 
-    earlier = lambda_configs([0.3, 0.0], [7, 8], epochs=2, limit=3000)
-    later = lambda_configs([0.01, 0.0], [0, 1], epochs=2, limit=3000)
+    earlier = lambda_configs([0.3], [7, 8], epochs=2, limit=2000)
+    later = lambda_configs([0.01], [0, 1], epochs=2, limit=2000)
     fresh = train_fused(later, mnist, RunStore(tmp_path / "fresh"), progress=False)
     graphs = CompiledGraphs()
     train_fused(earlier, mnist, RunStore(tmp_path / "earlier"), progress=False, graphs=graphs)

@@ -21,7 +21,8 @@ the improved CNN at 10 seeds, the long CNN once) on 8, 32 and 128 one-CPU worker
 the planner's cost estimates scaled by measured / estimated seconds of this run's 2-node
 tasks. CNN runs: the times recorded in cached_results/ (this machine, 2 cores; the fastest
 seed, the others having shared the machine), scaled to one CPU by the 1-thread / 2-thread
-ratio of one reference-CNN epoch on 12,000 images measured here. Plus the measured Ray
+ratio of that CNN's second epoch (on 12,000 and 6,000 images; the faster of two runs each)
+measured here. Plus the measured Ray
 overhead when positive; tasks as `plan_tasks` makes them, handed out costliest first to the
 earliest free worker (`makespan`), as the Ray backend's work queue does.
 """
@@ -69,23 +70,31 @@ def warm_up_configs(tasks: int) -> list[RunConfig]:
     return lambda_configs([0.5, 0.6, 0.7, 0.8][: 2 * tasks], [99], 1, 2000)
 
 
+# Images per epoch when timing a CNN's epoch on 1 and 2 threads (what scales its recorded times).
+CNN_IMAGES = {"cnn": 12_000, "improved_cnn": 6_000}
+
+
 def local_child(kind: str, epochs: int, threads: int) -> None:
-    """In a fresh process: the local backend on `threads` threads; prints {"seconds": ...}."""
+    """In a fresh process: the local backend on `threads` threads, the sweep or (`kind` a CNN)
+    two epochs of that CNN; prints {"seconds": ..., "epoch": the last epoch's seconds}."""
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
     data = load_mnist()
-    configs = sweep(epochs) if kind == "sweep" else [RunConfig.for_model("cnn", epochs=1, limit=12000)]
+    cnn = kind != "sweep"
+    configs = [RunConfig.for_model(kind, epochs=2, limit=CNN_IMAGES[kind])] if cnn else sweep(epochs)
+    ends = []
     with tempfile.TemporaryDirectory() as warm, tempfile.TemporaryDirectory() as folder:
         ensure_runs(warm_up_configs(1), data, StoreChain(RunStore(warm)), progress=False)
         started = time.perf_counter()
-        (first, *_) = ensure_runs(configs, data, StoreChain(RunStore(folder)), progress=False)
-        print(json.dumps({"seconds": time.perf_counter() - started, "fit": first.metrics["wall_time_s"]}))
+        ensure_runs(configs, data, StoreChain(RunStore(folder)), progress=False,
+                    on_epoch=lambda done, logs: ends.append(time.perf_counter()))
+        print(json.dumps({"seconds": time.perf_counter() - started, "epoch": ends[-1] - ends[-2]}))
 
 
 def local_seconds(kind: str, epochs: int, threads: int, part: str = "seconds") -> float:
-    """Wall seconds of the whole request, or ("fit") of its `model.fit` alone."""
+    """Wall seconds of the whole request, or ("epoch") of its last epoch."""
     command = [sys.executable, __file__, "--local-child", kind, str(threads), "--epochs", str(epochs)]
     answer = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(answer.stdout.strip().splitlines()[-1])[part]
@@ -158,22 +167,24 @@ def describe(task: list[RunConfig]) -> str:
     return words + (f" and {len(shown) - 3} more configs" if len(shown) > 3 else "")
 
 
-def projection(mlp_factor: float, cnn_factor: float, overhead: float) -> list[str]:
+def projection(mlp_factor: float, cnn_factors: dict[str, float], overhead: float) -> list[str]:
     from mnist_core.planning import cost, makespan, plan_tasks
 
     cnn_seconds = recorded_cnn_seconds()
     study = whole_study()
 
     def seconds(task: list[RunConfig]) -> float:
-        """A task's MLPs as one estimate (a task's own second and each stack's compile counted
-        once), its CNN runs as recorded."""
+        """A task's MLPs as one estimate (a task's own part and each stack's compile counted
+        once), its CNN runs as recorded, scaled to one thread."""
         mlps = [config for config in task if config.model == "mlp"]
-        cnns = sum(cnn_seconds[_unseeded(config)] for config in task if config.model != "mlp")
-        return ((cost(mlps) * mlp_factor if mlps else 0.0) + cnns * cnn_factor) * (1 + overhead)
+        cnns = sum(cnn_seconds[_unseeded(config)] * cnn_factors[config.model]
+                   for config in task if config.model != "mlp")
+        return ((cost(mlps) * mlp_factor if mlps else 0.0) + cnns) * (1 + overhead)
 
     lines = [f"projected: the whole study with 10 seeds, {len(study)} runs, on one-CPU workers "
              f"(MLPs: estimated cost x {mlp_factor:.2f}, as measured above; CNNs: recorded times "
-             f"x {cnn_factor:.2f}; x {1 + overhead:.3f} Ray overhead)",
+             f"x {cnn_factors['cnn']:.2f} and x {cnn_factors['improved_cnn']:.2f}; x {1 + overhead:.3f} "
+             "Ray overhead)",
              f"  1 worker: {sum(map(seconds, plan_tasks(study, 1))) / 3600:.1f} h"]
     for workers in WORKERS:
         tasks = plan_tasks(study, workers)
@@ -210,9 +221,13 @@ def main() -> None:
     print(f"local backend, 1 thread, two processes at once: {together[0]:.1f} s and {together[1]:.1f} s "
           f"(what two one-CPU nodes on this machine cost each other: at most "
           f"{2 * local_1 / max(together):.2f}x for two)", flush=True)
-    cnn_1, cnn_2 = (local_seconds("cnn", 1, threads, "fit") for threads in (1, 2))
-    print(f"reference CNN, model.fit of 1 epoch on 12,000 images: {cnn_1:.1f} s on 1 thread, "
-          f"{cnn_2:.1f} s on 2", flush=True)
+    cnn_factors = {}
+    for model, images in CNN_IMAGES.items():
+        # the faster of two runs each: this machine's second core is at times much slower
+        one, two = (min(local_seconds(model, 1, threads, "epoch") for _ in range(2)) for threads in (1, 2))
+        cnn_factors[model] = one / two
+        print(f"{model}, its second epoch of {images:,} images: {one:.1f} s on 1 thread, {two:.1f} s "
+              f"on 2 (x {one / two:.2f})", flush=True)
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     executor = RayExecutor(cluster.address, keep_workers=True)
@@ -249,7 +264,7 @@ def main() -> None:
 
     overhead = one_node / local_1 - 1
     print()
-    for line in projection(mlp_factor, cnn_1 / cnn_2, max(overhead, 0.0)):
+    for line in projection(mlp_factor, cnn_factors, max(overhead, 0.0)):
         print(line)
     print()
     print(f"throughput_ratio_2_nodes_vs_1={one_node / two_nodes:.2f}")

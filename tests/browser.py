@@ -122,6 +122,20 @@ def settled(canvas) -> None:
         time.sleep(0.3)
 
 
+def clear(page):
+    """Click Clear and wait, as a person does, for the fresh canvas: the click reruns the page,
+    which puts a new canvas in place of the old one, and a stroke on the old one before that is
+    gone with it (CI saw a phone's scribble vanish so). Returns the new canvas."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("button", name="Clear").click()
+    expect(page.get_by_text("Draw a digit on the black canvas")).to_be_visible()
+    wait_until_idle(page)
+    canvas = page.locator("canvas.upper-canvas").first
+    settled(canvas)
+    return canvas
+
+
 def draw(page, canvas, digit: int) -> None:
     """Draw a digit stroke by stroke, pausing after each one until the app has caught up."""
     settled(canvas)

@@ -13,6 +13,7 @@ from tests.browser import (
     chart_box,
     chart_cell,
     choose,
+    clear,
     click_at,
     draw,
     file_server,
@@ -170,8 +171,7 @@ def test_a_tap_or_a_small_zigzag_asks_for_a_bigger_digit_and_the_edit_toggle_is_
     expect(page.get_by_text(re.compile(r"Draw a bigger digit: this drawing reaches \d+% of the canvas"))) \
         .to_be_visible()
     expect(page.locator("[data-model]")).to_have_count(0)  # no model's reading of a dot
-    page.get_by_role("button", name="Clear").click()
-    canvas = page.locator("canvas.upper-canvas").first
+    canvas = clear(page)
     # 25x27 px with the default 20 px pen: about 47 px of ink, but a digit's reach is net of its pen
     draw_strokes(page, canvas, [[(130, 130), (155, 135), (130, 145), (155, 157)]])
     expect(page.get_by_text(re.compile(r"Draw a bigger digit: this drawing reaches \d+% of the canvas "
@@ -200,16 +200,11 @@ def test_a_scribble_is_not_a_digit_a_7_after_clear_is_read_and_a_2_2_split_is_a_
     expect(page.get_by_text(re.compile("Not a digit, to the models"))).to_be_visible()  # under the canvas
     expect(page.locator("[data-model]")).to_have_count(4)  # their guesses stay, greyed
     expect(page.get_by_text("The models disagree")).to_have_count(0)
-    page.get_by_role("button", name="Clear").click()
-    expect(page.get_by_text("Draw a digit on the black canvas")).to_be_visible()
-    canvas = page.locator("canvas.upper-canvas").first
-    draw(page, canvas, 7)
+    draw(page, clear(page), 7)
     expect(page.locator('[data-model="improved_cnn"]').get_by_test_id("predicted-digit")).to_have_text("7")
     expect(page.get_by_text("This does not look like a digit to the models.")).to_have_count(0)
     expect(page.get_by_text(re.compile("Percentages are calibrated"))).to_be_visible()
-    page.get_by_role("button", name="Clear").click()
-    expect(page.get_by_text("Draw a digit on the black canvas")).to_be_visible()
-    draw_strokes(page, page.locator("canvas.upper-canvas").first, TIE)  # a 2-2 split is a tie
+    draw_strokes(page, clear(page), TIE)  # a 2-2 split is a tie
     expect(page.get_by_text("The models split evenly: reference_cnn and improved_cnn read 1; "
                             "baseline_mlp and best_width_mlp read 7.")).to_be_visible()
     expect(page.get_by_text("differ from the majority")).to_have_count(0)
@@ -499,9 +494,7 @@ def test_on_a_phone_no_page_is_wider_than_the_screen_and_the_reading_sits_under_
             settle(phone)
             sizes = phone.evaluate(OVERFLOW)
             assert sizes["page"] <= 390 and sizes["main"] <= 390 and not sizes["wide"], (path, sizes)
-            phone.get_by_role("button", name="Clear").click()
-            canvas = phone.locator("canvas.upper-canvas").first
-            draw_strokes(phone, canvas, SCRIBBLE)  # the not-a-digit banner fits the phone too
+            draw_strokes(phone, clear(phone), SCRIBBLE)  # the not-a-digit banner fits the phone too
             expect(summary).to_contain_text("Not a digit")
             expect(summary).to_be_in_viewport()
             expect(phone.get_by_text("This does not look like a digit to the models.")).to_be_visible()

@@ -86,7 +86,7 @@ def drawing_area() -> None:
             st.error(f"Could not read the drawing: {exc}")
         if reading is None or reading.image28 is None:
             st.html(charts.drawing_invitation(list(models_to_use), reading.extent if reading and
-                                              reading.too_small else None))
+                                              reading.too_small else None, strokes))
         else:
             probabilities = reading.probabilities
             st.html(charts.drawing_readout(reading.image28, probabilities, disagreements(probabilities),

@@ -76,15 +76,16 @@ def wait_until_idle(page, timeout: float = 60_000) -> None:
         "() => !document.querySelector('[data-testid=stStatusWidgetRunningIcon]')", timeout=timeout)
 
 
-def settle(page) -> None:
-    """After a stroke: the canvas asks for a rerun a moment later (200 ms after mouse-up, its
-    debounce); wait for it to start and end. A quick rerun may never show the running icon, so
-    the wait for it to start is short: 1.5 s (at 3 s, 30 such waits cost the suite 90 s)."""
-    try:
-        page.wait_for_function(
-            "() => !!document.querySelector('[data-testid=stStatusWidgetRunningIcon]')", timeout=1500)
-    except Exception:  # the rerun was already over (or not needed): nothing to wait for
-        pass
+READ_STROKES = "() => document.querySelector('[data-read-strokes]')?.dataset.readStrokes ?? null"
+
+
+def drawn(page, canvas, points) -> None:
+    """One pen stroke, then wait until the Draw page has read it: its readout names a stroke
+    count other than before (the canvas asks for a rerun 200 ms after mouse-up), and the rerun
+    is over. A fixed pause instead waited 1.5 s a stroke, and too little on a busy machine."""
+    before = page.evaluate(READ_STROKES)
+    stroke(page, canvas, points)
+    page.wait_for_function(f"before => ({READ_STROKES})() !== before", arg=before, timeout=60_000)
     wait_until_idle(page)
 
 
@@ -140,8 +141,7 @@ def draw(page, canvas, digit: int) -> None:
     """Draw a digit stroke by stroke, pausing after each one until the app has caught up."""
     settled(canvas)
     for points in DIGITS[digit]:
-        stroke(page, canvas, points)
-        settle(page)
+        drawn(page, canvas, points)
 
 
 def stroke_moves(box: dict, points) -> tuple[list, list]:

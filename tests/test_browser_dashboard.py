@@ -16,12 +16,11 @@ from tests.browser import (
     clear,
     click_at,
     draw,
+    drawn,
     file_server,
     require_chromium,
-    settle,
     settled,
     streamlit_server,
-    stroke,
     x_axis_labels,
 )
 
@@ -55,8 +54,7 @@ def no_exception(page):
 def draw_strokes(page, canvas, strokes) -> None:
     settled(canvas)
     for points in strokes:
-        stroke(page, canvas, points)
-        settle(page)
+        drawn(page, canvas, points)
 
 
 def open_page(page, url, path, heading):
@@ -166,8 +164,7 @@ def test_a_tap_or_a_small_zigzag_asks_for_a_bigger_digit_and_the_edit_toggle_is_
     open_page(page, server, "draw", "Draw a digit")
     canvas = page.locator("canvas.upper-canvas").first
     settled(canvas)
-    stroke(page, canvas, [(140, 140), (142, 141)])
-    settle(page)
+    drawn(page, canvas, [(140, 140), (142, 141)])
     expect(page.get_by_text(re.compile(r"Draw a bigger digit: this drawing reaches \d+% of the canvas"))) \
         .to_be_visible()
     expect(page.locator("[data-model]")).to_have_count(0)  # no model's reading of a dot
@@ -473,7 +470,7 @@ def test_no_page_fetches_anything_from_outside_the_server(browser, server):
                           ("width_sweep", "Width sweep"), ("errors", "Misclassified test images"),
                           ("draw", "Draw a digit")):
         open_page(page, server, path, heading)
-        settle(page)
+        page.wait_for_load_state("networkidle")  # fonts and icons fetched while the page draws
     assert outside == []  # an icon from Google's font servers was fetched here once
     page.context.close()
 
@@ -491,14 +488,13 @@ def test_on_a_phone_no_page_is_wider_than_the_screen_and_the_reading_sits_under_
             expect(summary).to_contain_text(re.compile(r"Read as 3|read 3"))
             expect(summary).to_be_in_viewport()  # no scroll between a stroke and its reading
             expect(phone.locator("[data-model]").first).to_be_visible()
-            settle(phone)
             sizes = phone.evaluate(OVERFLOW)
             assert sizes["page"] <= 390 and sizes["main"] <= 390 and not sizes["wide"], (path, sizes)
             draw_strokes(phone, clear(phone), SCRIBBLE)  # the not-a-digit banner fits the phone too
             expect(summary).to_contain_text("Not a digit")
             expect(summary).to_be_in_viewport()
             expect(phone.get_by_text("This does not look like a digit to the models.")).to_be_visible()
-        settle(phone)
+        settled(phone.get_by_test_id("stMain"))  # charts drawn: the layout no longer moves
         sizes = phone.evaluate(OVERFLOW)
         assert sizes["page"] <= 390 and sizes["main"] <= 390 and not sizes["wide"], (path, sizes)
     phone.context.close()

@@ -214,7 +214,8 @@ def drawing_readout(image28: np.ndarray, probabilities: dict[str, np.ndarray],
                    '(temperature scaling, see Overview): of the test digits a model gives 90%, about '
                    '90% are read right.</p>' if calibrated else "")
     # flex-wrap: on a phone the input goes above the readings instead of pushing them off screen
-    return (f'<div style="display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start">'
+    return (f'<div data-read-strokes="{strokes}" '
+            f'style="display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start">'
             f'<div style="flex:0 0 150px"><div style="font-weight:600">What the models see</div>'
             f'<img alt="the drawing as a 28x28 MNIST-style image" src="{_png_data_uri(image28)}" '
             f'style="width:140px;height:140px;image-rendering:pixelated;margin:6px 0"/>'
@@ -277,9 +278,11 @@ def models_table(rows: list[dict]) -> str:
 
 
 
-def drawing_invitation(model_names: list[str], too_small: float | None = None) -> str:
+def drawing_invitation(model_names: list[str], too_small: float | None = None, strokes: int = 0) -> str:
     """HTML for the Draw page's readout while there is no digit to read, naming the models that
     will read one; with `too_small` (the drawing's extent, a share of the canvas), why not yet.
+    Like the readout, it carries the number of strokes it was made from (`data-read-strokes`):
+    the sign that a stroke has been read.
 
     HTML like the readout itself, so the readout is one element of one kind throughout:
     the first stroke only changes its content (no element to mount, no code to load).
@@ -291,8 +294,8 @@ def drawing_invitation(model_names: list[str], too_small: float | None = None) -
         text = (f"Draw a bigger digit: this drawing reaches {too_small:.0%} of the canvas beyond "
                 f"the pen's own width, and a digit needs at least {MIN_EXTENT:.0%}. A tap, a dot or "
                 "a small blob is not read, so no model guesses at it.")
-    return ('<div data-testid="drawing-invitation" style="background:rgba(28,131,225,0.1);'
-            f'color:rgb(0,66,128);border-radius:8px;padding:16px">{text}'
+    return (f'<div data-testid="drawing-invitation" data-read-strokes="{strokes}" '
+            f'style="background:rgba(28,131,225,0.1);color:rgb(0,66,128);border-radius:8px;padding:16px">{text}'
             f'<div style="margin-top:8px;font-size:14px">Models: {names}</div></div>')
 
 

@@ -36,14 +36,9 @@ def drawing_settings(names: list[str]) -> tuple[list[url_state.Setting], list[ur
              Setting("filters", "every_filter", False, yes_no)])
 
 
-def _clear() -> None:
-    st.session_state.canvas_generation += 1  # a new canvas: the old one and its strokes go
-
-
 @st.fragment
 def drawing_area() -> None:
     """The canvas and what the models make of it: a stroke reruns only this."""
-    st.session_state.setdefault("canvas_generation", 0)
     names = list(models_to_use)
     always, when_inside = drawing_settings(names)
     url_state.restore(always)
@@ -64,9 +59,11 @@ def drawing_area() -> None:
         st.caption("Your digit")  # short and on the left: the canvas's toolbar shows at the right
         canvas = st_canvas(stroke_width=stroke, stroke_color="#FFFFFF", background_color="#000000",
                            height=280, width=280, drawing_mode="freedraw", return_image_data=True,
-                           update_streamlit=True, key=f"canvas_{st.session_state.canvas_generation}")
+                           update_streamlit=True, key="canvas")
         summary = st.empty()  # the reading in a line, right under the canvas (in view on a phone)
-        st.button("Clear", key="clear_canvas", on_click=_clear)  # before the rerun: one, not two
+        # Cleared in the browser (CANVAS_SCRIPT), at once: a new canvas from the server came a
+        # rerun later, and took with it a stroke begun on the old one meanwhile.
+        st.button("Clear", key="clear_canvas")
         # below the canvas: the canvas's toolbar (undo, redo, clear) appears above it on hover
         st.slider("Stroke width", 8, 40, key="stroke_width")
 
@@ -113,18 +110,23 @@ def drawing_area() -> None:
 # so it is hidden, with the buttons that act on a selection, and the upload button (every stroke
 # already updates the app: it would only raise the question what it is for). The canvas lives
 # in a shadow root that page styles do not reach, so a constant script (no visitor input) adds
-# the style there.
-HIDE_EDITING = """<script>
+# the style there. The same script makes the Clear button press the toolbar's own reset, which
+# empties the canvas in place and sends the empty drawing; once per browser tab, however often
+# the page is shown.
+CANVAS_SCRIPT = """<script>
 (() => {
+  if (window.mnistLabCanvas) return;
+  window.mnistLabCanvas = true;
   const css = ['Edit', 'Bring forward', 'Send backward', 'Delete selected',
                'Update the app with this drawing']
     .map(title => `.dc-toolbar button[title="${title}"]`).join(', ') + ' {display: none !important}';
+  const toolbars = () => [...document.querySelectorAll('[data-testid=stBidiComponentIsolated]')]
+    .map(host => host.shadowRoot).filter(root => root && root.querySelector('.dc-toolbar'));
   let queued = false;
   const patch = () => {
     queued = false;
-    for (const host of document.querySelectorAll('[data-testid=stBidiComponentIsolated]')) {
-      const root = host.shadowRoot;
-      if (root && root.querySelector('.dc-toolbar') && !root.querySelector('style[data-lab]')) {
+    for (const root of toolbars()) {
+      if (!root.querySelector('style[data-lab]')) {
         const style = document.createElement('style');
         style.dataset.lab = 'hide-editing';
         style.textContent = css;
@@ -135,7 +137,11 @@ HIDE_EDITING = """<script>
   new MutationObserver(() => { if (!queued) { queued = true; requestAnimationFrame(patch); } })
     .observe(document.body, {childList: true, subtree: true});
   patch();
+  document.addEventListener('click', event => {
+    if (!event.target.closest('.st-key-clear_canvas button')) return;
+    for (const root of toolbars()) root.querySelector('button[title="Reset canvas & history"]')?.click();
+  }, true);
 })();
 </script>"""
 drawing_area()
-st.html(HIDE_EDITING, unsafe_allow_javascript=True)
+st.html(CANVAS_SCRIPT, unsafe_allow_javascript=True)

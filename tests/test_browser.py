@@ -126,6 +126,34 @@ def test_strokes_drawn_in_quick_succession_are_all_read(page, server):
     no_exception(page)
 
 
+def test_a_stroke_begun_the_moment_clear_is_clicked_is_kept_and_read(page, server):
+    page.goto(f"{server}/draw")
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.wait_for()
+    draw(page, canvas, 7)
+    expect(page.get_by_text(strokes_read(2), exact=True)).to_be_visible()
+    drawn_on = canvas.element_handle()
+    page.get_by_role("button", name="Clear").click()
+    stroke(page, canvas, DIGITS[1][0])  # no wait: a quick hand, or a busy server
+    expect(page.get_by_text(strokes_read(1), exact=True)).to_be_visible()
+    expect(cnn_prediction(page)).to_have_text("1")
+    # however long the server takes, no new canvas comes to replace the one being drawn on
+    assert drawn_on.evaluate("canvas => canvas.isConnected")
+    page.get_by_role("button", name="Clear").focus()
+    page.keyboard.press("Enter")  # by keyboard too
+    expect(page.get_by_text("Draw a digit on the black canvas")).to_be_visible()
+    expect(page.locator("[data-model]")).to_have_count(0)
+    page.get_by_role("link", name="Overview").click()  # away and back: the page's script runs again
+    expect(page.get_by_role("heading", name="MNIST lab")).to_be_visible()
+    page.go_back()
+    expect(page.get_by_text("Draw a digit on the black canvas")).to_be_visible()
+    draw(page, canvas, 1)
+    page.get_by_role("button", name="Clear").click()
+    expect(page.get_by_text("Draw a digit on the black canvas")).to_be_visible()
+    expect(page.locator("[data-model]")).to_have_count(0)
+    no_exception(page)
+
+
 def test_undo_on_the_canvas_toolbar_rereads_the_drawing(page, server):
     page.goto(f"{server}/draw")
     canvas = page.locator("canvas.upper-canvas").first

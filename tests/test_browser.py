@@ -126,12 +126,18 @@ def test_strokes_drawn_in_quick_succession_are_all_read(page, server):
     no_exception(page)
 
 
-def test_a_stroke_begun_the_moment_clear_is_clicked_is_kept_and_read(page, server):
+def a_7_drawn(page, server):
+    """The Draw page with a 7 drawn and read; returns the canvas."""
     page.goto(f"{server}/draw")
     canvas = page.locator("canvas.upper-canvas").first
     canvas.wait_for()
     draw(page, canvas, 7)
     expect(page.get_by_text(strokes_read(2), exact=True)).to_be_visible()
+    return canvas
+
+
+def test_a_stroke_begun_the_moment_clear_is_clicked_is_kept_and_read(page, server):
+    canvas = a_7_drawn(page, server)
     drawn_on = canvas.element_handle()
     page.get_by_role("button", name="Clear").click()
     stroke(page, canvas, DIGITS[1][0])  # no wait: a quick hand, or a busy server
@@ -155,11 +161,7 @@ def test_a_stroke_begun_the_moment_clear_is_clicked_is_kept_and_read(page, serve
 
 
 def test_undo_on_the_canvas_toolbar_rereads_the_drawing(page, server):
-    page.goto(f"{server}/draw")
-    canvas = page.locator("canvas.upper-canvas").first
-    canvas.wait_for()
-    draw(page, canvas, 7)
-    expect(page.get_by_text(strokes_read(2), exact=True)).to_be_visible()
+    canvas = a_7_drawn(page, server)
     canvas.hover()  # the toolbar shows while the pointer is over the canvas
     page.get_by_role("button", name="Undo").click()
     expect(page.get_by_text(strokes_read(1), exact=True)).to_be_visible()

@@ -28,7 +28,7 @@ from .data import MNIST
 from .models import build
 from .planning import stacks
 from .store import Run, RunStore
-from .training import EpochCallback, arrays_for, publish_model, tensors_for
+from .training import EpochCallback, labels_for, publish_model, tensors_for
 
 ADAM_BETA_1, ADAM_BETA_2, ADAM_EPSILON = 0.9, 0.999, 1e-7  # keras.optimizers.Adam defaults
 # Compiled graphs a worker keeps for later tasks, counted by their variables (with Adam's state),
@@ -295,7 +295,7 @@ def train_fused(configs: list[RunConfig], data: MNIST, store: RunStore, progress
     With `graphs`, in a graph kept from an earlier call of the same layout if there is one."""
     fused = graphs.fused(configs) if graphs else FusedMLPs(configs)
     first = fused.configs[0]
-    _, y, _, y_test = arrays_for(first, data)
+    y, y_test = labels_for(first, data)
     x, x_test = tensors_for(first, data)
     x_tf = tf.reshape(x, [len(x), -1])
     y_tf = tf.constant(y.astype(np.int32))

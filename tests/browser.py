@@ -124,9 +124,8 @@ def settled(canvas) -> None:
 
 
 def clear(page):
-    """Click Clear and wait, as a person does, for the fresh canvas: the click reruns the page,
-    which puts a new canvas in place of the old one, and a stroke on the old one before that is
-    gone with it (CI saw a phone's scribble vanish so). Returns the new canvas."""
+    """Click Clear and wait, as a person does, until the page shows the empty canvas read (its
+    invitation, the rerun over, the layout still). Returns the canvas."""
     from playwright.sync_api import expect
 
     page.get_by_role("button", name="Clear").click()
@@ -137,11 +136,16 @@ def clear(page):
     return canvas
 
 
-def draw(page, canvas, digit: int) -> None:
-    """Draw a digit stroke by stroke, pausing after each one until the app has caught up."""
+def draw_strokes(page, canvas, strokes) -> None:
+    """Draw `strokes` (lists of canvas points) one by one, each read before the next."""
     settled(canvas)
-    for points in DIGITS[digit]:
+    for points in strokes:
         drawn(page, canvas, points)
+
+
+def draw(page, canvas, digit: int) -> None:
+    """Draw one of DIGITS stroke by stroke, each read before the next."""
+    draw_strokes(page, canvas, DIGITS[digit])
 
 
 def stroke_moves(box: dict, points) -> tuple[list, list]:

@@ -16,6 +16,7 @@ from tests.browser import (
     clear,
     click_at,
     draw,
+    draw_strokes,
     drawn,
     file_server,
     require_chromium,
@@ -49,12 +50,6 @@ def page(browser, server):
 
 def no_exception(page):
     expect(page.get_by_test_id("stException")).to_have_count(0)
-
-
-def draw_strokes(page, canvas, strokes) -> None:
-    settled(canvas)
-    for points in strokes:
-        drawn(page, canvas, points)
 
 
 def open_page(page, url, path, heading):

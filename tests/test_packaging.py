@@ -4,6 +4,7 @@ works from any folder and finds the committed results."""
 import json
 import os
 import shutil
+import site
 import subprocess
 import sys
 import tomllib
@@ -30,10 +31,15 @@ def test_pyproject_holds_the_one_list_of_dependencies():
 @pytest.mark.slow
 def test_mnist_lab_installed_in_a_fresh_environment_lists_the_committed_runs_from_any_folder(tmp_path):
     venv = tmp_path / "venv"
-    # The libraries come from this Python's site-packages (no download); the project itself is
-    # built and installed into the new environment, as `pip install .` does.
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    # The libraries come from this environment (no download), a venv or not: a .pth file puts its
+    # site-packages after the new environment's own. (--system-site-packages would give the base
+    # interpreter's, which inside a venv holds none of them.) The project itself is built and
+    # installed into the new environment, as `pip install .` does.
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
+    own = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    Path(own, "outer-environment.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     source = tmp_path / "source"  # a copy: building writes build/ and *.egg-info beside the sources
     source.mkdir()
     shutil.copy(REPO / "pyproject.toml", source)

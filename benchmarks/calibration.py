@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mnist_core.calibration import BINS, SPLIT, calibrate  # noqa: E402
 from mnist_core.catalog import named_runs  # noqa: E402
 from mnist_core.data import STANDARD_FINGERPRINT  # noqa: E402
+from mnist_core.reading.calibration import BINS, SPLIT, calibrate  # noqa: E402
 from mnist_core.store import StoreChain  # noqa: E402
 from mnist_core.suspects import given_labels  # noqa: E402
 

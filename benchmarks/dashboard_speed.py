@@ -60,10 +60,10 @@ def draw_times(count: int) -> tuple[dict[str, list[float]], int]:
 
     from mnist_core.catalog import named_runs
     from mnist_core.data import load_mnist
-    from mnist_core.drawings import redrawn_digit
-    from mnist_core.predict import classify, predictor
-    from mnist_core.preprocess import to_mnist
-    from mnist_core.reading import embedding_model, read, readers_for
+    from mnist_core.reading.drawings import redrawn_digit
+    from mnist_core.reading.predict import classify, predictor
+    from mnist_core.reading.preprocess import to_mnist
+    from mnist_core.reading.reading import embedding_model, read, readers_for
     from mnist_core.store import StoreChain
     from pages.parts import serving
 
@@ -126,8 +126,8 @@ PARTS: dict[str, dict[str, list[float]]] = {}  # per inside view: seconds of eac
 def inside_ways(models: dict, data, reading) -> dict:
     """For each model, the Draw page's whole reading (`reading(canvas)`) with that model's inside
     view open."""
-    from mnist_core.inside import Inspector
-    from mnist_core.neighbours import Neighbours, all_training_digits
+    from mnist_core.reading.inside import Inspector
+    from mnist_core.reading.neighbours import Neighbours, all_training_digits
     from pages.parts import serving
     from pages.parts.inside_view import layers_html, why_html
 

@@ -23,8 +23,8 @@ from PIL import Image  # noqa: E402
 
 from mnist_core.catalog import named_runs  # noqa: E402
 from mnist_core.data import load_mnist  # noqa: E402
-from mnist_core.drawings import CANVAS, redrawn_digit  # noqa: E402
-from mnist_core.preprocess import MIN_EXTENT, SIZE, ink, ink_extent, to_mnist  # noqa: E402
+from mnist_core.reading.drawings import CANVAS, redrawn_digit  # noqa: E402
+from mnist_core.reading.preprocess import MIN_EXTENT, SIZE, ink, ink_extent, to_mnist  # noqa: E402
 from mnist_core.store import StoreChain  # noqa: E402
 
 

@@ -104,7 +104,7 @@ def main() -> None:
 
     from mnist_core.catalog import named_runs
     from mnist_core.data import load_mnist
-    from mnist_core.inside import IG_STEPS, Inspector
+    from mnist_core.reading.inside import IG_STEPS, Inspector
     from mnist_core.store import StoreChain
 
     steps_to_compare = sorted({int(v) for v in args.steps.split(",")} | {IG_STEPS})

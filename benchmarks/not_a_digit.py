@@ -3,12 +3,12 @@
     python benchmarks/not_a_digit.py [--digits 2000] [--per-kind 100] [--seed 0]
 
 Non-digits: scribbles, letters that look like no digit, hatchings, stars and blobs drawn with
-a round pen on a 280x280 canvas (mnist_core/drawings.py). Digits: MNIST test digits redrawn
+a round pen on a 280x280 canvas (mnist_core/reading/drawings.py). Digits: MNIST test digits redrawn
 as canvas images, as benchmarks/drawing_robustness.py redraws them. Both go through the Draw
 page's own path (size check, preprocessing, every named model). For each candidate score this
 prints its AUROC and, at a threshold set so that 0.5% of redrawn *training* digits (outside
 the neighbours' committed subset) are refused, the share of non-digits caught and of redrawn
-test digits wrongly refused. Then the check the Draw page uses (mnist_core/digit_check.py, as
+test digits wrongly refused. Then the check the Draw page uses (mnist_core/reading/digit_check.py, as
 committed), and the same check refitted with each kind of non-digit left out, measured on that
 kind: how far it reaches beyond the drawings it learned from. Non-digits the size check
 refuses are counted apart.
@@ -26,12 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from mnist_core import digit_check  # noqa: E402
 from mnist_core.catalog import named_runs  # noqa: E402
 from mnist_core.data import load_mnist  # noqa: E402
-from mnist_core.drawings import KINDS, non_digit, redrawn_digit  # noqa: E402
-from mnist_core.neighbours import read_subset  # noqa: E402
-from mnist_core.preprocess import MIN_EXTENT, ink_extent  # noqa: E402
+from mnist_core.reading import digit_check  # noqa: E402
+from mnist_core.reading.drawings import KINDS, non_digit, redrawn_digit  # noqa: E402
+from mnist_core.reading.neighbours import read_subset  # noqa: E402
+from mnist_core.reading.preprocess import MIN_EXTENT, ink_extent  # noqa: E402
 from mnist_core.store import StoreChain, sha256_file  # noqa: E402
 
 REFUSED_TRAINING_SHARE = digit_check.REFUSED_SHARE

@@ -42,7 +42,7 @@ AMBIGUOUS = 500  # the test images the noise model is least sure of (smallest to
 
 def augmented_probabilities(run, images: np.ndarray) -> np.ndarray:
     """The run's test probabilities averaged over the images and 6 small changes of them
-    (every model here ends in logits, as mnist_core.predict assumes)."""
+    (every model here ends in logits, as mnist_core.reading.predict assumes)."""
     from scipy import ndimage
     from scipy.special import softmax
 

@@ -324,7 +324,7 @@ def cmd_suspects(args) -> None:
 
 
 def cmd_classify(args) -> int:
-    from .reading import ImageFileError, ink_of_file
+    from .reading.reading import ImageFileError, ink_of_file
 
     images, failed = {}, 0
     for path in args.images:  # every file first: a bad one is said before TensorFlow loads
@@ -343,8 +343,8 @@ def cmd_classify(args) -> int:
 
 
 def _classify(images: dict, args) -> list[dict]:
-    from .predict import predictor
-    from .reading import embedding_model, read, readers_for
+    from .reading.predict import predictor
+    from .reading.reading import embedding_model, read, readers_for
 
     stores = StoreChain.default(args.store)
     named = named_runs(stores, STANDARD_FINGERPRINT)
@@ -439,7 +439,7 @@ def cmd_report(args) -> None:
 
 def cmd_data(args) -> None:
     if args.action == "neighbours":
-        from .neighbours import write_subset
+        from .reading.neighbours import write_subset
 
         data = load_mnist(args.data)
         if data.fingerprint != STANDARD_FINGERPRINT:
@@ -448,8 +448,8 @@ def cmd_data(args) -> None:
         return
     if args.action == "embeddings":
         from .catalog import named_runs
-        from .inside import Inspector
-        from .neighbours import embeddings_file, read_subset, write_embeddings
+        from .reading.inside import Inspector
+        from .reading.neighbours import embeddings_file, read_subset, write_embeddings
         from .store import sha256_file
 
         subset = read_subset()
@@ -459,9 +459,9 @@ def cmd_data(args) -> None:
             print(f"{name}: wrote {path}")
         return
     if args.action == "not-a-digit":
-        from . import digit_check
         from .catalog import named_runs
-        from .neighbours import read_subset
+        from .reading import digit_check
+        from .reading.neighbours import read_subset
         from .store import sha256_file
 
         data = load_mnist(args.data)

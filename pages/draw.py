@@ -3,10 +3,10 @@
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
-from mnist_core.neighbours import busy
-from mnist_core.predict import disagreements
-from mnist_core.preprocess import PreprocessError
-from mnist_core.reading import embedding_model, read
+from mnist_core.reading.neighbours import busy
+from mnist_core.reading.predict import disagreements
+from mnist_core.reading.preprocess import PreprocessError
+from mnist_core.reading.reading import embedding_model, read
 from pages.parts import charts, common, inside_view, url_state
 
 common.page_setup()

@@ -4,8 +4,8 @@ import dataclasses
 
 import streamlit as st
 
-from mnist_core.calibration import SPLIT
 from mnist_core.catalog import REFERENCE_ACCURACY, REFERENCE_SEEDS, seed_spread
+from mnist_core.reading.calibration import SPLIT
 from pages.parts import charts, common
 
 common.page_setup()

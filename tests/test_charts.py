@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from mnist_core.predict import disagreements
+from mnist_core.reading.predict import disagreements
 from pages.parts.charts import (
     clicked_cell,
     clicked_run,

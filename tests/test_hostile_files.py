@@ -250,7 +250,7 @@ SLOW_SUBSET = """
 import sys, time
 import numpy as np
 from pathlib import Path
-from mnist_core import neighbours
+from mnist_core.reading import neighbours
 from mnist_core.__main__ import main
 
 real = np.savez_compressed

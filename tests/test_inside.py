@@ -9,9 +9,9 @@ import pytest
 from mnist_core.catalog import named_runs
 from mnist_core.configs import RunConfig
 from mnist_core.data import STANDARD_FINGERPRINT
-from mnist_core.inside import Inspector, shown_layers
 from mnist_core.models import build
-from mnist_core.neighbours import SUBSET_FILE, Neighbours, choose_subset, read_subset, write_subset
+from mnist_core.reading.inside import Inspector, shown_layers
+from mnist_core.reading.neighbours import SUBSET_FILE, Neighbours, choose_subset, read_subset, write_subset
 from mnist_core.safe_read import UnsafeFile
 from mnist_core.store import StoreChain
 from pages.parts.charts import with_article
@@ -187,7 +187,7 @@ def test_a_wide_layer_wraps_its_bars_into_rows_that_fit_the_page():
 
 
 def test_committed_embeddings_belong_to_their_model_file_and_are_used_at_once(subset):
-    from mnist_core.neighbours import embeddings_file, read_embeddings
+    from mnist_core.reading.neighbours import embeddings_file, read_embeddings
     from mnist_core.store import sha256_file
 
     for name, run in named_runs(StoreChain.default(committed=True), STANDARD_FINGERPRINT).items():
@@ -201,7 +201,7 @@ def test_committed_embeddings_belong_to_their_model_file_and_are_used_at_once(su
 def test_the_search_moves_to_all_training_digits_once_they_are_placed(subset):
     import time
 
-    from mnist_core.neighbours import Search, TrainingDigits, busy
+    from mnist_core.reading.neighbours import Search, TrainingDigits, busy
 
     search = Search(Neighbours(np.eye(10)[subset.labels], subset))
     assert search.current.digits is subset

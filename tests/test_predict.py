@@ -5,8 +5,8 @@ import pytest
 
 from mnist_core.catalog import named_runs
 from mnist_core.data import STANDARD_FINGERPRINT
-from mnist_core.predict import classify, disagreements, predictor
-from mnist_core.preprocess import to_mnist
+from mnist_core.reading.predict import classify, disagreements, predictor
+from mnist_core.reading.preprocess import to_mnist
 from mnist_core.store import StoreChain
 
 

@@ -10,12 +10,12 @@ import pytest
 from PIL import Image
 from scipy.special import softmax
 
-from mnist_core import calibration, digit_check
 from mnist_core.catalog import named_runs
 from mnist_core.data import STANDARD_FINGERPRINT
-from mnist_core.drawings import non_digit, redrawn_digit, strokes_to_canvas
-from mnist_core.preprocess import MIN_EXTENT, ink_extent, pen_width
-from mnist_core.reading import ImageFileError, embedding_model, ink_of_file, read, readers_for
+from mnist_core.reading import calibration, digit_check
+from mnist_core.reading.drawings import non_digit, redrawn_digit, strokes_to_canvas
+from mnist_core.reading.preprocess import MIN_EXTENT, ink_extent, pen_width
+from mnist_core.reading.reading import ImageFileError, embedding_model, ink_of_file, read, readers_for
 from mnist_core.safe_read import UnsafeFile
 from mnist_core.store import StoreChain, sha256_file
 from tests.test_cli import cli
@@ -80,7 +80,7 @@ def test_every_named_model_is_calibrated_to_within_one_percent_on_the_held_half(
 
 @pytest.fixture(scope="module")
 def reader():
-    from mnist_core.predict import predictor
+    from mnist_core.reading.predict import predictor
 
     named = named_runs(StoreChain.default(committed=True), STANDARD_FINGERPRINT)
     temperatures, check, notes = readers_for(named)

@@ -18,7 +18,7 @@ from hypothesis.extra import numpy as hnp
 
 from mnist_core import jobs
 from mnist_core.configs import RunConfig
-from mnist_core.preprocess import PreprocessError, to_mnist
+from mnist_core.reading.preprocess import PreprocessError, to_mnist
 from mnist_core.store import RunStore, StoreChain, StoreError
 from mnist_core.sweeps import ensure_runs
 from tests.forge import write_small_run
@@ -308,7 +308,7 @@ def process_ended(pid: int) -> bool:
 
 
 def test_a_tap_or_a_tiny_scribble_is_too_small_to_read_and_digits_are_not():
-    from mnist_core.preprocess import MIN_EXTENT, ink_extent
+    from mnist_core.reading.preprocess import MIN_EXTENT, ink_extent
     from tests.browser import DIGITS
 
     dot = np.zeros((280, 280, 4), np.uint8)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from mnist_core.preprocess import MIN_EXTENT
+from mnist_core.reading.preprocess import MIN_EXTENT
 
 COLORS = {"train_error": "#1f77b4", "test_error": "#d62728"}
 NAMES = {"train_error": "train error", "test_error": "test error"}

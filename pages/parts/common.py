@@ -169,9 +169,9 @@ def loadable(keys_by_name: dict[str, str]) -> tuple[dict[str, str], list[str]]:
 
 @st.cache_resource(show_spinner="Preparing the models…", max_entries=8)
 def predictor(keys_by_name: tuple[tuple[str, str], ...], embedding_of: str | None = None):
-    """The runs' models as one compiled predictor (mnist_core.predict.predictor), returning the
+    """The runs' models as one compiled predictor (mnist_core.reading.predict.predictor), returning the
     penultimate layer of model `embedding_of` too (for the not-a-digit check)."""
-    from mnist_core.predict import predictor as compile_predictor
+    from mnist_core.reading.predict import predictor as compile_predictor
 
     models = {name: model_of(key) for name, key in keys_by_name}
     predict = serving.in_tensorflow_thread(compile_predictor, models, embedding_of)
@@ -183,15 +183,15 @@ def predictor(keys_by_name: tuple[tuple[str, str], ...], embedding_of: str | Non
 def readers(keys_by_name: tuple[tuple[str, str], ...]):
     """(temperature per model name, the not-a-digit check or None, notes) for these runs, kept
     as long as their predictor is (by the same keys: nothing is looked up per stroke)."""
-    from mnist_core.reading import readers_for
+    from mnist_core.reading.reading import readers_for
 
     return readers_for({name: _listed(key) for name, key in keys_by_name})
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
 def calibration_of(key: str):
-    """A run's mnist_core.calibration.Calibration from its stored test probabilities."""
-    from mnist_core.calibration import calibrate
+    """A run's mnist_core.reading.calibration.Calibration from its stored test probabilities."""
+    from mnist_core.reading.calibration import calibrate
     from mnist_core.suspects import given_labels
 
     run = _listed(key)
@@ -200,8 +200,8 @@ def calibration_of(key: str):
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def inspector(key: str):
-    """A run's mnist_core.inside.Inspector, built (and compiled) in the TensorFlow thread."""
-    from mnist_core.inside import Inspector
+    """A run's mnist_core.reading.inside.Inspector, built (and compiled) in the TensorFlow thread."""
+    from mnist_core.reading.inside import Inspector
 
     model = model_of(key)
     built = serving.in_tensorflow_thread(Inspector, model)
@@ -211,9 +211,15 @@ def inspector(key: str):
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def subset_search(key: str):
-    """(a mnist_core.neighbours.Search over the committed subset of training digits, placed in
+    """(a mnist_core.reading.neighbours.Search over the committed subset of training digits, placed in
     run `key`'s penultimate layer; or None, why not). Committed for the named models: no wait."""
-    from mnist_core.neighbours import Neighbours, Search, embeddings_file, read_embeddings, read_subset
+    from mnist_core.reading.neighbours import (
+        Neighbours,
+        Search,
+        embeddings_file,
+        read_embeddings,
+        read_subset,
+    )
     from mnist_core.store import sha256_file
 
     try:
@@ -231,7 +237,7 @@ def subset_search(key: str):
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _neighbours(key: str, source: str | None):
-    from mnist_core.neighbours import all_training_digits, search_all_wanted
+    from mnist_core.reading.neighbours import all_training_digits, search_all_wanted
 
     search, problem = subset_search(key)
     if search is not None and source and search_all_wanted():
@@ -243,7 +249,7 @@ def _neighbours(key: str, source: str | None):
 
 
 def neighbours_of(key: str):
-    """(a mnist_core.neighbours.Search: the committed subset at once, all 60,000 training digits
+    """(a mnist_core.reading.neighbours.Search: the committed subset at once, all 60,000 training digits
     once placed when MNIST is at hand; or None, why not)."""
     return _neighbours(key, mnist_source())
 

@@ -1,5 +1,5 @@
 """The Draw page's look inside one model: its layers' activity, its saliency maps and the
-training digits it places nearest, for the current drawing (mnist_core.inside, .neighbours).
+training digits it places nearest, for the current drawing (mnist_core.reading.inside, .neighbours).
 
 Drawn as one HTML element of inline PNGs, like the readout above it: it is resent after every
 stroke, and a handful of images costs the browser far less than a chart per layer.

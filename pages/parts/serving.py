@@ -14,7 +14,7 @@ that into seconds of queueing (benchmarks/draw_load.py). So:
   collection skips TensorFlow's object graph;
 - .streamlit/config.toml turns off Streamlit's own gc.collect() after every run
   (runner.postScriptGC) and source-file polling;
-- each stroke's nearest-digit products run on one BLAS thread (mnist_core.neighbours.
+- each stroke's nearest-digit products run on one BLAS thread (mnist_core.reading.neighbours.
   one_blas_thread): OpenBLAS's idle thread otherwise spins ~100 ms after each.
 """
 

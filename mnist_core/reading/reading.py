@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..safe_read import UnsafeFile, read_bytes
 from .predict import probabilities_of
 from .preprocess import MIN_EXTENT, ink, ink_extent, to_mnist
-from .safe_read import UnsafeFile, read_bytes
 
 MAX_PIXELS = 40_000_000  # an image file with more pixels is refused before it is decoded
 MAX_FILE_BYTES = 64 * 2 ** 20
@@ -109,10 +109,10 @@ def readers_for(runs: dict) -> tuple[dict[str, float], object | None, list[str]]
     """For named runs {name: Run}: each one's temperature (mnist_core.calibration, from its stored
     test probabilities), the not-a-digit check when the improved CNN is among them, and a note
     for each that could not be had."""
+    from ..store import sha256_file
+    from ..suspects import given_labels
     from . import digit_check
     from .calibration import calibrate
-    from .store import sha256_file
-    from .suspects import given_labels
 
     temperatures, notes, check = {}, [], None
     for name, run in runs.items():

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from .safe_read import UnsafeFile, read_npz
-from .safe_write import replacing
-from .store import COMMITTED_STORE
+from ..safe_read import UnsafeFile, read_npz
+from ..safe_write import replacing
+from ..store import COMMITTED_STORE
 
 SUBSET_FILE = COMMITTED_STORE / "neighbours" / "training_subset.npz"
 # "subset": search the committed subset only, never place all 60,000 (a small server; the tests)

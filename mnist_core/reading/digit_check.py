@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..safe_read import UnsafeFile, read_npz
+from ..safe_write import replacing
+from ..store import COMMITTED_STORE
 from .drawings import KINDS, non_digit, redrawn_digit
 from .neighbours import TrainingDigits, one_blas_thread
 from .preprocess import MIN_EXTENT, ink_extent, to_mnist
-from .safe_read import UnsafeFile, read_npz
-from .safe_write import replacing
-from .store import COMMITTED_STORE
 
 CHECK_FILE = COMMITTED_STORE / "not_a_digit.npz"
 MODEL_NAME = "improved_cnn"

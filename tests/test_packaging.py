@@ -52,7 +52,8 @@ def test_mnist_lab_installed_in_a_fresh_environment_lists_the_committed_runs_fro
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MNIST_LAB_STORE")}
     env["MNIST_LAB_STORE"] = str(tmp_path / "store")
-    asked = "import mnist_core.store as s; print(s.__file__, s.COMMITTED_STORE)"
+    asked = ("import mnist_core.store as s, mnist_core.reading.reading as r; "
+             "print(s.__file__, r.__file__, s.COMMITTED_STORE)")
     where = subprocess.run([python, "-c", asked], capture_output=True, text=True, cwd=elsewhere, env=env,
                            check=True).stdout.split()
     assert all(Path(p).is_relative_to(venv) for p in where), where  # the installed copy, not this checkout

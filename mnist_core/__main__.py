@@ -193,6 +193,9 @@ def build_parser() -> Parser:
     subset.add_argument("--data", help="MNIST .npz or IDX folder (default: as training finds it)")
     data_commands.add_parser("embeddings", help="write where each named model places the committed subset "
                              "of training digits (the Draw page's look inside starts with them)")
+    onnx = data_commands.add_parser("onnx", help="store each run's model as ONNX beside its model.keras, "
+                                    "for reading without TensorFlow (default: the committed named runs)")
+    onnx.add_argument("--store", type=_folder, help="every run of this store instead")
     check = data_commands.add_parser("not-a-digit", help="fit the Draw page's not-a-digit check for the "
                                      "improved CNN and write it to cached_results/ (a few minutes)")
     check.add_argument("--data", help="MNIST .npz or IDX folder (default: as training finds it)")
@@ -343,7 +346,6 @@ def cmd_classify(args) -> int:
 
 
 def _classify(images: dict, args) -> list[dict]:
-    from .reading.predict import predictor
     from .reading.reading import embedding_model, read, readers_for
 
     stores = StoreChain.default(args.store)
@@ -355,7 +357,7 @@ def _classify(images: dict, args) -> list[dict]:
     temperatures, check, notes = readers_for(runs)
     for note in notes:
         sys.stderr.write(f"note: {note}\n")
-    predict = predictor({name: run.load_model() for name, run in runs.items()}, embedding_model(check))
+    predict = reader_of(runs, stores, embedding_model(check))
     results = []
     for path, (ink, polarity) in images.items():
         reading = read(ink, predict, check, temperatures)
@@ -366,6 +368,19 @@ def _classify(images: dict, args) -> list[dict]:
         if not args.json:
             print(_reading_line(results[-1], reading))
     return results
+
+
+def reader_of(runs: dict, stores: StoreChain, embedding_of: str | None):
+    """The runs' models read by ONNX Runtime. A run without its ONNX model (one trained before
+    models were exported) gets it now, which alone loads TensorFlow, once per run."""
+    from .reading import onnx_export, runtime
+
+    missing = [name for name, run in runs.items() if onnx_export.onnx_file(stores, run) is None]
+    if missing:
+        sys.stderr.write(f"note: making the ONNX model of {', '.join(missing)} (once; loads TensorFlow)\n")
+        for name in missing:
+            onnx_export.export(stores, runs[name])
+    return runtime.predictor(runs, stores, embedding_of)
 
 
 def _reading_line(result: dict, reading) -> str:
@@ -457,6 +472,21 @@ def cmd_data(args) -> None:
             embeddings = Inspector(run.load_model()).embed(subset.floats())
             path = write_embeddings(embeddings_file(run.key), embeddings, sha256_file(run.model_path))
             print(f"{name}: wrote {path}")
+        return
+    if args.action == "onnx":
+        from .catalog import named_runs
+        from .reading.onnx_export import export
+        from .store import COMMITTED_STORE, RunStore
+
+        if args.store:
+            store = RunStore(args.store)
+            runs = {run.key[:12]: run for run in store.runs()}
+        else:  # the committed results are read-only to every other command
+            store = RunStore(COMMITTED_STORE)
+            runs = named_runs(StoreChain(store), STANDARD_FINGERPRINT)
+        for name, run in runs.items():
+            had = run.onnx_path is not None
+            print(f"{name}: {'has' if had else 'wrote'} {export(StoreChain(store), run)}")
         return
     if args.action == "not-a-digit":
         from .catalog import named_runs

@@ -36,16 +36,22 @@ def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+ONNX_FILE = "model.onnx"  # optional: model.keras for ONNX Runtime (mnist_core.reading.onnx_export)
+
+
 def read_manifest(path: Path, expected_files: tuple[str, ...]) -> dict[str, dict]:
-    """{file name: {"size": int, "sha256": hex}} for exactly `expected_files`."""
+    """{file name: {"size": int, "sha256": hex}} for exactly `expected_files`, and model.onnx if
+    listed, whose entry also names the sha256 of the model.keras it was made from."""
     manifest = read_json(path)
     files = manifest.get("files") if isinstance(manifest, dict) else None
-    if not isinstance(files, dict) or sorted(files) != sorted(expected_files):
-        raise UnsafeFile(f"manifest.json must list exactly {sorted(expected_files)}")
+    if not isinstance(files, dict) or sorted(set(files) - {ONNX_FILE}) != sorted(expected_files):
+        raise UnsafeFile(f"manifest.json must list exactly {sorted(expected_files)} (and {ONNX_FILE})")
     for name, entry in files.items():
         if not (isinstance(entry, dict) and isinstance(entry.get("size"), int) and entry["size"] >= 0
                 and isinstance(entry.get("sha256"), str) and HEX64.match(entry["sha256"])):
             raise UnsafeFile(f"manifest.json: the entry for {name} needs an integer size and a sha256")
+    if ONNX_FILE in files and files[ONNX_FILE].get("keras_sha256") != files["model.keras"]["sha256"]:
+        raise UnsafeFile(f"manifest.json: {ONNX_FILE} was not made from this run's model.keras")
     return files
 
 

@@ -131,10 +131,17 @@ class Run:
     config: RunConfig
     metrics: dict
     data_fingerprint: str
+    keras_sha256: str = ""  # model.keras's, as the manifest lists it
+    onnx_sha256: str | None = None  # model.onnx's, as the manifest lists it (None: not listed)
 
     @property
     def model_path(self) -> Path:
         return self.path / "model.keras"
+
+    @property
+    def onnx_path(self) -> Path | None:
+        """The model as ONNX (verified like the other files), or None if the run has none yet."""
+        return self.path / run_files.ONNX_FILE if self.onnx_sha256 else None
 
     @property
     def test_accuracy(self) -> float:
@@ -243,7 +250,33 @@ class RunStore:
         run_files.read_predictions(folder / "predictions.npz")
         run_files.read_errors(folder / "errors.npz", metrics["test_error"])
         run_files.check_model_file(folder / "model.keras")
-        return Run(key, folder, config, metrics, fingerprint)
+        onnx = files.get(run_files.ONNX_FILE)
+        return Run(key, folder, config, metrics, fingerprint, files["model.keras"]["sha256"],
+                   onnx["sha256"] if onnx else None)
+
+    def add_onnx(self, key: str, data: bytes, keras_sha256: str) -> Run:
+        """Store `data`, the run's model as ONNX made from the model.keras whose sha256 is given,
+        beside it and in its manifest: the file first, then the manifest that lists it, each
+        through the one writer, under the run's lock. StoreError if the store is read-only."""
+        if self.read_only:
+            raise StoreError(f"store {self.root} is read-only; pass a writable --store")
+        with self.lock(key, "adding its ONNX model", wait_timeout=60):
+            run = self.load(key)
+            if run is None:
+                raise StoreError(f"run {key[:12]} is no longer in {self.root}")
+            folder = run.path
+            files = run_files.read_manifest(folder / MANIFEST, RUN_FILES)
+            if files["model.keras"]["sha256"] != keras_sha256:
+                raise StoreError(f"run {key[:12]}'s model.keras changed while it was exported; try again")
+            try:
+                write_atomic(folder / run_files.ONNX_FILE, data)
+                files[run_files.ONNX_FILE] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                                              "keras_sha256": keras_sha256}
+                write_atomic(folder / MANIFEST, json.dumps({"files": files}, indent=2))
+            except OSError as exc:
+                raise StoreError(f"cannot write {run_files.ONNX_FILE} of run {key[:12]} to {self.root}: "
+                                 f"{exc.strerror or exc}") from None
+            return self._verified(key, folder)
 
     def _report(self, key: str, reason: str) -> None:
         marker = (str(self.root), key)

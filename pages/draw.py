@@ -93,13 +93,8 @@ def drawing_area() -> None:
             st.caption(note)
     image28 = reading.image28 if reading is not None else None
 
-    if inside:
+    if inside:  # TensorFlow is loaded for this alone (its gradients), in the background
         inside_view.show(inside_name, models_to_use[inside_name], image28, strokes, beside)
-    elif "improved_cnn" in models_to_use:
-        # Compiled and read once per server, after the reading is on the page: the heaviest
-        # model's inside view is then ready the moment it is asked for (the others take under 2 s).
-        common.inspector(models_to_use["improved_cnn"])
-        common.subset_search(models_to_use["improved_cnn"])
     url_state.keep(always + when_inside if inside else always)
     if not inside:
         url_state.forget(when_inside)

@@ -6,6 +6,7 @@ Only thin Streamlit wiring lives here; the work is in mnist_core.
 from __future__ import annotations
 
 import os
+from concurrent.futures import Future
 from functools import partial
 
 import streamlit as st
@@ -15,6 +16,7 @@ from mnist_core.backends import RAY_ADDRESS_ENV, ray_cluster_info
 from mnist_core.data import STANDARD_FINGERPRINT, MNISTError, load_mnist, mnist_available
 from mnist_core.executors import ClusterError, cluster_words
 from mnist_core.mistakes import error_table, images_by_index
+from mnist_core.reading.onnx_export import onnx_file
 from mnist_core.store import Run, StoreChain
 from pages.parts import serving
 
@@ -129,54 +131,53 @@ def named_runs() -> dict[str, Run]:
     return _named_runs(store_signature(), fingerprint())
 
 
-@st.cache_resource(show_spinner="Loading model…", max_entries=16)
-def _model_or_problem(key: str, version: tuple) -> tuple[object | None, str | None]:
-    """A run's Keras model, or why it cannot be loaded: either is kept per version of its file."""
-    try:
-        return _listed(key).load_model(), None
-    except (RunUnavailable, ValueError, OSError) as exc:
-        _all_runs.clear()  # list the stores afresh: the run is re-verified and, if bad, dropped
-        return None, f"Run {key[:12]}… cannot be used: its files no longer verify ({exc})."
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _onnx_export(key: str) -> Future:
+    """The export of a run stored without its ONNX model (one trained before they were made),
+    once per server, in the TensorFlow thread after any reading: the page goes on without it."""
+    from mnist_core.reading.onnx_export import export
 
-
-def _model_version(key: str) -> tuple:
-    try:
-        stat = _listed(key).model_path.stat()
-        return stat.st_mtime_ns, stat.st_size
-    except (RunUnavailable, OSError):
-        return ()
-
-
-def model_of(key: str):
-    """A run's Keras model (safe_mode, from the stores only); RunUnavailable if it cannot load."""
-    model, problem = _model_or_problem(key, _model_version(key))
-    if model is None:
-        raise RunUnavailable(problem)
-    return model
+    run = _listed(key)
+    return serving.start_in_tensorflow_thread(export, stores(), run)
 
 
 def loadable(keys_by_name: dict[str, str]) -> tuple[dict[str, str], list[str]]:
-    """The named runs whose models load, and a one-line reason for each that does not."""
+    """The runs that can be read now (their ONNX model stored), and a line for each that cannot
+    (yet: a run without one gets it made in the background and joins a later stroke's reading)."""
     usable, problems = {}, []
     for name, key in keys_by_name.items():
-        model, problem = _model_or_problem(key, _model_version(key))
-        if model is not None:
+        try:
+            run = _listed(key)
+        except RunUnavailable as exc:
+            problems.append(f"{name} is left out: {exc}")
+            continue
+        if onnx_file(stores(), run) is not None:
             usable[name] = key
+            continue
+        export = _onnx_export(key)
+        if not export.done():
+            problems.append(f"{name} is being prepared for reading (its ONNX model is made once, "
+                            "usually in 10-30 s); it joins the reading at a stroke after that.")
+        elif isinstance(export.exception(), (ValueError, OSError)):  # UnsafeFile among them
+            _all_runs.clear()  # list the stores afresh: the run is re-verified and, if bad, dropped
+            problems.append(f"{name} is left out: run {key[:12]}… cannot be used: its files no longer "
+                            f"verify ({export.exception()}).")
+        elif export.exception() is not None:
+            problems.append(f"{name} is left out: its ONNX model could not be made "
+                            f"({export.exception()}).")
         else:
-            problems.append(f"{name} is left out: {problem}")
+            _all_runs.clear()  # listed again, now with its ONNX model
+            usable[name] = key
     return usable, problems
 
 
 @st.cache_resource(show_spinner="Preparing the models…", max_entries=8)
 def predictor(keys_by_name: tuple[tuple[str, str], ...], embedding_of: str | None = None):
-    """The runs' models as one compiled predictor (mnist_core.reading.predict.predictor), returning the
-    penultimate layer of model `embedding_of` too (for the not-a-digit check)."""
-    from mnist_core.reading.predict import predictor as compile_predictor
+    """The runs' models in ONNX Runtime (mnist_core.reading.runtime.predictor), returning the
+    penultimate layer of model `embedding_of` too (for the not-a-digit check). No TensorFlow."""
+    from mnist_core.reading.runtime import predictor as onnx_predictor
 
-    models = {name: model_of(key) for name, key in keys_by_name}
-    predict = serving.in_tensorflow_thread(compile_predictor, models, embedding_of)
-    serving.freeze_heap()
-    return partial(serving.in_tensorflow_thread, predict)
+    return onnx_predictor({name: _listed(key) for name, key in keys_by_name}, stores(), embedding_of)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -199,14 +200,40 @@ def calibration_of(key: str):
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def inspector(key: str):
-    """A run's mnist_core.reading.inside.Inspector, built (and compiled) in the TensorFlow thread."""
-    from mnist_core.reading.inside import Inspector
+def _inspector_future(key: str) -> Future:
+    """A run's mnist_core.reading.inside.Inspector, being built (TensorFlow imported, the model
+    loaded and compiled) in the TensorFlow thread; nobody waits for it unless they ask."""
+    run = _listed(key)  # a run that is gone is said to the caller (RunUnavailable)
 
-    model = model_of(key)
-    built = serving.in_tensorflow_thread(Inspector, model)
-    serving.freeze_heap()
-    return built
+    def build():
+        from mnist_core.reading.inside import Inspector  # imports TensorFlow: here, not in the caller
+
+        try:
+            built = Inspector(run.load_model())
+        except (ValueError, OSError):  # its files changed since it was listed: list them again
+            _all_runs.clear()
+            raise
+        serving.freeze_heap()
+        return built
+
+    return serving.start_in_tensorflow_thread(build)
+
+
+def prepare_inspector(key: str) -> None:
+    """Start building run `key`'s inspector in the background (TensorFlow's import among it)."""
+    try:
+        _inspector_future(key)
+    except RunUnavailable:
+        pass
+
+
+def inspector_ready(key: str) -> bool:
+    return _inspector_future(key).done()
+
+
+def inspector(key: str):
+    """A run's mnist_core.reading.inside.Inspector (waits for it to be built)."""
+    return _inspector_future(key).result()
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)

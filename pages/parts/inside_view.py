@@ -8,6 +8,7 @@ stroke, and a handful of images costs the browser far less than a chart per laye
 from __future__ import annotations
 
 import html
+import time
 
 import numpy as np
 import streamlit as st
@@ -23,6 +24,16 @@ def show(name: str, key: str, image28: np.ndarray | None, strokes: int, beside) 
     """The inside view of run `key` (shown as `name`) for `image28` (drawn in `strokes`
     strokes): which pixels decide and the nearest training digits in the container `beside`
     (the column next to the reading), what each layer does below; or an invitation to draw."""
+    common.read_or_stop(common.prepare_inspector, key)
+    with beside:
+        waiting = st.empty()
+        started = time.monotonic()
+        while not common.inspector_ready(key):  # each update lets a newer stroke's rerun in
+            waiting.info(f"Loading TensorFlow to look inside {name} (it computes the gradients): "
+                         f"usually 5-20 s on this server, {time.monotonic() - started:.0f} s so far. "
+                         "The reading above does not wait for it.")
+            time.sleep(0.25)
+        waiting.empty()
     with beside, st.spinner("Preparing a look inside the model…"):
         inspector = common.read_or_stop(common.inspector, key)
         search, problem = common.read_or_stop(common.neighbours_of, key)

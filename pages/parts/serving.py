@@ -74,6 +74,11 @@ def in_tensorflow_thread(function, *args):
     return _tensorflow_thread.submit(FIRST, None, function, args).result()
 
 
+def start_in_tensorflow_thread(function, *args) -> Future:
+    """`function(*args)` in the same thread, after every waiting reading; returns at once."""
+    return _tensorflow_thread.submit(LATER, None, function, args)
+
+
 def after_readings(function, *args, visitor=None):
     """`function(*args)` in the same thread, after every waiting reading; None if `visitor`
     asked for a newer call of this kind before this one started (their drawing has changed)."""

@@ -1,0 +1,154 @@
+"""A first visitor on a cold server, before and after readings moved to ONNX Runtime.
+
+    python benchmarks/cold_start.py [--before REF] [--rounds 2]
+
+Side by side in one run, alternating: this checkout ("after") and a git worktree of REF
+("before": by default the last commit whose Draw page read with Keras). For each, a fresh
+`streamlit run app.py` is started; Chromium opens /draw at once; the canvas's appearance is timed
+from the server's start and from the page's request; a 1 is drawn as soon as the canvas shows
+and the time from the pen lifting to the models' reading on the page is measured; then the
+server's memory (RSS) before any Look inside. And `mnist-lab classify` on one PNG: wall time,
+peak memory, and whether TensorFlow was imported.
+Goals: canvas <= 3 s after the server starts, first reading <= 1 s after the pen lifts, classify
+<= 2 s without TensorFlow, server memory before Look inside <= 400 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, DIGITS, free_port, stroke  # noqa: E402
+
+BEFORE = "714b38b"  # the read path in mnist_core/reading/, still on Keras
+READ = ("() => document.querySelector('[data-read-strokes=\"1\"]:not([data-testid=drawing-invitation])')"
+        " !== null")
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of `pid` and its children (streamlit runs in one process)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def tensorflow_loaded(pid: int) -> bool:
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    return "_pywrap_tensorflow_internal" in maps
+
+
+def cold_visit(folder: Path, playwright, store: Path) -> dict:
+    port = free_port()
+    env = {**os.environ, "MNIST_LAB_STORE": str(store), "MNIST_LAB_NEIGHBOURS": "subset"}
+    started = time.perf_counter()
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+               "--server.port", str(port), "--browser.gatherUsageStats", "false"]
+    server = subprocess.Popen(command, cwd=folder, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.read().strip() == b"ok":
+                        break
+            except OSError:
+                if server.poll() is not None or time.perf_counter() - started > 120:
+                    raise SystemExit(f"the server in {folder} did not start") from None
+                time.sleep(0.1)
+        healthy = time.perf_counter() - started
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        asked = time.perf_counter()
+        page.goto(f"{url}/draw")
+        canvas = page.locator("canvas.upper-canvas").first
+        canvas.wait_for(timeout=180_000)
+        shown = time.perf_counter()
+        stroke(page, canvas, DIGITS[1][0])
+        lifted = time.perf_counter()
+        page.wait_for_function(READ, polling=20, timeout=180_000)
+        read = time.perf_counter()
+        memory, tensorflow = rss_mb(server.pid), tensorflow_loaded(server.pid)
+        browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return {"healthy": healthy, "canvas from start": shown - started, "canvas from request": shown - asked,
+            "reading after pen lifts": read - lifted, "server MB": memory, "tensorflow": tensorflow}
+
+
+def classify(folder: Path, image: Path, store: Path) -> dict:
+    code = ("import json, resource, sys, time; started = time.perf_counter(); "
+            "from mnist_core.__main__ import main; status = main(['classify', sys.argv[1], '--json']); "
+            "print(json.dumps({'tensorflow': 'tensorflow' in sys.modules, "
+            "'MB': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), file=sys.stderr)")
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code, str(image)], cwd=folder, capture_output=True,
+                          text=True, env={**os.environ, "MNIST_LAB_STORE": str(store)}, timeout=300)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"classify in {folder} failed: {done.stderr[-500:]}")
+    found = json.loads(done.stderr.strip().splitlines()[-1])
+    return {"classify wall s": wall, "classify MB": found["MB"], "classify tensorflow": found["tensorflow"]}
+
+
+def main() -> None:
+    from PIL import Image, ImageDraw
+    from playwright.sync_api import sync_playwright
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", default=BEFORE, help=f"git commit to compare with (default {BEFORE})")
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="cold-start-"))
+    before = work / "before"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(before), args.before],
+                   check=True, capture_output=True)
+    image = work / "one.png"
+    picture = Image.new("L", (280, 280), 0)
+    ImageDraw.Draw(picture).line([(70, 60), (210, 60), (140, 245)], fill=255, width=22)
+    picture.save(image)
+    sides = {"before": before, "after": ROOT}
+    found = {side: [] for side in sides}
+    try:
+        with sync_playwright() as playwright:
+            for round_ in range(args.rounds):
+                for side, folder in (sides.items() if round_ % 2 == 0 else reversed(sides.items())):
+                    store = work / f"store-{side}-{round_}"
+                    result = cold_visit(folder, playwright, store) | classify(folder, image, store)
+                    found[side].append(result)
+                    print(f"round {round_ + 1} {side}: " + ", ".join(
+                        f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items()),
+                        flush=True)
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(before)],
+                       capture_output=True)
+    print(f"\ncores={os.cpu_count()}, {args.rounds} rounds, medians (before -> after):")
+    goals = {"canvas from start": 3, "reading after pen lifts": 1, "classify wall s": 2, "server MB": 400}
+    for measure in found["after"][0]:
+        values = {side: [r[measure] for r in results] for side, results in found.items()}
+        if isinstance(values["after"][0], bool):
+            print(f"  {measure}: {values['before']} -> {values['after']}")
+            continue
+        b, a = statistics.median(values["before"]), statistics.median(values["after"])
+        goal = goals.get(measure)
+        verdict = "" if goal is None else (f"  goal <= {goal}: " + ("ok" if a <= goal else "MISSED"))
+        print(f"  {measure}: {b:.2f} -> {a:.2f} ({b / a:.1f}x){verdict}")
+
+
+if __name__ == "__main__":
+    from mnist_core.__main__ import run_benchmark
+
+    sys.exit(run_benchmark(main, "benchmarks/cold_start.py"))

@@ -327,30 +327,13 @@ def cmd_suspects(args) -> None:
 
 
 def cmd_classify(args) -> int:
-    from .reading.reading import ImageFileError, ink_of_file
-
-    images, failed = {}, 0
-    for path in args.images:  # every file first: a bad one is said before TensorFlow loads
-        try:
-            images[path] = ink_of_file(path)
-        except ImageFileError as exc:
-            sys.stderr.write(f"python -m mnist_core classify: error: {exc}\n")
-            failed += 1
-    if images:
-        results = _classify(images, args)
-        if args.json:
-            print(json.dumps(results, indent=2))
-    elif args.json:
-        print("[]")
-    return 2 if failed else 0
-
-
-def _classify(images: dict, args) -> list[dict]:
-    from .reading.reading import embedding_model, read, readers_for
+    """One result per argument, in order; each file decoded, read and let go before the next,
+    so memory stays flat however many files are given."""
+    from .reading.reading import ImageFileError, embedding_model, ink_of_file, read, readers_for
 
     stores = StoreChain.default(args.store)
     named = named_runs(stores, STANDARD_FINGERPRINT)
-    runs = ({name: named.get(name) or _run_by_prefix(stores, name) for name in args.models}
+    runs = ({name: named.get(name) or _run_by_prefix(stores, name, "model") for name in args.models}
             if args.models else named)
     if not runs:
         raise StoreError("no runs are stored to read with: run `python -m mnist_core reproduce`")
@@ -358,16 +341,32 @@ def _classify(images: dict, args) -> list[dict]:
     for note in notes:
         sys.stderr.write(f"note: {note}\n")
     predict = reader_of(runs, stores, embedding_model(check))
-    results = []
-    for path, (ink, polarity) in images.items():
+    results, failed = [], 0
+    for path in args.images:
+        try:
+            ink, polarity = ink_of_file(path)
+        except ImageFileError as exc:
+            sys.stderr.write(f"python -m mnist_core classify: error: {_printable(str(exc))}\n")
+            failed += 1
+            results.append({"file": path, "error": str(exc)})
+            continue
         reading = read(ink, predict, check, temperatures)
+        del ink
         results.append({"file": path, "polarity": polarity, "not_a_digit": bool(reading.not_a_digit),
                         "too_small": bool(reading.too_small),
                         "models": {name: {"digit": int(p.argmax()), "probability": round(float(p.max()), 4)}
                                    for name, p in reading.probabilities.items()}})
         if not args.json:
             print(_reading_line(results[-1], reading))
-    return results
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 2 if failed else 0
+
+
+def _printable(text: str) -> str:
+    """`text` as it is, or quoted when it holds a newline or another character that would
+    break a line of output apart."""
+    return text if text.isprintable() else json.dumps(text)
 
 
 def reader_of(runs: dict, stores: StoreChain, embedding_of: str | None):
@@ -384,21 +383,23 @@ def reader_of(runs: dict, stores: StoreChain, embedding_of: str | None):
 
 
 def _reading_line(result: dict, reading) -> str:
+    name = _printable(result["file"])
     if reading.image28 is None:
-        why = "too small to read (draw it bigger)" if reading.too_small else "blank: no ink found"
-        return f"{result['file']}: {why}; {result['polarity']}"
+        why = ("too small to read (crop the image closer to the digit)" if reading.too_small
+               else "blank: no ink found")
+        return f"{name}: {why}; {result['polarity']}"
     readings = ", ".join(f"{name} {r['digit']} ({r['probability']:.1%})"
                          for name, r in result["models"].items())
     warning = "NOT A DIGIT to the models; " if reading.not_a_digit else ""
-    return f"{result['file']}: {warning}{readings}; {result['polarity']}"
+    return f"{name}: {warning}{readings}; {result['polarity']}"
 
 
-def _run_by_prefix(stores: StoreChain, prefix: str):
+def _run_by_prefix(stores: StoreChain, prefix: str, what: str = "voter"):
     if len(prefix) < 12:
-        raise ConfigError(f"voter {prefix!r} is neither a named run nor a run key of 12+ characters")
+        raise ConfigError(f"{what} {prefix!r} is neither a named run nor a run key of 12+ characters")
     found = [run for run in stores.runs() if run.key.startswith(prefix)]
     if len(found) != 1:
-        raise ConfigError(f"voter {prefix!r} matches {len(found)} stored runs; `list` shows their keys")
+        raise ConfigError(f"{what} {prefix!r} matches {len(found)} stored runs; `list` shows their keys")
     return found[0]
 
 

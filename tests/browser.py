@@ -55,6 +55,25 @@ def streamlit_server(store: Path, log: Path, env: dict | None = None):
             server.kill()
 
 
+def server_pid(url: str) -> int:
+    """The pid of the `streamlit run` serving `url` (started by streamlit_server)."""
+    port = url.rsplit(":", 1)[1]
+    for proc in Path("/proc").iterdir():
+        try:
+            command = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"streamlit" in command and b"--server.port" in command and \
+                command[command.index(b"--server.port") + 1] == port.encode():
+            return int(proc.name)
+    raise LookupError(f"no streamlit process serves {url}")
+
+
+def tensorflow_loaded(pid: int) -> bool:
+    """Whether process `pid` has TensorFlow's library mapped (it never unloads once imported)."""
+    return "_pywrap_tensorflow_internal" in Path(f"/proc/{pid}/maps").read_text()
+
+
 def require_chromium() -> None:
     """Fail in CI, skip elsewhere, when Debian's Chromium is not installed."""
     import shutil

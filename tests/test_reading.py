@@ -2,6 +2,7 @@
 probabilities, and `classify` reading image files as the Draw page reads a canvas."""
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -180,20 +181,89 @@ def test_a_huge_image_is_refused_before_it_is_decoded(tmp_path):
     assert time.perf_counter() - started < 2
 
 
+def test_a_phones_photo_is_read_as_the_phone_held_it_exif_orientation_and_multi_picture_jpeg(
+        tmp_path, mnist):
+    write_images(tmp_path, mnist)
+    upright = Image.open(tmp_path / "light_on_dark.png").convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 3  # "rotate 180°": the pixels are upside down, the phone says how to show them
+    upright.rotate(180).save(tmp_path / "rotated.png", exif=exif)
+    original = ink_of_file(tmp_path / "light_on_dark.png")[0]
+    assert np.array_equal(ink_of_file(tmp_path / "rotated.png")[0], original)
+    upright.save(tmp_path / "upright.jpg", quality=95)
+    upright.rotate(180).save(tmp_path / "rotated.jpg", quality=95, exif=exif)
+    turned, plain = ink_of_file(tmp_path / "rotated.jpg")[0], ink_of_file(tmp_path / "upright.jpg")[0]
+    assert np.abs(turned - plain).mean() < 0.01
+    upright.save(tmp_path / "two.mpo", format="MPO", save_all=True, append_images=[upright.rotate(90)])
+    assert Image.open(tmp_path / "two.mpo").format == "MPO"
+    first, _ = ink_of_file(tmp_path / "two.mpo")
+    assert np.abs(first - plain).mean() < 0.01  # the first picture, the photo
+
+
+def forged_png(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height pixels and holds none."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
+def test_an_image_beyond_pillows_own_limit_gets_our_words_not_pillows(tmp_path):
+    (tmp_path / "vast.png").write_bytes(forged_png(30_000, 30_000))
+    with pytest.raises(ImageFileError) as raised:
+        ink_of_file(tmp_path / "vast.png")
+    assert "40,000,000 pixels this reads" in str(raised.value) and "damaged" not in str(raised.value)
+    assert "decompression bomb" not in str(raised.value).lower()
+
+
+@pytest.mark.slow
+def test_classify_keeps_memory_flat_however_many_files_it_reads(tmp_path):
+    rng = np.random.default_rng(3)
+    Image.fromarray((rng.random((900, 900)) * 40).astype(np.uint8)).save(tmp_path / "noise.jpg")
+    code = ("import resource, sys; from mnist_core.__main__ import main; "
+            "status = main(['classify', '--json', *sys.argv[1:]]); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
+
+    def peak_mb(count: int) -> float:
+        import subprocess
+        import sys
+
+        done = subprocess.run([sys.executable, "-c", code, *[str(tmp_path / "noise.jpg")] * count],
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert len(json.loads(done.stdout)) == count
+        return int(done.stderr.strip().splitlines()[-1]) / 1024
+
+    one, thousand = peak_mb(1), peak_mb(1000)
+    assert thousand - one < 60, (one, thousand)  # each 900x900 decoded image alone is 12 MB
+
+
 @pytest.mark.slow
 def test_classify_reads_files_like_the_draw_page_and_names_each_bad_one(tmp_path, mnist):
     write_images(tmp_path, mnist)
     (tmp_path / "empty.png").write_bytes(b"")
     (tmp_path / "text.jpg").write_text("not an image")
+    odd = tmp_path / "two\nlines.png"
+    shutil.copy(tmp_path / "light_on_dark.png", odd)
     files = ["light_on_dark.png", "empty.png", "dark_on_light.jpg", "black_on_transparent.png",
-             "text.jpg", "scribble.png", "small.png"]
+             "text.jpg", "scribble.png", "small.png", "light_on_dark.png", odd.name]
     result = cli("classify", "--json", *[str(tmp_path / name) for name in files])
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("python -m mnist_core classify")]
     assert len(errors) == 2 and "empty.png: the file is empty" in errors[0] and "text.jpg" in errors[1]
     assert "Traceback" not in result.stderr
-    readings = {Path(r["file"]).name: r for r in json.loads(result.stdout)}
-    assert list(readings) == [name for name in files if name not in ("empty.png", "text.jpg")]
+    found = json.loads(result.stdout)  # exactly one object per argument, in order
+    assert [r["file"] for r in found] == [str(tmp_path / name) for name in files]
+    assert [("error" in r) for r in found] == [name in ("empty.png", "text.jpg") for name in files]
+    assert "the file is empty" in found[1]["error"] and found[0]["models"] == found[7]["models"]
+    readings = {Path(r["file"]).name: r for r in found if "error" not in r}
+    in_words = cli("classify", str(odd))
+    assert in_words.returncode == 0 and len(in_words.stdout.strip().splitlines()) == 1
+    assert json.dumps(str(odd)) in in_words.stdout  # a name with a newline is quoted, on one line
     for name in ("light_on_dark.png", "dark_on_light.jpg", "black_on_transparent.png"):
         reading = readings[name]
         assert set(reading) >= {"file", "not_a_digit", "too_small", "models"}
@@ -215,6 +285,9 @@ def test_classify_with_chosen_models_and_in_words(tmp_path, mnist):
     missing = cli("classify", str(tmp_path / "nowhere.png"))
     assert missing.returncode == 2 and "nowhere.png: cannot be read" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1
+    unknown = cli("classify", "--models", "no_such_model_at_all", str(tmp_path / "light_on_dark.png"))
+    assert unknown.returncode == 2 and "model 'no_such_model_at_all'" in unknown.stderr
+    assert "voter" not in unknown.stderr
 
 
 

@@ -64,7 +64,7 @@ def ink_of_file(path: str | Path) -> tuple[np.ndarray, str]:
     image is inverted), a dark one light ink on dark. A border that is mostly transparent means
     the ink is whatever is opaque. The pixel count is checked before decoding.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     name = str(path)
     try:
@@ -77,13 +77,14 @@ def ink_of_file(path: str | Path) -> tuple[np.ndarray, str]:
         raise ImageFileError(f"{name}: the file is empty")
     try:
         with Image.open(io.BytesIO(data)) as opened:
-            if opened.format not in ("PNG", "JPEG"):
+            # MPO: the multi-picture JPEG many phone cameras write; its first picture is the photo
+            if opened.format not in ("PNG", "JPEG", "MPO"):
                 raise ImageFileError(f"{name}: is a {opened.format} image; give a PNG or JPEG file")
             width, height = opened.size
             if width * height > MAX_PIXELS:
                 raise ImageFileError(f"{name}: {width}x{height} pixels is more than the "
-                                     f"{MAX_PIXELS:,} this reads")
-            rgba = opened.convert("RGBA")
+                                     f"{MAX_PIXELS:,} this reads (scale it down or crop it)")
+            rgba = ImageOps.exif_transpose(opened).convert("RGBA")  # as the phone held it
             if max(width, height) > WORKING_SIDE:
                 rgba.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.LANCZOS)
             rgba = np.asarray(rgba, np.float32) / 255.0
@@ -91,7 +92,10 @@ def ink_of_file(path: str | Path) -> tuple[np.ndarray, str]:
         raise
     except UnidentifiedImageError:
         raise ImageFileError(f"{name}: is not an image (give a PNG or JPEG file)") from None
-    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as exc:
+    except Image.DecompressionBombError:  # Pillow's own limit, far above ours, caught on opening
+        raise ImageFileError(f"{name}: has more than the {MAX_PIXELS:,} pixels this reads "
+                             "(scale it down or crop it)") from None
+    except (OSError, ValueError, SyntaxError) as exc:
         raise ImageFileError(f"{name}: is a damaged image ({exc})") from None
     luminance, alpha = rgba[..., :3].mean(axis=2), rgba[..., 3]
     border = np.concatenate([luminance[0], luminance[-1], luminance[:, 0], luminance[:, -1]])

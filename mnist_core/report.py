@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,8 @@ from .catalog import (
     width_configs,
 )
 from .configs import DEFAULT_PRECISION, PRECISIONS, RunConfig
-from .store import COMMITTED_STORE, Run, StoreChain
+from .safe_write import replacing
+from .store import COMMITTED_STORE, Run, StoreChain, StoreError
 
 FIGURES = COMMITTED_STORE / "figures"
 
@@ -123,7 +125,14 @@ def plot_sweeps(stores: StoreChain, fingerprint: str, folder: Path = FIGURES) ->
         axis.grid(alpha=0.3)
         axis.legend()
         figure.tight_layout()
-        figure.savefig(folder / name)
-        plt.close(figure)
+        try:  # through the one writer: a full disk leaves the old figure whole
+            with replacing(folder / name, 0o644) as out:
+                figure.savefig(out, format="png")
+        except OSError as exc:
+            what = "free some space" if exc.errno == errno.ENOSPC else "check that folder"
+            raise StoreError(f"cannot write {folder / name} ({exc.strerror or exc}); the old figure, "
+                             f"if any, is kept whole: {what}, or pass --no-figures") from None
+        finally:
+            plt.close(figure)
         written.append(folder / name)
     return written

@@ -3,7 +3,8 @@
 The one way the project replaces a file (runs' notes, jobs' states, lock owner notes, verdicts,
 the neighbours subset, the downloaded MNIST): a temporary file created exclusively in the
 target's folder without following links, written, fsynced and renamed over the target. It
-is removed on any failure or interruption. A target that exists but this process cannot read
+is removed on any failure or interruption; one left by a writer killed outright (kill -9) is
+removed by the next writer of the same target. A target that exists but this process cannot read
 is someone else's and is never replaced; a link at the target is replaced as a link, never
 written through.
 """
@@ -12,8 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
+import re
 import secrets
+import socket
+import stat
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -78,11 +84,58 @@ def fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+STALE_ELSEWHERE_S = 24 * 3600  # a temporary of another host's writer: removed once this old
+# what follows ".TARGET." in a temporary's name: ours (host-pid.random), or the older random only
+TEMPORARY = re.compile(r"^(?:(?P<host>[0-9a-f]{8})-(?P<pid>[0-9]{1,9})\.)?[0-9a-f]{12}\.tmp$")
+
+
 def _create_beside(path: Path, mode: int) -> tuple[Path, int]:
+    """A new temporary beside `path`, named by this host and process, so that a later writer of
+    the same target can tell a temporary whose writer has died (kill -9) and remove it."""
+    _remove_stale_temporaries(path)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     while True:
-        temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        temporary = path.with_name(f".{path.name}.{HOST}-{os.getpid()}.{secrets.token_hex(6)}.tmp")
         try:
             return temporary, os.open(temporary, flags, mode)
         except FileExistsError:
             continue  # a name taken (or planted): draw another
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Remove the temporaries of `path` left by writers that died: on this host, those whose
+    process is gone; from elsewhere (or of an older naming), those a day old. Only regular
+    files named as ours are touched, never followed through a link."""
+    prefix = f".{path.name}."
+    try:
+        names = [n for n in os.listdir(path.parent) if n.startswith(prefix) and n.endswith(".tmp")]
+    except OSError:
+        return
+    for name in names:
+        found = TEMPORARY.match(name[len(prefix):])
+        if not found:
+            continue  # another target's, or not ours
+        leftover = path.parent / name
+        try:
+            info = leftover.lstat()
+            if not stat.S_ISREG(info.st_mode):
+                continue
+            if found["host"] == HOST:
+                if _alive(int(found["pid"])):
+                    continue
+            elif time.time() - info.st_mtime < STALE_ELSEWHERE_S:
+                continue
+            leftover.unlink()
+        except OSError:
+            continue
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

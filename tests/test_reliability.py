@@ -321,3 +321,34 @@ def test_a_tap_or_a_tiny_scribble_is_too_small_to_read_and_digits_are_not():
         points = np.array([p for stroke in strokes for p in stroke])
         assert (points.max(0) - points.min(0)).max() / 280 > MIN_EXTENT
     assert ink_extent(np.zeros((280, 280, 4), np.uint8)) == 0.0
+
+
+def test_a_writer_killed_outright_leaves_a_temporary_that_the_next_writer_removes(tmp_path):
+    import subprocess
+    import sys
+
+    from mnist_core.safe_write import HOST, write_atomic
+
+    target = tmp_path / "mnist.npz"
+    # a real writer, killed with SIGKILL while it writes: nothing of it can clean up
+    code = ("import sys, time; from mnist_core.safe_write import replacing\n"
+            "with replacing(sys.argv[1]) as out:\n    out.write(b'x' * 1000); out.flush(); print('writing', "
+            "flush=True); time.sleep(60)")
+    writer = subprocess.Popen([sys.executable, "-c", code, str(target)], stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "writing"
+    writer.kill()
+    writer.wait()
+    (killed,) = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    alive = tmp_path / f".mnist.npz.{HOST}-{os.getpid()}.0123456789ab.tmp"  # a live writer's
+    elsewhere = tmp_path / ".mnist.npz.ffffffff-1.0123456789ab.tmp"  # another host's, fresh
+    old = tmp_path / ".mnist.npz.abcdefabcdef.tmp"  # older naming, two days old
+    other = tmp_path / ".mnist.npz.other.0123456789ab.tmp"  # not a temporary of this target
+    for path in (alive, elsewhere, old, other):
+        path.write_bytes(b"partial")
+    os.utime(old, (time.time() - 2 * 86400,) * 2)
+    os.utime(other, (time.time() - 2 * 86400,) * 2)
+    write_atomic(target, b"whole")
+    assert target.read_bytes() == b"whole"
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp"))
+    assert killed.name not in left and old.name not in left
+    assert left == sorted([alive.name, elsewhere.name, other.name])

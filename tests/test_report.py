@@ -32,3 +32,23 @@ def test_sweep_images_are_drawn(tmp_path):
     paths = plot_sweeps(COMMITTED, STANDARD_FINGERPRINT, tmp_path)
     assert sorted(p.name for p in paths) == ["lambda_sweep.png", "width_sweep.png"]
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in paths)
+
+
+def test_a_full_disk_while_drawing_a_figure_leaves_the_old_one_whole(tmp_path, monkeypatch):
+    import errno
+
+    from matplotlib.figure import Figure
+
+    from mnist_core.store import StoreError
+
+    (tmp_path / "lambda_sweep.png").write_bytes(b"the old figure")
+
+    def half_then_full(self, target, **kwargs):
+        target.write(b"\x89PNG half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", half_then_full)
+    with pytest.raises(StoreError, match="No space left on device.*kept whole: free some space"):
+        plot_sweeps(COMMITTED, STANDARD_FINGERPRINT, tmp_path)
+    assert (tmp_path / "lambda_sweep.png").read_bytes() == b"the old figure"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lambda_sweep.png"]  # no temporary left

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-import pandas as pd
+import numpy as np
 
 from .configs import MAX_WIDTH, ConfigError, RunConfig
 from .store import Run, StoreChain
@@ -28,6 +29,9 @@ NAMED_CONFIGS = {
 LONG_CNN = RunConfig.for_model("cnn", epochs=30)  # shows where the test loss starts to climb
 # 1200/480 costs as much as all other widths together on 2 cores: reproduce trains it for one seed
 SINGLE_SEED_WIDTHS = ((1200, 480),)
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def parse_lambdas(text: str) -> list[float]:
@@ -145,6 +149,8 @@ def run_row(run: Run) -> dict:
 
 def runs_table(runs: Iterable[Run | None]) -> pd.DataFrame:
     """One tidy row per run (missing runs skipped)."""
+    import pandas as pd  # here: reading a drawing needs no pandas (0.4 s to import)
+
     return pd.DataFrame([run_row(r) for r in runs if r is not None], columns=list(TABLE_COLUMNS))
 
 
@@ -155,6 +161,8 @@ def stored_runs(configs: list[RunConfig], stores: StoreChain, fingerprint: str) 
 
 def seed_spread(accuracies: Iterable[float]) -> str:
     """"96.24% ± 0.03% (3 seeds)": mean and population std over seeds, the study's one notation."""
+    import pandas as pd  # here: reading a drawing needs no pandas (0.4 s to import)
+
     values = pd.Series(list(accuracies), dtype=float)
     if values.empty:
         return "not stored"
@@ -172,11 +180,15 @@ def best_point(frame: pd.DataFrame, by: str):
 
 def best_width_config(stores: StoreChain, fingerprint: str) -> RunConfig | None:
     """Seed 0 of the reference width pair with the best mean test accuracy over its seeds."""
-    frame = runs_table(stored_runs(width_configs(seeds=REFERENCE_SEEDS), stores, fingerprint))
-    if frame.empty:
+    accuracies: dict[tuple[int, ...], list[float]] = {}  # plain Python: no pandas to read a drawing
+    for run in stored_runs(width_configs(seeds=REFERENCE_SEEDS), stores, fingerprint):
+        if run is not None:
+            accuracies.setdefault(run.config.hidden, []).append(run.test_accuracy)
+    if not accuracies:
         return None
-    best, _ = best_point(frame, "hidden")
-    return RunConfig(hidden=tuple(int(w) for w in best.split("/")))
+    # as best_point does: the best mean, the first of equal ones in the order of the width labels
+    by_label = sorted(accuracies, key=width_label)
+    return RunConfig(hidden=max(by_label, key=lambda hidden: np.mean(accuracies[hidden])))
 
 
 def named_runs(stores: StoreChain, fingerprint: str) -> dict[str, Run]:

@@ -23,9 +23,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import platformdirs
 from filelock import FileLock, Timeout
 
@@ -33,6 +33,9 @@ from . import run_files
 from .configs import RunConfig
 from .safe_read import UnsafeFile, open_regular, read_json
 from .safe_write import fsync_dir, write_atomic
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +157,8 @@ class Run:
     # The readers check what they read (mnist_core.run_files) and raise UnsafeFile, a
     # ValueError, if the files changed into something else since the run was verified.
     def history(self) -> pd.DataFrame:
+        import pandas as pd  # here, not at import: reading a drawing needs no pandas (0.4 s)
+
         return pd.DataFrame(run_files.read_history(self.path / "history.csv"))
 
     def predictions(self) -> np.ndarray:

@@ -18,9 +18,9 @@ import os
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from filelock import FileLock
 
 from .data import STANDARD_FINGERPRINT, MNISTError, load_mnist, mnist_available
@@ -37,6 +37,9 @@ TEST_IMAGES = 10_000
 TEST_LABELS_FILE = COMMITTED_STORE / "test_labels.npz"  # standard MNIST's, 10 kB
 TEST_LABELS_SHA256 = "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5"
 FALLBACK_VOTERS = 3
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def default_voters(runs, named: dict[str, Run]) -> dict[str, Run]:
@@ -98,6 +101,7 @@ def rank_labels(probabilities: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
     learning flags it as a label issue."""
     import cleanlab.filter
     import cleanlab.rank
+    import pandas as pd  # here: reading a drawing needs no pandas (0.4 s to import)
 
     sums = probabilities.sum(axis=1, keepdims=True)
     if not np.isfinite(probabilities).all() or (sums <= 0).any():
@@ -120,6 +124,7 @@ def rank_labels(probabilities: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
 def rank_suspects(voters: dict[str, Run]) -> pd.DataFrame:
     """`rank_labels` over the voters' mean probabilities, with each voter's reading of each
     image ("votes": {name: [digit, probability]}) and how many agree with the suggestion."""
+
     if not voters:
         raise ValueError("choose at least one run to vote")
     names = list(voters)

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
 
 BINS = 15
@@ -36,6 +35,8 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, by: str = "ece") -> 
     log-likelihood (Guo et al.'s fit). benchmarks/calibration.py measures both on the other half:
     the likelihood's T leaves the baseline MLP underconfident (ECE 1.9%), the ECE's does not."""
     if by == "nll":
+        from scipy.optimize import minimize_scalar  # only here: 0.3 s to import
+
         rows = np.arange(len(labels))
 
         def loss(log_t: float) -> float:
@@ -43,7 +44,11 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, by: str = "ece") -> 
 
         return float(np.exp(minimize_scalar(loss, bounds=(np.log(0.2), np.log(20.0)), method="bounded").x))
     grid = np.exp(np.linspace(np.log(0.2), np.log(20.0), 241))
-    errors = [reliability(softmax(logits / t, axis=1), labels).ece for t in grid]
+    # What the ECE needs of softmax(logits / t): its top probability, 1 / sum(exp((z - max z) / t)),
+    # and whether its top class is right, which no temperature changes (10x faster than softmax).
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    correct = logits.argmax(axis=1) == labels
+    errors = [reliability_of(1.0 / np.exp(shifted / t).sum(axis=1), correct).ece for t in grid]
     return float(grid[int(np.argmin(errors))])
 
 
@@ -65,8 +70,11 @@ class Reliability:
 
 
 def reliability(probabilities: np.ndarray, labels: np.ndarray, bins: int = BINS) -> Reliability:
-    confidence = probabilities.max(1)
-    correct = probabilities.argmax(1) == labels
+    return reliability_of(probabilities.max(1), probabilities.argmax(1) == labels, bins)
+
+
+def reliability_of(confidence: np.ndarray, correct: np.ndarray, bins: int = BINS) -> Reliability:
+    """Reliability bins from each image's top probability and whether its top class is right."""
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
     counts = np.bincount(which, minlength=bins)

@@ -17,7 +17,7 @@ from mnist_core.data import STANDARD_FINGERPRINT, MNISTError, load_mnist, mnist_
 from mnist_core.executors import ClusterError, cluster_words
 from mnist_core.mistakes import error_table, images_by_index
 from mnist_core.reading.onnx_export import onnx_file
-from mnist_core.store import Run, StoreChain
+from mnist_core.store import KEY_PATTERN, Run, StoreChain
 from pages.parts import serving
 
 SELECTED = "selected_run"  # session key (and query parameter) of the run chosen on any page
@@ -117,8 +117,23 @@ def all_runs() -> dict[str, Run]:
     return _all_runs(store_signature())
 
 
+@st.cache_resource(show_spinner=False, max_entries=256)
+def _one_run(signature: tuple, key: str) -> Run | None:
+    return stores().get(key)
+
+
 def run_by_key(key: str) -> Run | None:
-    return all_runs().get(key)
+    """One run, verified once (not every stored run, as all_runs does: the Draw page needs five);
+    None for a key that is none (a hostile link's)."""
+    if not (isinstance(key, str) and KEY_PATTERN.match(key)):
+        return None
+    return _one_run(store_signature(), key)
+
+
+def forget_runs() -> None:
+    """List and verify the stores afresh: a run whose files changed is then dropped."""
+    _all_runs.clear()
+    _one_run.clear()
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -159,14 +174,14 @@ def loadable(keys_by_name: dict[str, str]) -> tuple[dict[str, str], list[str]]:
             problems.append(f"{name} is being prepared for reading (its ONNX model is made once, "
                             "usually in 10-30 s); it joins the reading at a stroke after that.")
         elif isinstance(export.exception(), (ValueError, OSError)):  # UnsafeFile among them
-            _all_runs.clear()  # list the stores afresh: the run is re-verified and, if bad, dropped
+            forget_runs()  # list the stores afresh: the run is re-verified and, if bad, dropped
             problems.append(f"{name} is left out: run {key[:12]}… cannot be used: its files no longer "
                             f"verify ({export.exception()}).")
         elif export.exception() is not None:
             problems.append(f"{name} is left out: its ONNX model could not be made "
                             f"({export.exception()}).")
         else:
-            _all_runs.clear()  # listed again, now with its ONNX model
+            forget_runs()  # listed again, now with its ONNX model
             usable[name] = key
     return usable, problems
 
@@ -211,7 +226,7 @@ def _inspector_future(key: str) -> Future:
         try:
             built = Inspector(run.load_model())
         except (ValueError, OSError):  # its files changed since it was listed: list them again
-            _all_runs.clear()
+            forget_runs()
             raise
         serving.freeze_heap()
         return built
@@ -309,7 +324,7 @@ def read_or_stop(read, *args):
     except RunUnavailable as exc:
         st.warning(f"{exc} Reload the page to see what is stored now.")
     except (ValueError, OSError) as exc:  # UnsafeFile: a file changed since the run was listed
-        _all_runs.clear()
+        forget_runs()
         st.warning(f"This run cannot be used: its files no longer verify ({exc}); it is treated as "
                    "missing. Reload the page to see what is stored now.")
     st.stop()

@@ -3,12 +3,14 @@
     python benchmarks/cold_start.py [--before REF] [--rounds 2]
 
 Side by side in one run, alternating: this checkout ("after") and a git worktree of REF
-("before": by default the last commit whose Draw page read with Keras). For each, a fresh
-`streamlit run app.py` is started; Chromium opens /draw at once; the canvas's appearance is timed
+("before": by default the last commit whose Draw page read with Keras). For each, with a
+visitor's Chromium already open, a fresh `streamlit run app.py` is started and /draw opened as
+soon as the server answers; the canvas's appearance is timed
 from the server's start and from the page's request; a 1 is drawn as soon as the canvas shows
 and the time from the pen lifting to the models' reading on the page is measured; then the
-server's memory (RSS) before any Look inside. And `mnist-lab classify` on one PNG: wall time,
-peak memory, and whether TensorFlow was imported.
+server's memory (RSS) before any Look inside. Beside them, Streamlit serving the canvas alone
+(a page of four lines): the floor for the canvas's appearance on this machine. And
+`mnist-lab classify` on one PNG: wall time, peak memory, and whether TensorFlow was imported.
 Goals: canvas <= 3 s after the server starts, first reading <= 1 s after the pen lifts, classify
 <= 2 s without TensorFlow, server memory before Look inside <= 400 MB.
 """
@@ -49,9 +51,19 @@ def tensorflow_loaded(pid: int) -> bool:
     return "_pywrap_tensorflow_internal" in maps
 
 
-def cold_visit(folder: Path, playwright, store: Path) -> dict:
+FLOOR_APP = """import streamlit as st
+from streamlit_drawable_canvas import st_canvas
+st.title("Draw a digit")
+st_canvas(stroke_width=20, stroke_color="#FFFFFF", background_color="#000000", height=280, width=280,
+          drawing_mode="freedraw", return_image_data=True, update_streamlit=True, key="canvas")
+"""
+
+
+def cold_visit(folder: Path, playwright, store: Path, reads: bool = True) -> dict:
     port = free_port()
     env = {**os.environ, "MNIST_LAB_STORE": str(store), "MNIST_LAB_NEIGHBOURS": "subset"}
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)  # a visitor's, open
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
     started = time.perf_counter()
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                "--server.port", str(port), "--browser.gatherUsageStats", "false"]
@@ -69,20 +81,21 @@ def cold_visit(folder: Path, playwright, store: Path) -> dict:
                     raise SystemExit(f"the server in {folder} did not start") from None
                 time.sleep(0.1)
         healthy = time.perf_counter() - started
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
         asked = time.perf_counter()
         page.goto(f"{url}/draw")
         canvas = page.locator("canvas.upper-canvas").first
         canvas.wait_for(timeout=180_000)
         shown = time.perf_counter()
+        if not reads:
+            return {"healthy": healthy, "canvas from start": shown - started,
+                    "canvas from request": shown - asked}
         stroke(page, canvas, DIGITS[1][0])
         lifted = time.perf_counter()
         page.wait_for_function(READ, polling=20, timeout=180_000)
         read = time.perf_counter()
         memory, tensorflow = rss_mb(server.pid), tensorflow_loaded(server.pid)
-        browser.close()
     finally:
+        browser.close()
         server.terminate()
         server.wait(timeout=30)
     return {"healthy": healthy, "canvas from start": shown - started, "canvas from request": shown - asked,
@@ -120,14 +133,20 @@ def main() -> None:
     picture = Image.new("L", (280, 280), 0)
     ImageDraw.Draw(picture).line([(70, 60), (210, 60), (140, 245)], fill=255, width=22)
     picture.save(image)
-    sides = {"before": before, "after": ROOT}
+    floor = work / "floor"  # Streamlit with the canvas alone: what no page of ours can beat
+    floor.mkdir()
+    (floor / "app.py").write_text(FLOOR_APP)
+    sides = {"before": before, "after": ROOT, "floor": floor}
     found = {side: [] for side in sides}
     try:
         with sync_playwright() as playwright:
             for round_ in range(args.rounds):
-                for side, folder in (sides.items() if round_ % 2 == 0 else reversed(sides.items())):
+                for side, folder in (list(sides.items()) if round_ % 2 == 0 else reversed(sides.items())):
                     store = work / f"store-{side}-{round_}"
-                    result = cold_visit(folder, playwright, store) | classify(folder, image, store)
+                    if side == "floor":
+                        result = cold_visit(folder, playwright, store, reads=False)
+                    else:
+                        result = cold_visit(folder, playwright, store) | classify(folder, image, store)
                     found[side].append(result)
                     print(f"round {round_ + 1} {side}: " + ", ".join(
                         f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items()),
@@ -138,14 +157,16 @@ def main() -> None:
     print(f"\ncores={os.cpu_count()}, {args.rounds} rounds, medians (before -> after):")
     goals = {"canvas from start": 3, "reading after pen lifts": 1, "classify wall s": 2, "server MB": 400}
     for measure in found["after"][0]:
-        values = {side: [r[measure] for r in results] for side, results in found.items()}
+        values = {side: [r[measure] for r in results if measure in r] for side, results in found.items()}
         if isinstance(values["after"][0], bool):
             print(f"  {measure}: {values['before']} -> {values['after']}")
             continue
         b, a = statistics.median(values["before"]), statistics.median(values["after"])
         goal = goals.get(measure)
         verdict = "" if goal is None else (f"  goal <= {goal}: " + ("ok" if a <= goal else "MISSED"))
-        print(f"  {measure}: {b:.2f} -> {a:.2f} ({b / a:.1f}x){verdict}")
+        floor_said = (f"  (Streamlit with the canvas alone: {statistics.median(values['floor']):.2f})"
+                      if values.get("floor") else "")
+        print(f"  {measure}: {b:.2f} -> {a:.2f} ({b / a:.1f}x){verdict}{floor_said}")
 
 
 if __name__ == "__main__":

@@ -28,12 +28,14 @@ from filelock import FileLock, Timeout
 from .configs import RunConfig
 from .safe_read import read_json
 from .safe_write import write_atomic
-from .store import StoreChain, lock_held
+from .store import StoreChain, StoreError, check_lock_file, check_own_folder, lock_held
 
 MAX_RUNNING_JOBS = 1  # two cores: one training at a time keeps the dashboard responsive
 MAX_POINTS = 24
 MAX_JOB_EPOCHS = 60
 MAX_JOB_WIDTH = 1200
+MAX_SETTINGS_BYTES = 16_384  # what a page keeps to show the job's settings (its sidebar's choices)
+MAX_TITLE = 200
 HEARTBEAT_EVERY_S = 5
 STALL_AFTER_S = 60  # no heartbeat for this long: the worker is stopped or hung
 ACTIVE = ("queued", "running", "stalled")  # statuses that hold the job slot
@@ -93,6 +95,20 @@ def jobs_root(stores: StoreChain) -> Path:
     return stores.writable.root / ".jobs"
 
 
+def check_job_folder(root: Path, folder: Path) -> None:
+    """JobError naming the file and what to do, if the jobs folder, the job's folder or a file
+    of it is a link or the wrong kind of file (a planted worker.lock link made every retry
+    fail with no word why): nothing is created or written through them."""
+    try:
+        check_own_folder(root)
+        check_own_folder(folder)
+        check_lock_file(root / "start.lock")
+        for name in ("worker.lock", "state.lock", "state.json", "worker.log", "heartbeat"):
+            check_lock_file(folder / name)
+    except StoreError as exc:
+        raise JobError(str(exc).replace("lock file ", "")) from None
+
+
 def job_id(keys: list[str]) -> str:
     return hashlib.sha256(" ".join(sorted(set(keys))).encode()).hexdigest()[:32]
 
@@ -100,6 +116,22 @@ def job_id(keys: list[str]) -> str:
 def _write_state(folder: Path, state: dict) -> None:
     state = {**state, "updated": time.time()}
     write_atomic(folder / "state.json", json.dumps(state, indent=2))
+
+
+class Cancelled(Exception):
+    """The job was cancelled: its worker stops where it is (runs already stored stay)."""
+
+
+def _worker_update(folder: Path, changes: dict) -> dict:
+    """The worker's state change, as a compare-and-set under the job's state lock: applied
+    unless the job was cancelled meanwhile, which raises Cancelled instead."""
+    with FileLock(str(folder / "state.lock"), timeout=30):
+        current = read_json(folder / "state.json")
+        if not isinstance(current, dict) or current.get("status") == "cancelled":
+            raise Cancelled()
+        state = {**current, **changes}
+        _write_state(folder, state)
+        return state
 
 
 def _alive(folder: Path) -> bool:
@@ -143,9 +175,9 @@ def _heartbeat(folder: Path, state: dict) -> float:
 
 def list_jobs(stores: StoreChain) -> list[Job]:
     root = jobs_root(stores)
-    if not root.is_dir():
-        return []
-    jobs = [load(folder) for folder in root.iterdir() if folder.is_dir()]
+    if root.is_symlink() or not root.is_dir():
+        return []  # a link is never followed; start() says what to do about it
+    jobs = [load(folder) for folder in root.iterdir() if folder.is_dir() and not folder.is_symlink()]
     return sorted((j for j in jobs if j), key=lambda j: j.state.get("launched", 0), reverse=True)
 
 
@@ -160,19 +192,30 @@ def start(configs: list[RunConfig], stores: StoreChain, fingerprint: str, title:
     """
     todo = list(dict.fromkeys(configs))
     check_limits(todo, cpus)
+    # bounded where they enter: a state.json over the reader's 1 MB would make the job invisible
+    try:
+        said = len(json.dumps(settings or {}))
+    except (TypeError, ValueError):
+        raise JobError("a job's settings must be plain JSON values") from None
+    if said > MAX_SETTINGS_BYTES or len(title) > MAX_TITLE:
+        raise JobError(f"a job's settings may take {MAX_SETTINGS_BYTES:,} characters and its title "
+                       f"{MAX_TITLE}; got {said:,} and {len(title)}")
     most_jobs = job_limits(cpus)[1]
     keys = [c.key(fingerprint) for c in todo]
     root = jobs_root(stores)
     folder = root / job_id(keys)
     try:
+        check_job_folder(root, folder)
         folder.mkdir(parents=True, exist_ok=True)
         with FileLock(str(root / "start.lock"), timeout=10):
             existing = load(folder)
             if existing and existing.status in ACTIVE:
                 return existing
-            active = [j for j in list_jobs(stores) if j.status in ACTIVE]
+            # processes, not states: a cancelled job whose worker has not ended yet still counts
+            active = [j for j in list_jobs(stores) if j.status in ACTIVE or _worker_running(j)]
             if len(active) >= most_jobs:
-                raise JobError(f"{len(active)} training job(s) already {active[0].status} (limit "
+                said = active[0].status if active[0].status in ACTIVE else "ending"
+                raise JobError(f"{len(active)} training job(s) already {said} (limit "
                                f"{most_jobs}); wait for one to finish or cancel it")
             state = {"status": "queued", "title": title, "configs": [c.to_dict() for c in todo],
                      "keys": keys, "fingerprint": fingerprint,
@@ -185,11 +228,15 @@ def start(configs: list[RunConfig], stores: StoreChain, fingerprint: str, title:
             log_fd = os.open(folder / "worker.log",
                              os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
             try:
-                subprocess.Popen([sys.executable, "-m", "mnist_core.jobs", str(folder)],
-                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_fd,
-                                 start_new_session=True, cwd=Path(__file__).resolve().parent.parent)
+                worker = subprocess.Popen([sys.executable, "-m", "mnist_core.jobs", str(folder)],
+                                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_fd,
+                                          start_new_session=True, cwd=Path(__file__).resolve().parent.parent)
             finally:
                 os.close(log_fd)
+            with FileLock(str(folder / "state.lock"), timeout=10):  # the worker may write already
+                current = read_json(folder / "state.json")
+                if isinstance(current, dict):
+                    _write_state(folder, {**current, "spawned": worker.pid})
     except Timeout:
         raise JobError(f"another request is starting a job in {root} and has not finished in 10 s; "
                        "try again") from None
@@ -200,18 +247,31 @@ def start(configs: list[RunConfig], stores: StoreChain, fingerprint: str, title:
 
 
 def cancel(job: Job) -> Job:
-    """End the job's worker (stopped or not) and mark the job cancelled; finished runs stay stored."""
-    pid = job.state.get("pid")
-    if isinstance(pid, int) and _is_worker_of(pid, job.folder):
-        try:
-            os.kill(pid, signal.SIGKILL)  # SIGKILL: a stopped process never sees SIGTERM
-        except ProcessLookupError:
-            pass
-        deadline = time.monotonic() + 10
-        while _alive(job.folder) and time.monotonic() < deadline:
-            time.sleep(0.1)
-    _write_state(job.folder, {**job.state, "status": "cancelled", "message": "cancelled"})
+    """Mark the job cancelled (under its state lock: a worker that has not started yet sees it and
+    exits before training) and end its worker, stopped or not, started or still starting;
+    finished runs stay stored."""
+    with FileLock(str(job.folder / "state.lock"), timeout=30):
+        current = read_json(job.folder / "state.json")
+        current = current if isinstance(current, dict) else job.state
+        _write_state(job.folder, {**current, "status": "cancelled", "message": "cancelled"})
+    for pid in {current.get("pid"), current.get("spawned")}:
+        if isinstance(pid, int) and _is_worker_of(pid, job.folder):
+            try:
+                os.kill(pid, signal.SIGKILL)  # SIGKILL: a stopped process never sees SIGTERM
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + 10
+    while _worker_running(load(job.folder) or job) and time.monotonic() < deadline:
+        time.sleep(0.1)
     return load(job.folder)
+
+
+def _worker_running(job: Job) -> bool:
+    """Whether a worker process of this job exists: holding its lock, or spawned and not yet there."""
+    if _alive(job.folder):
+        return True
+    return any(isinstance(pid, int) and _is_worker_of(pid, job.folder)
+               for pid in (job.state.get("pid"), job.state.get("spawned")))
 
 
 def _is_worker_of(pid: int, folder: Path) -> bool:
@@ -237,12 +297,15 @@ def run_worker(folder: Path) -> int:
         return 0  # another worker already runs this job
     beating = threading.Event()
     threading.Thread(target=_beat, args=(folder, beating), daemon=True).start()
-    state = read_json(folder / "state.json")
+    try:
+        state = _worker_update(folder, {"status": "running", "pid": os.getpid(), "message": "loading MNIST"})
+    except Cancelled:  # cancelled before this worker started: it never trains
+        beating.set()
+        lock.release()
+        return 1
     try:
         configs = [RunConfig.from_dict(c) for c in state["configs"]]
         stores = StoreChain.default(state["store"])
-        state.update(status="running", pid=os.getpid(), message="loading MNIST")
-        _write_state(folder, state)
         data = load_mnist(state.get("data"))
         if state.get("fingerprint") not in (None, data.fingerprint):
             raise JobError(f"the MNIST at {data.source} is not the data the job was asked for "
@@ -250,34 +313,37 @@ def run_worker(folder: Path) -> int:
 
         executor = executor_for()  # on the Ray cluster when $MNIST_LAB_RAY_ADDRESS is set
         if not isinstance(executor, LocalExecutor):
-            state.update(message="joining the Ray cluster")
-            _write_state(folder, state)
+            state = _worker_update(folder, {"message": "joining the Ray cluster"})
         where = executor.where()
         if isinstance(executor, LocalExecutor):
-            state.update(where=where, message="starting TensorFlow and compiling the models")
-            _write_state(folder, state)
+            state = _worker_update(folder, {"where": where, "message": "starting TensorFlow and compiling "
+                                                                       "the models"})
             import tensorflow  # noqa: F401  (its ~5 s import shown as such, not as 0% of training)
-        state.update(where=where, message=f"training on {where}")
-        _write_state(folder, state)
+        state = _worker_update(folder, {"where": where, "message": f"training on {where}"})
 
         def on_epoch(done: int, logs: dict) -> None:
             where = "" if isinstance(executor, LocalExecutor) else f" on {state['where']}"
-            state.update(status="running", epochs_done=done,
-                         message=f"epoch {done} of {state['epochs_total']}{where}")
-            _write_state(folder, state)
+            _worker_update(folder, {"status": "running", "epochs_done": done,
+                                    "message": f"epoch {done} of {state['epochs_total']}{where}"})
 
         def on_wait(message: str) -> None:
-            _write_state(folder, {**state, "message": message})
+            _worker_update(folder, {"message": message})
 
         ensure_runs(configs, data, stores, fused=True, progress=False, on_epoch=on_epoch,
                     on_wait=on_wait, executor=executor)
-        state.update(status="done", epochs_done=state["epochs_total"], message="finished")
+        outcome = {"status": "done", "epochs_done": state["epochs_total"], "message": "finished"}
+    except Cancelled:
+        outcome = None
     except Exception as exc:  # recorded for the page to show; the job can be retried
-        state.update(status="failed", message=f"{type(exc).__name__}: {exc}")
+        outcome = {"status": "failed", "message": f"{type(exc).__name__}: {exc}"}
     beating.set()
-    _write_state(folder, state)
+    if outcome is not None:
+        try:
+            _worker_update(folder, outcome)
+        except Cancelled:
+            outcome = None
     lock.release()
-    return 0 if state["status"] == "done" else 1
+    return 0 if outcome and outcome["status"] == "done" else 1
 
 
 def _beat(folder: Path, stop: threading.Event) -> None:

@@ -299,6 +299,7 @@ class RunStore:
         StoreError after `wait_timeout` seconds.
         """
         locks = self.root / ".locks"
+        check_own_folder(locks)
         self._writable_dir(locks)
         lock_path = locks / f"{validate_key(key)}.lock"
         check_lock_file(lock_path)
@@ -454,6 +455,21 @@ class RunStore:
             raise StoreError(f"cannot create store folder {folder}: {exc.strerror}") from None
         if not os.access(folder, os.W_OK):
             raise StoreError(f"store folder {folder} is not writable; pass a writable --store")
+
+
+def check_own_folder(path: Path) -> None:
+    """Raise StoreError unless `path` is absent or a folder itself, not a link to one: what is
+    created inside it (locks, job states, logs) would land wherever the link points."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StoreError(f"folder {path} cannot be checked ({exc.strerror or exc})") from None
+    if not stat.S_ISDIR(mode):
+        kind = "a symbolic link" if stat.S_ISLNK(mode) else "a file"
+        raise StoreError(f"{path} is {kind}, not a folder of this store; remove it (rm '{path}') "
+                         "if no process of this store is running, and try again")
 
 
 def check_lock_file(path: Path) -> None:

@@ -352,3 +352,70 @@ def test_a_writer_killed_outright_leaves_a_temporary_that_the_next_writer_remove
     left = sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp"))
     assert killed.name not in left and old.name not in left
     assert left == sorted([alive.name, elsewhere.name, other.name])
+
+
+@pytest.mark.slow
+def test_a_job_cancelled_while_it_starts_never_trains_and_its_worker_still_holds_the_slot(
+        tmp_path, mnist, monkeypatch):
+    stores = StoreChain(RunStore(tmp_path))
+    configs = [RunConfig(hidden=(10, 5), epochs=2, limit=2000, seed=s) for s in (3, 4)]
+    job = jobs.start(configs, stores, mnist.fingerprint, "cancelled at once", data_path=mnist.source)
+    spawned = job.state["spawned"]
+    assert job.status == "queued" and "pid" not in job.state  # its worker has not started yet
+    cancelled = jobs.cancel(job)
+    assert cancelled.status == "cancelled" and process_ended(spawned)
+    time.sleep(2)  # a worker that had started would write "running" over it now
+    assert jobs.load(job.folder).status == "cancelled"
+    assert all(stores.get(c.key(mnist.fingerprint)) is None for c in configs)
+
+    # A worker that has not seen the cancel yet still counts against the one-job limit.
+    second = jobs.start(configs, stores, mnist.fingerprint, "again", data_path=mnist.source)
+    stopped = [RunConfig(hidden=(10, 5), epochs=1, limit=1000, seed=9)]
+    monkeypatch.setattr(jobs, "_is_worker_of", lambda pid, folder: False)  # its kill goes astray
+    with_worker_left = jobs.cancel(second)
+    monkeypatch.undo()
+    assert with_worker_left.status == "cancelled"
+    if jobs._worker_running(with_worker_left):
+        with pytest.raises(jobs.JobError, match="already"):
+            jobs.start(stopped, stores, mnist.fingerprint, "beside it", data_path=mnist.source)
+    # the worker left running finds its job cancelled at its next state change and stops there
+    deadline = time.monotonic() + 120
+    while jobs._worker_running(jobs.load(second.folder)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not jobs._worker_running(jobs.load(second.folder))
+    assert jobs.load(second.folder).status == "cancelled"
+
+
+def test_planted_links_in_the_jobs_and_locks_folders_are_refused_naming_the_file(tmp_path, mnist):
+    from mnist_core.store import StoreError
+
+    stores = StoreChain(RunStore(tmp_path / "store"))
+    configs = [RunConfig(hidden=(10, 5), epochs=1, limit=1000, seed=8)]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    folder = jobs.jobs_root(stores) / jobs.job_id([c.key(mnist.fingerprint) for c in configs])
+    folder.mkdir(parents=True)
+    (folder / "worker.lock").symlink_to(elsewhere / "planted")  # job folder names are predictable
+    with pytest.raises(jobs.JobError, match=r"worker.lock is a symbolic link.*remove it \(rm"):
+        jobs.start(configs, stores, mnist.fingerprint, "planted lock", data_path=mnist.source)
+    shutil.rmtree(jobs.jobs_root(stores))
+    jobs.jobs_root(stores).symlink_to(elsewhere)
+    with pytest.raises(jobs.JobError, match=r"\.jobs is a symbolic link, not a folder"):
+        jobs.start(configs, stores, mnist.fingerprint, "linked jobs", data_path=mnist.source)
+    assert jobs.list_jobs(stores) == []
+    (stores.writable.root / ".locks").symlink_to(elsewhere)
+    with pytest.raises(StoreError, match=r"\.locks is a symbolic link, not a folder"):
+        with stores.writable.lock(configs[0].key(mnist.fingerprint)):
+            pass
+    assert list(elsewhere.iterdir()) == []  # nothing was created through either link
+
+
+def test_a_jobs_settings_are_bounded_where_they_enter(tmp_path, mnist):
+    stores = StoreChain(RunStore(tmp_path / "store"))
+    configs = [RunConfig(hidden=(10, 5), epochs=1, limit=1000, seed=8)]
+    with pytest.raises(jobs.JobError, match="settings may take 16,384 characters"):
+        jobs.start(configs, stores, mnist.fingerprint, "huge", data_path=mnist.source,
+                   settings={"grid": "x" * 2_000_000})
+    with pytest.raises(jobs.JobError, match="plain JSON"):
+        jobs.start(configs, stores, mnist.fingerprint, "odd", data_path=mnist.source, settings={"x": {1, 2}})
+    assert jobs.list_jobs(stores) == [] and not jobs.jobs_root(stores).exists()

@@ -8,9 +8,12 @@ nothing that looks like MNIST.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
+import socket
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -87,12 +90,80 @@ def _first_line(reason) -> str:
     return lines[0] if lines else type(reason).__name__
 
 
+class Deadline:
+    """One wall-clock deadline over every phase of a download (connect, each redirect, the
+    headers, the body): each connection's socket is shut down when it passes, which ends any
+    read or write blocked on it, however the server paces its bytes (a header byte every few
+    seconds, an endless run of "100 Continue")."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.ends = time.monotonic() + seconds
+        self.expired = False
+        self._timers: list[threading.Timer] = []
+
+    def watch(self, sock) -> None:
+        def expire():
+            self.expired = True
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+        timer = threading.Timer(max(0.0, self.ends - time.monotonic()), expire)
+        timer.daemon = True
+        timer.start()
+        self._timers.append(timer)
+
+    def check(self, done: int = 0) -> None:
+        if self.expired or time.monotonic() > self.ends:
+            raise TimeoutError(f"the download took more than {self.seconds:g} s ({done:,} bytes so far)")
+
+    def cancel(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+
+
+def _opener(deadline: Deadline) -> urllib.request.OpenerDirector:
+    """urllib's opener, its connections watched by `deadline`."""
+
+    def watched(base):
+        class Connection(base):
+            def connect(self):
+                deadline.check()
+                super().connect()
+                deadline.watch(self.sock)
+        return Connection
+
+    plain, secure = watched(http.client.HTTPConnection), watched(http.client.HTTPSConnection)
+
+    class Plain(urllib.request.HTTPHandler):
+        def http_open(self, req):
+            return self.do_open(plain, req)
+
+    class Secure(urllib.request.HTTPSHandler):
+        def https_open(self, req):
+            return self.do_open(secure, req, context=self._context)
+
+    return urllib.request.build_opener(Plain, Secure)
+
+
 def _fetch(url: str, out, progress) -> None:
     """Stream `url` into `out`. Gives up (TimeoutError) when no byte comes for STALL_S seconds
-    or the whole takes DEADLINE_S."""
-    started = time.monotonic()
+    (from the request on: the socket's timeout) or the whole, connect to last byte, takes
+    DEADLINE_S."""
+    deadline = Deadline(DEADLINE_S)
     try:
-        response = urllib.request.urlopen(url, timeout=STALL_S)
+        _stream(url, out, progress, deadline)
+    except (OSError, http.client.HTTPException):
+        deadline.check()  # the deadline's shutdown is what ended it: say so, not what broke
+        raise
+    finally:
+        deadline.cancel()
+    deadline.check()
+
+
+def _stream(url: str, out, progress, deadline: Deadline) -> None:
+    try:
+        response = _opener(deadline).open(url, timeout=STALL_S)
     except ValueError as exc:  # urllib's word for an address it cannot use
         raise MNISTError(f"{URL_ENV_VAR}={url!r} cannot be downloaded ({exc})") from None
     with response:
@@ -108,8 +179,7 @@ def _fetch(url: str, out, progress) -> None:
             if done > MAX_BYTES:
                 raise MNISTError(f"{url} sent more than {MAX_BYTES:,} bytes; mnist.npz is about "
                                  f"{SIZE_MB} MB")
-            if time.monotonic() - started > DEADLINE_S:
-                raise TimeoutError(f"the download took more than {DEADLINE_S} s ({done:,} bytes so far)")
+            deadline.check(done)
             out.write(block)
             if progress:
                 progress(done, total)

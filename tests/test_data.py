@@ -322,6 +322,16 @@ class Hostile:
                     self.send_response(302)
                     self.send_header("Location", "/loop")
                     self.end_headers()
+                elif self.path == "/drip-headers":  # a byte of its headers every 0.5 s
+                    for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nX-Slow: " + b"y" * 600:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(0.5)
+                elif self.path == "/continue":  # "100 Continue", again and again
+                    for _ in range(600):
+                        self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                        self.wfile.flush()
+                        time.sleep(0.3)
                 elif self.path in ("/drip", "/silent"):
                     self.send_response(200)
                     self.send_header("Content-Length", "1000")
@@ -385,6 +395,8 @@ def test_a_malformed_content_length_is_ignored(tmp_path, hostile, monkeypatch):
 
 @pytest.mark.parametrize("path, setting, says", [
     ("/drip", "DEADLINE_S", "took more than 2 s"),
+    ("/drip-headers", "DEADLINE_S", "took more than 2 s"),  # the headers alone outlast the deadline
+    ("/continue", "DEADLINE_S", "took more than 2 s"),
     ("/silent", "STALL_S", "timed out"),
 ])
 def test_a_dripping_or_silent_server_is_given_up_on(tmp_path, hostile, monkeypatch, path, setting, says):

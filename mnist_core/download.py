@@ -9,6 +9,7 @@ nothing that looks like MNIST.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import http.client
 import os
@@ -69,8 +70,9 @@ def download_mnist(target: Path | None = None,
         raise MNISTError(f"could not download MNIST from {url} ({_first_line(getattr(exc, 'reason', exc))}); "
                          "check the network, or set MNIST_PATH to a local mnist.npz") from None
     except OSError as exc:
-        raise MNISTError(f"could not save MNIST to {target.parent} ({exc.strerror or exc}); free some "
-                         "space or set MNIST_PATH to a local mnist.npz") from None
+        what = "free some space" if exc.errno == errno.ENOSPC else "choose a folder you can write (--to)"
+        raise MNISTError(f"could not save MNIST to {target.parent} ({exc.strerror or exc}); {what}, or "
+                         "set MNIST_PATH to a local mnist.npz") from None
     return target
 
 

@@ -188,8 +188,19 @@ class RunStore:
         return self.root / validate_key(key)
 
     def check_readable(self) -> None:
-        """Raise StoreError if the store exists but cannot be listed."""
-        if self.root.exists() and (not self.root.is_dir() or not os.access(self.root, os.R_OK | os.X_OK)):
+        """Raise StoreError if the store exists but cannot be listed, or cannot exist (a part of its
+        path is a file); a store not made yet is fine (it is made on the first write)."""
+        try:
+            info = os.stat(self.root)
+        except FileNotFoundError:
+            return
+        except NotADirectoryError:
+            raise StoreError(f"store {self.root} cannot be a folder: a part of its path is a file; pass "
+                             "a folder to --store") from None
+        except OSError as exc:
+            raise StoreError(f"store {self.root} cannot be read ({exc.strerror or exc}); pass a folder "
+                             "to --store") from None
+        if not stat.S_ISDIR(info.st_mode) or not os.access(self.root, os.R_OK | os.X_OK):
             raise StoreError(f"store {self.root} is not a readable folder; pass a folder to --store")
 
     def keys(self) -> list[str]:
@@ -526,8 +537,11 @@ class StoreChain:
 
     @classmethod
     def default(cls, store_dir: str | os.PathLike | None = None, committed: bool = True) -> StoreChain:
-        """Write to `store_dir` (else the user store); read it and (unless told not) the committed results."""
+        """Write to `store_dir` (else the user store); read it and (unless told not) the committed
+        results. A `store_dir` given that is no folder is refused here, the same for every command."""
         writable = RunStore(store_dir if store_dir else default_user_store())
+        if store_dir:
+            writable.check_readable()
         return cls(writable, [RunStore(COMMITTED_STORE, read_only=True)] if committed else [])
 
     def get(self, key: str) -> Run | None:

@@ -114,3 +114,32 @@ def test_a_benchmark_without_mnist_fails_as_the_command_line_does(tmp_path, scri
     assert result.stderr.strip().splitlines() == [
         f"benchmarks/{script}: error: MNIST not found at {tmp_path / 'absent.npz'}: set MNIST_PATH "
         "to a Keras-layout mnist.npz or a folder with the four IDX files"]
+
+
+@pytest.mark.parametrize("store", ["/dev/null", "FILE/sub"])
+def test_the_same_bad_store_gets_the_same_answer_from_every_command(tmp_path, store):
+    (tmp_path / "FILE").write_text("a file")
+    store = store.replace("FILE", str(tmp_path / "FILE"))
+    image = tmp_path / "one.png"
+    from PIL import Image
+
+    Image.new("L", (28, 28)).save(image)
+    answers = set()
+    for command in (["list"], ["suspects"], ["report", "--no-figures"], ["classify", str(image)],
+                    ["train", "--epochs", "1", "--limit", "100"]):
+        result = cli(*command, "--store", store)
+        assert result.returncode == 2, (command, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "pass a folder to --store" in lines[0], (command, result.stderr)
+        answers.add(lines[0].split(": error: ", 1)[1])
+    assert len(answers) == 1, answers
+
+
+def test_saving_mnist_under_a_file_does_not_ask_for_free_space(tmp_path):
+    (tmp_path / "file").write_text("x")
+    from mnist_core.data import MNISTError
+    from mnist_core.download import download_mnist
+
+    with pytest.raises(MNISTError) as raised:
+        download_mnist(tmp_path / "file" / "mnist.npz")
+    assert "free some space" not in str(raised.value) and "choose a folder you can write" in str(raised.value)

@@ -2,6 +2,7 @@
 
 import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -230,6 +231,37 @@ def test_background_training_from_the_lambda_page_shared_by_two_tabs(page, brows
         no_exception(tab)
     assert len([p for p in (store / ".jobs").iterdir() if p.is_dir()]) == 1
     other.context.close()
+
+
+def _command_lines() -> list[bytes]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                found.append((proc / "cmdline").read_bytes())
+            except OSError:
+                pass  # ended meanwhile
+    return found
+
+
+def test_train_then_cancel_at_once_trains_nothing_and_frees_the_slot(page, server, store):
+    def stored() -> set[str]:
+        return {p.name for p in store.iterdir() if len(p.name) == 64} if store.exists() else set()
+
+    ask_for_lambda_sweep(page, server, "0.004, 0.006")
+    expect(page.get_by_text(re.compile(r"0 of 2 runs stored"))).to_be_visible()
+    before = stored()
+    page.get_by_role("button", name=re.compile("Train 2 missing")).click()
+    page.get_by_role("button", name="Cancel").click()  # at once: the worker is still starting
+    expect(page.get_by_text(re.compile(r"Cancelled: 0 of 2 runs were stored"))).to_be_visible()
+    time.sleep(8)  # long enough for a worker that missed the cancel to load TensorFlow and train
+    expect(page.get_by_text(re.compile(r"Cancelled: 0 of 2 runs were stored"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"Trained 2 runs"))).to_have_count(0)
+    assert stored() == before
+    assert not any(b"mnist_core.jobs" in cmdline for cmdline in _command_lines())
+    page.get_by_role("button", name=re.compile("Train 2 missing")).click()  # the slot is free again
+    expect(page.get_by_text(re.compile(r"2 of 2 runs stored"))).to_be_visible(timeout=180_000)
+    no_exception(page)
 
 
 def test_training_into_a_store_that_cannot_be_written_shows_why(browser, tmp_path):

@@ -7,7 +7,8 @@ page as a first visitor and waits for it to load, then times, as a person waits 
 the toggle's click to "Draw a digit to see inside improved_cnn." (the default model), and for
 each other named model, choosing it in "Model to look inside" to "Draw a digit to see inside
 <model>.". Nothing is drawn: this is the wait before the first look. Prints each time and,
-per model, the median and the slowest over the repeats. Target: under 2 s for every model.
+per model, the median and the slowest over the repeats. Target: under 2 s for every model; the
+first look on a fresh server includes TensorFlow's import since readings moved to ONNX Runtime.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def one_server(playwright) -> dict[str, float]:
         wait_until_idle(page)
         started = time.monotonic()
         page.get_by_text("Look inside a model").click()
-        expect(page.get_by_text(f"Draw a digit to see inside {NAMED[0]}.")).to_be_visible()
+        # the first look on a server waits for TensorFlow's import (the view says so meanwhile)
+        expect(page.get_by_text(f"Draw a digit to see inside {NAMED[0]}.")).to_be_visible(timeout=120_000)
         times[NAMED[0]] = time.monotonic() - started
         select = page.get_by_test_id("stSelectbox").filter(has_text="Model to look inside")
         for name in NAMED[1:]:
@@ -53,7 +55,7 @@ def one_server(playwright) -> dict[str, float]:
             option.wait_for()
             started = time.monotonic()
             option.click()
-            expect(page.get_by_text(f"Draw a digit to see inside {name}.")).to_be_visible()
+            expect(page.get_by_text(f"Draw a digit to see inside {name}.")).to_be_visible(timeout=120_000)
             times[name] = time.monotonic() - started
         browser.close()
     return times

@@ -97,6 +97,11 @@ def connect(address: str | None) -> None:
             raise ClusterError(f"{address} answers, but not as a Ray cluster's head does (it does "
                                "not speak gRPC); give the head's address, host:6379 by default "
                                "(`ray status` on the head prints it)")
+        not_ray = _not_ray_gcs(match[1], int(match[2]))
+        if not_ray:
+            raise ClusterError(f"{address} speaks gRPC, but is not a Ray cluster's head ({not_ray}); "
+                               "give the head's address, host:6379 by default (`ray status` on the "
+                               "head prints it)")
     options = dict(logging_level=logging.WARNING, log_to_driver=False,
                    runtime_env={"py_modules": [str(Path(__file__).resolve().parent)],
                                 "excludes": ["cached_results"]})  # inside the package once installed
@@ -140,6 +145,29 @@ def _speaks_grpc(host: str, port: int) -> bool:
         except (TimeoutError, ConnectionError):
             return False
     return len(head) == 9 and head[3] == 0x04  # a frame of type SETTINGS
+
+
+def _not_ray_gcs(host: str, port: int) -> str | None:
+    """Why the gRPC server at `host:port` is not a Ray head (a call to Ray's GCS it does not
+    serve, or does not answer in REACH_TIMEOUT_S), or None if it is one. Any HTTP/2 server
+    answers the greeting; ray.init at one that is not Ray waited silently for minutes."""
+    if os.environ.get("RAY_USE_TLS", "0") not in ("", "0"):
+        return None
+    import grpc
+
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    with grpc.insecure_channel(target) as channel:
+        call = channel.unary_unary("/ray.rpc.NodeInfoGcsService/GetClusterId")
+        try:
+            call(b"", timeout=REACH_TIMEOUT_S)  # an empty GetClusterIdRequest
+        except grpc.RpcError as exc:
+            code = exc.code()
+            if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+                return None  # a Ray head asking for its token: ray.init says what to do
+            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                return f"no answer to a call of Ray's within {REACH_TIMEOUT_S} s"
+            return f"it answered a call of Ray's with {code.name}"
+    return None
 
 
 def _reap_agents_when_we_end() -> None:

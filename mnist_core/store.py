@@ -473,7 +473,7 @@ def check_own_folder(path: Path) -> None:
     created inside it (locks, job states, logs) would land wherever the link points."""
     try:
         mode = path.lstat().st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # nothing there to be a link
         return
     except OSError as exc:
         raise StoreError(f"folder {path} cannot be checked ({exc.strerror or exc})") from None
@@ -488,7 +488,7 @@ def check_lock_file(path: Path) -> None:
     so a planted link would be written through, and a folder or a loop cannot be locked."""
     try:
         mode = path.lstat().st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return
     except OSError as exc:
         raise StoreError(f"lock file {path} cannot be checked ({exc.strerror or exc})") from None

@@ -27,7 +27,7 @@ if not models_to_use:
 
 def drawing_settings(names: list[str]) -> tuple[list[url_state.Setting], list[url_state.Setting]]:
     """The page's choices kept in the URL: always, and only while Look inside is on."""
-    Setting, yes_no = url_state.Setting, url_state.one_of((True, False))
+    Setting, yes_no = url_state.Setting, url_state.yes_no
     default = next((n for n in names if n.startswith("selected: ")), None) or (
         "improved_cnn" if "improved_cnn" in names else names[0])
     return ([Setting("inside", "look_inside", False, yes_no),

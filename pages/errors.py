@@ -37,8 +37,12 @@ table, images = common.read_or_stop(common.errors_of, run.key)
 st.caption(f"{len(table)} of 10,000 test images wrong ({len(table) / 100:.2f}% error).")
 
 # The open tab is in the URL (?tab=…): a reload or a copied link opens the same tab.
-tab_browse, tab_compare, tab_suspects = st.tabs(["Browse", "Compare two runs", "Suspect labels"],
-                                                key="tab", bind="query-params")
+TABS = ["Browse", "Compare two runs", "Suspect labels"]
+asked_tab = st.query_params.get("tab")
+if asked_tab is not None and asked_tab not in TABS:  # Streamlit would drop it without a word
+    del st.query_params["tab"]
+    st.toast(f"Ignored from the link (not offered here): tab={url_state.shown(asked_tab)}")
+tab_browse, tab_compare, tab_suspects = st.tabs(TABS, key="tab", bind="query-params")
 # The filter and the order are in the URL too: a copied link shows the same mistakes.
 digits = url_state.one_of(["any"] + [str(d) for d in range(10)])
 Setting = url_state.Setting
@@ -86,7 +90,8 @@ with tab_browse:
         rows = rows[rows["predicted"] == int(predicted_label)]
     if (true_label, predicted_label) != ("any", "any"):
         shown, clear = right.columns([4, 1], vertical_alignment="center")
-        shown.info(f"Showing {len(rows)} mistakes: true {true_label}, predicted {predicted_label}.")
+        shown.info(f"Showing {len(rows)} mistake{'' if len(rows) == 1 else 's'}: true {true_label}, "
+                   f"predicted {predicted_label}.")
         clear.button("Clear filter", key="errors_clear_filter", on_click=clear_filter)
     if order == "loss":
         st.caption("Loss: −log of the probability the run gave the true digit; the highest first.")

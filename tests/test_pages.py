@@ -240,6 +240,27 @@ def test_a_hostile_run_parameter_selects_nothing(value):
             assert app.selectbox(key="errors_run").value.startswith("improved_cnn")
 
 
+@pytest.mark.parametrize("value", ["nope", "x" * 10_000, "√∂\u200b\n", "0" * 64])
+def test_a_run_in_a_link_that_names_no_stored_run_is_said_once_and_taken_out_of_the_url(value):
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    app.query_params["run"] = value
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    said = [t.value for t in app.toast if "run=" in t.value]
+    assert len(said) == 1 and "no such run is stored" in said[0] and len(said[0]) < 200, said
+    assert "\n" not in said[0]
+    assert "run" not in app.query_params
+
+
+def test_links_are_read_as_people_write_them_and_what_is_ignored_leaves_the_url():
+    app = open_page("pages/draw.py", query={"inside": "true", "stroke": "999"})
+    assert app.toggle(key="look_inside").value is True  # true in any case, as True is written
+    assert "stroke" not in app.query_params  # ignored, said, and not left to be copied on
+    assert any("stroke=999" in t.value for t in app.toast)
+    errors = open_page("pages/errors.py", query={"tab": "nope"})
+    assert any("tab=nope" in t.value for t in errors.toast) and "tab" not in errors.query_params
+
+
 def test_a_run_parameter_naming_a_stored_run_selects_it():
     key = unnamed_committed_mlp_key()
     app = AppTest.from_file(APP, default_timeout=TIMEOUT)

@@ -383,6 +383,29 @@ def test_the_cluster_command_on_a_port_that_is_not_ray_exits_2_with_one_line(web
     assert err.count("\n") == 1 and "not as a Ray cluster's head does" in err, err
 
 
+def test_a_grpc_server_that_is_not_ray_is_said_in_one_line_within_seconds(tmp_path):
+    from concurrent import futures
+
+    import grpc
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))  # gRPC, and no Ray service
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        address = f"127.0.0.1:{port}"
+        for command in (["cluster", "--ray-address", address],
+                        ["train", "--backend", "ray", "--ray-address", address, "--epochs", "1",
+                         "--limit", "100", "--store", str(tmp_path / "store")]):
+            started = time.monotonic()
+            process = cli(*command)
+            _, err = process.communicate(timeout=60)
+            assert process.returncode == 2 and time.monotonic() - started < 30, err
+            assert err.count("\n") == 1 and "speaks gRPC, but is not a Ray cluster's head" in err, err
+            assert "UNIMPLEMENTED" in err
+    finally:
+        server.stop(0)
+
+
 def test_a_killed_driver_leaves_no_ray_agents_running_for_more_than_a_minute(tmp_path):
     from mnist_core.ray_reaper import children, cmdline, is_agent
 

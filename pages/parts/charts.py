@@ -205,8 +205,11 @@ def drawing_readout(image28: np.ndarray, probabilities: dict[str, np.ndarray],
         warning = ('<p style="color:#d62728;margin:0 0 6px">The models split evenly: '
                    + "; ".join(f"{_names(names)} read {digit}" for digit, names in readers.items()) + ".</p>")
     elif any(differs.values()):
+        most = max(len(names) for names in readers.values())
+        against = ("the majority" if most * 2 > sum(len(n) for n in readers.values()) else
+                   f"the most common reading ({most} of {sum(len(n) for n in readers.values())} models)")
         warning = ('<p style="color:#d62728;margin:0 0 6px">The models disagree: the ones outlined '
-                   'in red differ from the majority.</p>')
+                   f'in red differ from {against}.</p>')
     else:
         warning = ""
     count = f"Read after {strokes} stroke{'' if strokes == 1 else 's'}."

@@ -18,7 +18,7 @@ from mnist_core.executors import ClusterError, cluster_words
 from mnist_core.mistakes import error_table, images_by_index
 from mnist_core.reading.onnx_export import onnx_file
 from mnist_core.store import KEY_PATTERN, Run, StoreChain
-from pages.parts import serving
+from pages.parts import serving, url_state
 
 SELECTED = "selected_run"  # session key (and query parameter) of the run chosen on any page
 
@@ -75,11 +75,16 @@ def page_setup() -> None:
 def _keep_selection_in_url() -> None:
     """The selected run lives in the session and in the URL (?run=KEY) on every page, so a page
     switch, a reload or a copied link keeps it (Streamlit drops query parameters on a switch)."""
+    asked = st.query_params.get("run")
     run = selected_run()
     if run is not None:
         st.session_state[SELECTED] = run.key
         if st.query_params.get("run") != run.key:
             st.query_params["run"] = run.key
+    elif asked is not None:  # a stale or hostile link: said once, and not left to be copied on
+        del st.query_params["run"]
+        st.toast(f"Ignored from the link: run={url_state.shown(asked)} (no such run is stored; "
+                 "`mnist-lab list` shows the runs)")
 
 
 @st.cache_resource

@@ -47,7 +47,7 @@ def settings(kind: str) -> list[url_state.Setting]:
         return [Setting("grid", "lambda_grid_mode", "Reference grid", *url_state.named(LAMBDA_MODES)),
                 Setting("range", "lambda_range", (-3.0, -0.5), *url_state.pair_of(_log_step)),
                 Setting("points", "lambda_count", 6, url_state.one_of(range(2, 13))),
-                Setting("zero", "lambda_zero", True, url_state.one_of((True, False))),
+                Setting("zero", "lambda_zero", True, url_state.yes_no),
                 Setting("values", "lambda_values", "0, 0.001, 0.01, 0.1", url_state.text_up_to(500)),
                 *shared]
     return [Setting("grid", "width_grid_mode", "Reference grid", *url_state.named(WIDTH_MODES)),

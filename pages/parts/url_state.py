@@ -5,7 +5,7 @@ Each setting is a widget key and a query parameter. Before the widgets are drawn
 with no state yet (a new tab, a reload, a return from another page) gets its value from the
 URL, else from this tab's last visit to the page, else its default; after they are drawn,
 every value that differs from its default is written back to the URL. A value in the URL
-that the page does not offer is ignored and said once.
+that the page does not offer is ignored, said once, and taken out of the URL.
 """
 
 from __future__ import annotations
@@ -44,10 +44,17 @@ def restore(settings: list[Setting]) -> None:
             try:
                 value = setting.read(text)
             except (ValueError, TypeError):
-                ignored.append(f"{setting.param}={text[:40]}")
+                ignored.append(f"{setting.param}={shown(text)}")
+                del st.query_params[setting.param]  # not left in the address bar to be copied on
         st.session_state[setting.key] = value
     if ignored:
         st.toast(f"Ignored from the link (not offered here): {', '.join(ignored)}")
+
+
+def shown(text: str, length: int = 40) -> str:
+    """A value from a link as it can be said: printable, and cut short."""
+    text = "".join(c if c.isprintable() else "?" for c in text)
+    return text if len(text) <= length else text[:length] + "…"
 
 
 def keep(settings: list[Setting]) -> None:
@@ -81,6 +88,14 @@ def one_of(choices) -> Callable[[str], object]:
             raise ValueError(text)
         return by_text[text]
     return read
+
+
+def yes_no(text: str) -> bool:
+    """A true/false setting as a link gives it: true or false, in any case."""
+    words = {"true": True, "false": False}
+    if text.lower() not in words:
+        raise ValueError(text)
+    return words[text.lower()]
 
 
 def named(names: dict[str, str]) -> tuple[Callable[[str], str], Callable[[str], str]]:

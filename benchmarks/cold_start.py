@@ -25,13 +25,20 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, DIGITS, free_port, stroke  # noqa: E402
+from tests.browser import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    DIGITS,
+    server_pid,
+    streamlit_server,
+    stroke,
+    tensorflow_loaded,
+)
 
 BEFORE = "714b38b"  # the read path in mnist_core/reading/, still on Keras
 READ = ("() => document.querySelector('[data-read-strokes=\"1\"]:not([data-testid=drawing-invitation])')"
@@ -46,11 +53,6 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def tensorflow_loaded(pid: int) -> bool:
-    maps = Path(f"/proc/{pid}/maps").read_text()
-    return "_pywrap_tensorflow_internal" in maps
-
-
 FLOOR_APP = """import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 st.title("Draw a digit")
@@ -60,44 +62,29 @@ st_canvas(stroke_width=20, stroke_color="#FFFFFF", background_color="#000000", h
 
 
 def cold_visit(folder: Path, playwright, store: Path, reads: bool = True) -> dict:
-    port = free_port()
-    env = {**os.environ, "MNIST_LAB_STORE": str(store), "MNIST_LAB_NEIGHBOURS": "subset"}
+    env = {"MNIST_LAB_NEIGHBOURS": "subset"}
     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)  # a visitor's, open
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     started = time.perf_counter()
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-               "--server.port", str(port), "--browser.gatherUsageStats", "false"]
-    server = subprocess.Popen(command, cwd=folder, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
     try:
-        url = f"http://127.0.0.1:{port}"
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.read().strip() == b"ok":
-                        break
-            except OSError:
-                if server.poll() is not None or time.perf_counter() - started > 120:
-                    raise SystemExit(f"the server in {folder} did not start") from None
-                time.sleep(0.1)
-        healthy = time.perf_counter() - started
-        asked = time.perf_counter()
-        page.goto(f"{url}/draw")
-        canvas = page.locator("canvas.upper-canvas").first
-        canvas.wait_for(timeout=180_000)
-        shown = time.perf_counter()
-        if not reads:
-            return {"healthy": healthy, "canvas from start": shown - started,
-                    "canvas from request": shown - asked}
-        stroke(page, canvas, DIGITS[1][0])
-        lifted = time.perf_counter()
-        page.wait_for_function(READ, polling=20, timeout=180_000)
-        read = time.perf_counter()
-        memory, tensorflow = rss_mb(server.pid), tensorflow_loaded(server.pid)
+        with streamlit_server(store, store.parent / f"{store.name}.log", env, folder) as url:
+            healthy = time.perf_counter() - started
+            asked = time.perf_counter()
+            page.goto(f"{url}/draw")
+            canvas = page.locator("canvas.upper-canvas").first
+            canvas.wait_for(timeout=180_000)
+            shown = time.perf_counter()
+            if not reads:
+                return {"healthy": healthy, "canvas from start": shown - started,
+                        "canvas from request": shown - asked}
+            stroke(page, canvas, DIGITS[1][0])
+            lifted = time.perf_counter()
+            page.wait_for_function(READ, polling=20, timeout=180_000)
+            read = time.perf_counter()
+            pid = server_pid(url)
+            memory, tensorflow = rss_mb(pid), tensorflow_loaded(pid)
     finally:
         browser.close()
-        server.terminate()
-        server.wait(timeout=30)
     return {"healthy": healthy, "canvas from start": shown - started, "canvas from request": shown - asked,
             "reading after pen lifts": read - lifted, "server MB": memory, "tensorflow": tensorflow}
 

@@ -24,16 +24,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def streamlit_server(store: Path, log: Path, env: dict | None = None):
-    """`streamlit run app.py` on a free port, healthy before it is yielded (as its URL); `env`
-    adds to (or, with None values, removes from) the server's environment."""
+def streamlit_server(store: Path, log: Path, env: dict | None = None, folder: Path = REPO):
+    """`streamlit run app.py` (of `folder`) on a free port, healthy before it is yielded (as its
+    URL); `env` adds to (or, with None values, removes from) the server's environment."""
     port = free_port()
     env = {key: value for key, value in {**os.environ, "MNIST_LAB_STORE": str(store), **(env or {})}.items()
            if value is not None}
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                "--server.port", str(port), "--browser.gatherUsageStats", "false"]
     with open(log, "wb") as output:
-        server = subprocess.Popen(command, cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(command, cwd=folder, env=env, stdout=output, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 90
@@ -45,7 +45,7 @@ def streamlit_server(store: Path, log: Path, env: dict | None = None):
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"streamlit did not start: {log.read_text()[-2000:]}") from None
-                time.sleep(0.5)
+                time.sleep(0.1)
         yield url
     finally:
         server.terminate()

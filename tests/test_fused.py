@@ -69,6 +69,7 @@ def test_fused_agrees_with_one_fit_per_model_within_seed_spread(mnist, tmp_path)
     assert abs(np.mean(fused) - np.mean(single)) <= 2 * spread + 0.005, (fused, single)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("limit", [10, 100, 126])
 def test_fused_trains_fewer_images_than_one_compiled_call(mnist, store, limit):
     configs = [RunConfig(hidden=(10, 5), epochs=2, limit=limit, seed=s) for s in (0, 1)]
@@ -96,6 +97,7 @@ def test_a_models_weights_depend_on_its_stack_only_by_one_or_more(mnist, tmp_pat
     assert gap < 1e-5  # measured 1.6e-7
 
 
+@pytest.mark.slow
 def test_a_group_without_l2_leaves_the_penalty_out_and_trains_the_same_bits(mnist, tmp_path):
     """A width-sweep group (every λ = 0) skips the penalty; its λ = 0 model ends with the bits
     it gets in a group that computes the penalty (because another model has λ > 0)."""
@@ -139,6 +141,7 @@ def test_cutting_a_group_for_the_cores_trains_the_same_bits(mnist, tmp_path, mon
         assert all(np.array_equal(a, b) for a, b in zip(one, two))
 
 
+@pytest.mark.slow
 def test_a_kept_graph_trains_a_later_task_of_its_layout_without_tracing_to_the_same_bits(mnist, tmp_path):
     """A Ray worker keeps its compiled graphs (fused.CompiledGraphs): a later task of the same
     layout (other seeds, other L2 factors) trains in them, not traced again, and its models end

@@ -44,6 +44,7 @@ def test_the_layers_shown_are_those_past_a_nonlinearity():
     assert shapes["improved_cnn"] == [(28, 28, 32), (28, 28, 32), (14, 14, 64), (14, 14, 64), (128,)]
 
 
+@pytest.mark.slow
 def test_a_look_matches_the_model_and_integrated_gradients_add_up(models, inspectors, subset):
     """Completeness: a pixel map sums to the change in its target from the black image to the
     drawing, for the top digit and for top minus runner-up, up to the 32-step integral's error
@@ -72,6 +73,7 @@ def test_a_look_matches_the_model_and_integrated_gradients_add_up(models, inspec
         assert np.median(errors) <= 0.05 and max(errors) <= 0.4, (name, np.round(errors, 3))
 
 
+@pytest.mark.slow
 def test_integrated_gradients_converge_to_the_exact_change(models, subset):
     """With many steps the integral's error vanishes: the maps are the method, not an estimate
     of something else."""
@@ -103,6 +105,7 @@ def test_the_committed_subset_is_1000_of_each_digit_and_is_mnist(subset, mnist):
     assert SUBSET_FILE.stat().st_size < 3_000_000
 
 
+@pytest.mark.slow
 def test_a_training_digit_is_its_own_nearest_neighbour(inspectors, subset):
     for name, inspector in inspectors.items():
         neighbours = Neighbours(inspector.embed(subset.floats()), subset)

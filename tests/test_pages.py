@@ -60,6 +60,7 @@ def test_overview_says_how_far_each_models_confidence_can_be_trusted():
     assert sum(point[2] for point in after["data"]) == 5000  # the held half, every image in a bin
 
 
+@pytest.mark.slow
 def test_lambda_page_reference_grid_and_controls():
     app = open_page("pages/lambda_sweep.py")
     assert "24 of 24 runs stored" in app.caption[0].value
@@ -147,6 +148,7 @@ def test_width_page():
     assert not app.exception
 
 
+@pytest.mark.slow
 def test_errors_page_filters_sorts_and_compares():
     app = open_page("pages/errors.py")
     assert "test images wrong" in app.caption[0].value
@@ -172,6 +174,7 @@ def test_draw_page_asks_for_a_digit_before_guessing():
     assert not app.exception
 
 
+@pytest.mark.slow
 def test_the_inside_view_is_off_until_asked_for_then_names_the_model_to_draw_for():
     app = open_page("pages/draw.py")
     assert app.toggle(key="look_inside").value is False

@@ -27,6 +27,7 @@ def test_reference_grids():
     assert len(REFERENCE_WIDTHS) == 11
 
 
+@pytest.mark.slow
 def test_lambda_sweep_table_and_reuse(mnist, stores, monkeypatch):
     frame = lambda_sweep([0, 0.01], seeds=[0, 1], epochs=1, limit=1000, data=mnist, stores=stores,
                          progress=False)
@@ -42,6 +43,7 @@ def test_lambda_sweep_table_and_reuse(mnist, stores, monkeypatch):
     assert again.equals(frame)
 
 
+@pytest.mark.slow
 def test_width_sweep_reuses_and_extends(mnist, stores):
     first = width_sweep([(10, 5)], epochs=1, limit=1000, data=mnist, stores=stores, progress=False)
     second = width_sweep([(10, 5), (20, 8)], epochs=1, limit=1000, data=mnist, stores=stores,

@@ -86,6 +86,7 @@ def test_reference_architectures():
                      ("Conv2D", 64), ("Dense", 64), ("Dense", 32), ("Dense", 10)]
 
 
+@pytest.mark.slow
 def test_small_cnn_trains(mnist, tmp_path):
     from mnist_core.store import RunStore
 

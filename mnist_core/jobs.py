@@ -256,7 +256,10 @@ def cancel(job: Job) -> Job:
     exits before training) and end its worker, stopped or not, started or still starting;
     finished runs stay stored."""
     with FileLock(str(job.folder / "state.lock"), timeout=30):
-        current = read_json(job.folder / "state.json")
+        try:
+            current = read_json(job.folder / "state.json")
+        except (OSError, ValueError):  # unreadable now: cancel what the page showed
+            current = None
         current = current if isinstance(current, dict) else job.state
         _write_state(job.folder, {**current, "status": "cancelled", "message": "cancelled"})
     for pid in {current.get("pid"), current.get("spawned")}:

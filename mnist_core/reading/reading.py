@@ -17,6 +17,7 @@ from .preprocess import MIN_EXTENT, ink, ink_extent, to_mnist
 
 MAX_PIXELS = 40_000_000  # an image file with more pixels is refused before it is decoded
 MAX_FILE_BYTES = 64 * 2 ** 20
+DARK_GROUND = 0.35  # an image whose median is darker than this may be light strokes on dark
 WORKING_SIDE = 1000  # larger images are scaled down first: the models see 20x20 of it anyway
 
 
@@ -57,15 +58,9 @@ class ImageFileError(ValueError):
     """A file that is not an image this can read (says which and why)."""
 
 
-def ink_of_file(path: str | Path) -> tuple[np.ndarray, str]:
-    """Ink in [0, 1] (H, W) from a PNG or JPEG file, and which polarity was found.
-
-    Background is what the border shows: a light border means dark ink on a light ground (the
-    image is inverted), a dark one light ink on dark. A border that is mostly transparent means
-    the ink is whatever is opaque. The pixel count is checked before decoding.
-    """
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
+def image_of_file(path: str | Path) -> np.ndarray:
+    """RGBA float32 in [0, 1] from a PNG or JPEG file, turned as its EXIF says the phone was held,
+    at most WORKING_SIDE on its larger side. The pixel count is checked before decoding."""
     name = str(path)
     try:
         data = read_bytes(Path(path), MAX_FILE_BYTES, follow_links=True)
@@ -73,6 +68,15 @@ def ink_of_file(path: str | Path) -> tuple[np.ndarray, str]:
         raise ImageFileError(f"{name}: {exc}") from None
     except OSError as exc:
         raise ImageFileError(f"{name}: cannot be read ({exc.strerror or exc})") from None
+    return image_of_bytes(data, name)
+
+
+def image_of_bytes(data: bytes, name: str) -> np.ndarray:
+    """As image_of_file, for a file's bytes (an upload); `name` is what errors call it."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if len(data) > MAX_FILE_BYTES:
+        raise ImageFileError(f"{name}: is larger than the {MAX_FILE_BYTES // 2 ** 20} MB this reads")
     if not data:
         raise ImageFileError(f"{name}: the file is empty")
     try:
@@ -84,10 +88,12 @@ def ink_of_file(path: str | Path) -> tuple[np.ndarray, str]:
             if width * height > MAX_PIXELS:
                 raise ImageFileError(f"{name}: {width}x{height} pixels is more than the "
                                      f"{MAX_PIXELS:,} this reads (scale it down or crop it)")
+            if opened.format != "PNG":  # a JPEG decodes at 1/2, 1/4 or 1/8 of its size at once
+                opened.draft(None, (WORKING_SIDE, WORKING_SIDE))
             rgba = ImageOps.exif_transpose(opened).convert("RGBA")  # as the phone held it
-            if max(width, height) > WORKING_SIDE:
+            if max(rgba.size) > WORKING_SIDE:
                 rgba.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.LANCZOS)
-            rgba = np.asarray(rgba, np.float32) / 255.0
+            return np.asarray(rgba, np.float32) / 255.0
     except ImageFileError:
         raise
     except UnidentifiedImageError:
@@ -97,16 +103,46 @@ def ink_of_file(path: str | Path) -> tuple[np.ndarray, str]:
                              "(scale it down or crop it)") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageFileError(f"{name}: is a damaged image ({exc})") from None
+
+
+def ink_of_image(rgba: np.ndarray) -> tuple[np.ndarray, str, bool]:
+    """Ink in [0, 1] (H, W) of the whole image, which polarity was found, and whether it is
+    dark ink on light paper (a photo or a scan, whose paper photo.find_digits divides out).
+
+    A border that is mostly transparent means the ink is whatever is opaque. An image that is
+    mostly dark with its lightest pixels further from its median than its darkest has light
+    strokes on dark, as a canvas draws; anything else is dark ink on paper, however dim the light.
+    """
     luminance, alpha = rgba[..., :3].mean(axis=2), rgba[..., 3]
     border = np.concatenate([luminance[0], luminance[-1], luminance[:, 0], luminance[:, -1]])
     border_alpha = np.concatenate([alpha[0], alpha[-1], alpha[:, 0], alpha[:, -1]])
     if np.mean(border_alpha < 0.5) > 0.5:
-        return alpha, "transparent background: the opaque strokes are the ink"
+        return alpha, "transparent background: the opaque strokes are the ink", False
     background = float(np.median(border[border_alpha >= 0.5]))
     flat = luminance * alpha + background * (1 - alpha)
-    if background > 0.5:
-        return 1.0 - flat, "dark ink on a light background (the border is light)"
-    return flat, "light ink on a dark background (the border is dark)"
+    darkest, middle, lightest = np.percentile(flat, [0.5, 50, 99.5])
+    if middle < DARK_GROUND and lightest - middle > 2 * (middle - darkest):
+        return flat, "light ink on a dark background (as a canvas draws)", False
+    return 1.0 - flat, "dark ink on a light background (the paper's light divided out)", True
+
+
+def ink_of_file(path: str | Path) -> tuple[np.ndarray, str]:
+    """Ink in [0, 1] (H, W) of a whole PNG or JPEG file, and which polarity was found."""
+    ink, polarity, _ = ink_of_image(image_of_file(path))
+    return ink, polarity
+
+
+def digits_of_image(rgba: np.ndarray) -> tuple[list, str]:
+    """The digits to read in an image (photo.FoundDigit each, left to right) and its polarity.
+    Dark ink on paper: each digit found on the paper (none on a blank sheet). Otherwise the
+    whole image is one drawing, read as the canvas is."""
+    from .photo import FoundDigit, find_digits
+
+    ink, polarity, on_paper = ink_of_image(rgba)
+    if on_paper:  # the blue channel hides most ruled lines (light blue) and keeps every ink
+        paper = 0.8 * rgba[..., 2] + 0.2 * (1.0 - ink)
+        return find_digits(paper * rgba[..., 3] + (1.0 - rgba[..., 3])), polarity
+    return [FoundDigit((0, 0, ink.shape[1], ink.shape[0]), ink)], polarity
 
 
 def readers_for(runs: dict) -> tuple[dict[str, float], object | None, list[str]]:

@@ -329,7 +329,7 @@ def cmd_suspects(args) -> None:
 def cmd_classify(args) -> int:
     """One result per argument, in order; each file decoded, read and let go before the next,
     so memory stays flat however many files are given."""
-    from .reading.reading import ImageFileError, embedding_model, ink_of_file, read, readers_for
+    from .reading.reading import ImageFileError, embedding_model, image_of_file, read_picture, readers_for
 
     stores = StoreChain.default(args.store)
     named = named_runs(stores, STANDARD_FINGERPRINT)
@@ -344,23 +344,41 @@ def cmd_classify(args) -> int:
     results, failed = [], 0
     for path in args.images:
         try:
-            ink, polarity = ink_of_file(path)
+            image = image_of_file(path)
         except ImageFileError as exc:
             sys.stderr.write(f"python -m mnist_core classify: error: {_printable(str(exc))}\n")
             failed += 1
             results.append({"file": path, "error": str(exc)})
             continue
-        reading = read(ink, predict, check, temperatures)
-        del ink
-        results.append({"file": path, "polarity": polarity, "not_a_digit": bool(reading.not_a_digit),
-                        "too_small": bool(reading.too_small),
-                        "models": {name: {"digit": int(p.argmax()), "probability": round(float(p.max()), 4)}
-                                   for name, p in reading.probabilities.items()}})
+        picture = read_picture(image, predict, check, temperatures)
+        del image
+        results.append(_picture_result(path, picture))
         if not args.json:
-            print(_reading_line(results[-1], reading))
+            print(_picture_line(results[-1], picture))
     if args.json:
         print(json.dumps(results, indent=2))
     return 2 if failed else 0
+
+
+def _digit_result(reading) -> dict:
+    return {"not_a_digit": bool(reading.not_a_digit), "too_small": bool(reading.too_small),
+            "models": {name: {"digit": int(p.argmax()), "probability": round(float(p.max()), 4)}
+                       for name, p in reading.probabilities.items()}}
+
+
+def _picture_result(path: str, picture) -> dict:
+    """One file's result: one digit (or none) as a drawing's; several add each digit (its box in
+    the image as shown: left, top, width, height) and the number they make."""
+    if len(picture.readings) <= 1:
+        one = _digit_result(picture.readings[0]) if picture.readings else \
+            {"not_a_digit": False, "too_small": False, "models": {}}
+        return {"file": path, "polarity": picture.polarity, **one}
+    digits = [{"box": list(found.box), **_digit_result(reading)}
+              for found, reading in zip(picture.found, picture.readings)]
+    return {"file": path, "polarity": picture.polarity,
+            "not_a_digit": any(d["not_a_digit"] for d in digits),
+            "too_small": any(d["too_small"] for d in digits), "models": {},
+            "number": picture.number(), "digits": digits}
 
 
 def _printable(text: str) -> str:
@@ -382,16 +400,25 @@ def reader_of(runs: dict, stores: StoreChain, embedding_of: str | None):
     return runtime.predictor(runs, stores, embedding_of)
 
 
-def _reading_line(result: dict, reading) -> str:
+def _picture_line(result: dict, picture) -> str:
     name = _printable(result["file"])
+    if not picture.readings:
+        return f"{name}: no digit found; {result['polarity']}"
+    if len(picture.readings) == 1:
+        return f"{name}: {_digit_words(result, picture.readings[0])}; {result['polarity']}"
+    each = "; ".join(f"digit {i + 1}: {_digit_words(digit, reading)}"
+                     for i, (digit, reading) in enumerate(zip(result["digits"], picture.readings)))
+    return f"{name}: the number {result['number']} ({each}); {result['polarity']}"
+
+
+def _digit_words(result: dict, reading) -> str:
     if reading.image28 is None:
-        why = ("too small to read (crop the image closer to the digit)" if reading.too_small
-               else "blank: no ink found")
-        return f"{name}: {why}; {result['polarity']}"
+        return ("too small to read (crop the image closer to the digit)" if reading.too_small
+                else "blank: no ink found")
     readings = ", ".join(f"{name} {r['digit']} ({r['probability']:.1%})"
                          for name, r in result["models"].items())
     warning = "NOT A DIGIT to the models; " if reading.not_a_digit else ""
-    return f"{name}: {warning}{readings}; {result['polarity']}"
+    return f"{warning}{readings}"
 
 
 def _run_by_prefix(stores: StoreChain, prefix: str, what: str = "voter"):

@@ -1,6 +1,6 @@
 """Synthetic canvas drawings for measuring the Draw page: MNIST digits redrawn as a 280x280
 canvas gives them, and drawings that are no digit at all (scribbles, letters, hatchings,
-stars, blobs), drawn with a round pen as the canvas draws.
+stars, blobs, smileys, dashes), drawn with a round pen as the canvas draws.
 
 Used by benchmarks/drawing_robustness.py and benchmarks/not_a_digit.py, and by tests.
 """
@@ -28,7 +28,7 @@ LETTERS = {
     "#": [[(0.3, 0.0), (0.3, 1.0)], [(0.7, 0.0), (0.7, 1.0)],
           [(0.0, 0.3), (1.0, 0.3)], [(0.0, 0.7), (1.0, 0.7)]],
 }
-KINDS = ("scribble", "letter", "hatching", "star", "blob")
+KINDS = ("scribble", "letter", "hatching", "star", "blob", "smiley", "dash")
 
 
 def blank_canvas() -> np.ndarray:
@@ -119,6 +119,15 @@ def non_digit(kind: str, rng: np.random.Generator) -> np.ndarray:
             count = int(rng.integers(3, 5))
             strokes = [0.5 + 0.5 * np.array([[-np.cos(a), -np.sin(a)], [np.cos(a), np.sin(a)]])
                        for a in np.pi * np.arange(count) / count]
+    elif kind == "smiley":
+        turn = np.linspace(0, 2 * np.pi, 40)
+        mouth = np.linspace(0.2 * np.pi, 0.8 * np.pi, 12)
+        strokes = [0.5 + 0.5 * np.stack([np.cos(turn), np.sin(turn)], axis=1),
+                   0.5 + 0.3 * np.stack([np.cos(mouth), np.sin(mouth)], axis=1),
+                   np.array([[0.33, 0.35], [0.34, 0.36]]), np.array([[0.66, 0.35], [0.67, 0.36]])]
+    elif kind == "dash":
+        tilt = rng.uniform(-0.15, 0.15)
+        strokes = [np.array([[0.0, 0.5 - tilt], [1.0, 0.5 + tilt]])]
     else:
         raise ValueError(f"unknown kind {kind!r}: expected one of {', '.join(KINDS)}")
     placed = _place(strokes, rng)

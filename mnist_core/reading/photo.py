@@ -18,6 +18,7 @@ PAPER_SIDE = 250  # the paper's light is estimated on an image this size: it var
 MIN_CONTRAST = 0.12  # ink at least this much darker than its paper (a faint pencil is ~0.25)
 MIN_DIGIT = 0.04  # a digit is at least this share of the image's larger side tall (and 12 px)
 MIN_PART = 0.15  # a mark is part of a digit only if at least this share of the tallest digit tall
+MIN_INK_SHARE = 0.1  # and has at least this share of the most inked digit's ink (not a few dots)
 MAX_DIGITS = 12  # more digit-sized marks than this is writing or texture, not a number
 LINE_SPAN = 0.3  # a straight line inked over this share of the image and spread
 RULED_SPREAD = 0.7  # over this share of it is the paper's ruling
@@ -83,25 +84,31 @@ def ruling(faint: np.ndarray) -> np.ndarray:
     import cv2
 
     height, width = faint.shape
-    found = np.zeros(faint.shape, bool)
+    bands = {True: np.zeros(faint.shape, np.uint8), False: np.zeros(faint.shape, np.uint8)}
+    thin = np.zeros(faint.shape, bool)
     points = faint.astype(np.uint8)
-    for start, stop, across in ((np.pi / 2 - 0.15, np.pi / 2 + 0.15, width),  # level lines
-                                (0.0, 0.15, height), (np.pi - 0.15, np.pi, height)):  # upright
+    for start, stop, level in ((np.pi / 2 - 0.15, np.pi / 2 + 0.15, True),
+                               (0.0, 0.15, False), (np.pi - 0.15, np.pi, False)):
+        across = width if level else height
         lines = cv2.HoughLines(points, 1, np.pi / 720, int(LINE_SPAN * across), min_theta=start, max_theta=stop)
         kept: list[tuple[float, float]] = []
         for rho, theta in ([] if lines is None else lines.reshape(-1, 2)[:MAX_LINES]):
             if any(abs(rho - r) < 4 and abs(theta - t) < 0.02 for r, t in kept):
                 continue  # the same line again, a pixel over
             rows, cols = _thin_along(faint, rho, theta)
-            along = cols if across == width else rows
+            along = cols if level else rows
             if along.size >= LINE_SPAN * across and np.ptp(along) >= RULED_SPREAD * across:
                 kept.append((rho, theta))
                 for shift in range(-RULE_HALF_WIDTH, RULE_HALF_WIDTH + 1):
-                    if across == width:
-                        found[np.clip(rows + shift, 0, height - 1), cols] = True
+                    if level:
+                        thin[np.clip(rows + shift, 0, height - 1), cols] = True
                     else:
-                        found[rows, np.clip(cols + shift, 0, width - 1)] = True
-    return found
+                        thin[rows, np.clip(cols + shift, 0, width - 1)] = True
+                a, b, far = np.cos(theta), np.sin(theta), 2 * (height + width)
+                x0, y0 = a * rho, b * rho
+                cv2.line(bands[level], (int(x0 - far * b), int(y0 + far * a)),
+                         (int(x0 + far * b), int(y0 - far * a)), 1, 2 * RULE_HALF_WIDTH + 3)
+    return thin | (bands[True] & bands[False]).astype(bool)  # a squared sheet's crossings too
 
 
 def _thin_along(faint: np.ndarray, rho: float, theta: float) -> tuple[np.ndarray, np.ndarray]:
@@ -130,7 +137,8 @@ def find_digits(gray: np.ndarray) -> list[FoundDigit]:
     import cv2
 
     height, width = gray.shape
-    mask = ink_mask(ink_on_paper(gray))
+    ink = ink_on_paper(gray)
+    mask = ink_mask(ink)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     side = max(height, width)
     marks = []
@@ -146,20 +154,23 @@ def find_digits(gray: np.ndarray) -> list[FoundDigit]:
         digits = [g for g in groups if max(g[3] - g[1], g[2] - g[0]) >= max(12, MIN_DIGIT * side)]
     else:  # digits in a row are about as tall as one another; specks and flat marks are not
         tallest = max(g[3] - g[1] for g in groups)
-        digits = [g for g in groups if g[3] - g[1] >= max(12, MIN_DIGIT * side, 0.4 * tallest)]
+        inked = {id(g): int(stats[g[4], cv2.CC_STAT_AREA].sum()) for g in groups}
+        most = max(inked.values())
+        digits = [g for g in groups if g[3] - g[1] >= max(12, MIN_DIGIT * side, 0.4 * tallest)
+                  and inked[id(g)] >= MIN_INK_SHARE * most]
     if len(digits) > MAX_DIGITS:
         return []
     found = []
     for left, top, right, bottom, parts in sorted(digits):
         alone = np.isin(labels[top:bottom, left:right], parts)
-        found.append(FoundDigit((left, top, right - left, bottom - top), _strokes(alone)))
+        found.append(FoundDigit((left, top, right - left, bottom - top), _strokes(alone, ink[top:bottom, left:right])))
     return found
 
 
 def _sheet_edge(piece: np.ndarray, left: int, top: int, shape: tuple[int, int]) -> bool:
     """What lies beyond the sheet, or its edge: a mark that covers a fifth of the image, or that
-    lies along the image's border (touching it and mostly in a band along it, or all in that
-    band and drawn out along it)."""
+    lies along the image's border (all in a band along one side and drawn out along it, or
+    touching the border and mostly in that band, unless small and about as wide as tall)."""
     height, width = shape
     if np.count_nonzero(piece) > 0.2 * height * width:
         return True
@@ -172,6 +183,8 @@ def _sheet_edge(piece: np.ndarray, left: int, top: int, shape: tuple[int, int]) 
         return True
     if min(left, top, width - right, height - bottom) > 0.02 * max(height, width):
         return False
+    if max(h, w) < min(2 * min(h, w), 2 * band):
+        return False  # a digit near the border: small and about as wide as tall
     rows, cols = np.nonzero(piece)
     rows, cols = rows + top, cols + left
     near = (rows < band) | (rows >= height - band) | (cols < band) | (cols >= width - band)
@@ -204,16 +217,24 @@ def _group(marks: list[list]) -> list[list]:
     return groups
 
 
-def _strokes(alone: np.ndarray) -> np.ndarray:
-    """A digit's mask as ink the preprocessing takes: thickened when the pen was thinner than
-    MNIST's writers' (a ballpoint on a large digit), then softened by a pixel as a scan is."""
+def _strokes(alone: np.ndarray, ink: np.ndarray) -> np.ndarray:
+    """A digit's ink as the preprocessing takes it: its own marks' ink (a pixel around them too,
+    for their soft edges) scaled so its strokes reach 1, as a scan's do, and thickened when the
+    pen was thinner than MNIST's writers' (a ballpoint on a large digit)."""
     from scipy import ndimage
 
     side = max(alone.shape)
+    strokes = np.where(ndimage.binary_dilation(alone), ink, 0.0)
+    strokes = np.clip(strokes / max(float(np.percentile(ink[alone], 90)), 1e-6), 0.0, 1.0)
     width = pen_width(alone.astype(np.float32))
-    radius = max(0.0, (THIN_STROKE * side - width) / 2)
-    alone = np.pad(alone, int(radius) + 3)
-    if radius > 0:
-        alone = ndimage.distance_transform_edt(~alone) <= radius
-    strokes = ndimage.gaussian_filter(alone.astype(np.float32), max(0.5, side / 200))
-    return np.clip(strokes / max(strokes.max(), 1e-6), 0.0, 1.0)
+    radius = (THIN_STROKE * side - width) / 2
+    if radius >= 0.5:
+        strokes = np.pad(strokes, int(radius) + 1)
+        strokes = ndimage.grey_dilation(strokes, footprint=_disk(radius))
+    return strokes.astype(np.float32)
+
+
+def _disk(radius: float) -> np.ndarray:
+    reach = int(radius)
+    y, x = np.ogrid[-reach:reach + 1, -reach:reach + 1]
+    return x * x + y * y <= radius * radius

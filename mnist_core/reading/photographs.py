@@ -92,7 +92,8 @@ def _light(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
     """Uneven light: a slope across the sheet and, often, a soft shadow over part of it."""
     y, x = np.mgrid[0:height, 0:width] / max(height, width)
     angle = rng.uniform(0, 2 * np.pi)
-    light = 1.0 - rng.uniform(0.05, 0.35) * ((np.cos(angle) * x + np.sin(angle) * y) % 1.0)
+    slope = np.cos(angle) * x + np.sin(angle) * y
+    light = 1.0 - rng.uniform(0.05, 0.35) * (slope - slope.min()) / max(np.ptp(slope), 1e-6)
     if rng.random() < 0.6:
         edge_angle = rng.uniform(0, 2 * np.pi)
         distance = (np.cos(edge_angle) * (x - rng.uniform(0.2, 0.8)) + np.sin(edge_angle) * (y - rng.uniform(0.2, 0.8)))

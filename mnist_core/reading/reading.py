@@ -13,12 +13,15 @@ import numpy as np
 
 from ..safe_read import UnsafeFile, read_bytes
 from .predict import probabilities_of
-from .preprocess import MIN_EXTENT, ink, ink_extent, to_mnist
+from .preprocess import INK_THRESHOLD, MIN_EXTENT, ink, ink_extent, pen_width, to_mnist
 
 MAX_PIXELS = 40_000_000  # an image file with more pixels is refused before it is decoded
 MAX_FILE_BYTES = 64 * 2 ** 20
 DARK_GROUND = 0.35  # an image whose median is darker than this may be light strokes on dark
-WORKING_SIDE = 1000  # larger images are scaled down first: the models see 20x20 of it anyway
+WORKING_SIDE = 1000
+# No MNIST digit's ink is more than 2.25 times as wide as tall, net of the pen (60,000 training
+# digits): a mark flatter than this is a dash or a line, whatever the models make of it.
+FLAT = 3.0  # larger images are scaled down first: the models see 20x20 of it anyway
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,43 @@ def read(image, predict, check=None, temperatures: dict[str, float] | None = Non
         return Reading(extent, None, {}, None)
     logits, embedding = predict(image28[None])
     verdict = check.not_a_digit(embedding[0]) if check is not None and embedding is not None else None
+    if flat(strokes):
+        verdict = True
     return Reading(extent, image28, probabilities_of(logits, temperatures), verdict)
+
+
+def flat(strokes: np.ndarray) -> bool:
+    """Whether the ink is a mark much wider than tall (FLAT, net of the pen's width)."""
+    inked = strokes >= INK_THRESHOLD
+    rows, cols = np.flatnonzero(inked.any(axis=1)), np.flatnonzero(inked.any(axis=0))
+    pen = pen_width(strokes)
+    return cols[-1] - cols[0] + 1 - pen > FLAT * max(rows[-1] - rows[0] + 1 - pen, 1.0)
+
+
+@dataclass(frozen=True)
+class PictureReading:
+    polarity: str  # what was taken for ink (reading.ink_of_image)
+    found: list  # photo.FoundDigit each, left to right
+    readings: list[Reading]  # one per digit found
+
+    def number(self) -> str:
+        """The digits read left to right, each the one most models read (the first model listed
+        breaks a tie); '?' for a mark that is no digit or too small to read."""
+        return "".join(_consensus(r) for r in self.readings)
+
+
+def _consensus(reading: Reading) -> str:
+    if reading.not_a_digit or not reading.probabilities:
+        return "?"
+    votes = [int(p.argmax()) for p in reading.probabilities.values()]
+    return str(max(dict.fromkeys(votes), key=votes.count))
+
+
+def read_picture(rgba: np.ndarray, predict, check=None,
+                 temperatures: dict[str, float] | None = None) -> PictureReading:
+    """Every digit in an image (image_of_file's RGBA), each read as `read` reads a drawing."""
+    found, polarity = digits_of_image(rgba)
+    return PictureReading(polarity, found, [read(digit.strokes, predict, check, temperatures) for digit in found])
 
 
 def embedding_model(check) -> str | None:

@@ -41,8 +41,14 @@ from mnist_core.catalog import named_runs  # noqa: E402
 from mnist_core.data import STANDARD_FINGERPRINT, load_mnist  # noqa: E402
 from mnist_core.reading import photo, runtime  # noqa: E402
 from mnist_core.reading.photographs import photos  # noqa: E402
-from mnist_core.reading.reading import (embedding_model, image_of_bytes, ink_of_image, read,  # noqa: E402
-                                        read_picture, readers_for)
+from mnist_core.reading.reading import (  # noqa: E402
+    embedding_model,
+    image_of_bytes,
+    ink_of_image,
+    read,
+    read_picture,
+    readers_for,
+)
 from mnist_core.store import StoreChain  # noqa: E402
 
 GOALS = {"accuracy": 0.98, "refused": 0.01, "caught": 0.90, "phone_ms": 150}
@@ -129,13 +135,19 @@ def other_writers(predict, check, temperatures, names, count: int) -> None:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    right, refused = collections.Counter(), 0
+    right, right_before, refused, refused_before = collections.Counter(), collections.Counter(), 0, 0
     for image, label in zip(digits.images[:count], digits.target[:count]):
-        scan = Image.fromarray((255 - image * 255 / 16).astype(np.uint8)).resize((64, 64), Image.Resampling.BICUBIC)
+        scan = Image.fromarray((255 - image * 255 / 16).astype(np.uint8))
+        scan = scan.resize((64, 64), Image.Resampling.BICUBIC)
         scan = Image.fromarray(np.pad(np.asarray(scan), 16, constant_values=255))
         buffer = io.BytesIO()
         scan.save(buffer, "PNG")
-        picture = read_picture(image_of_bytes(buffer.getvalue(), "scan"), predict, check, temperatures)
+        rgba = image_of_bytes(buffer.getvalue(), "scan")
+        before = whole_image(rgba, predict, check, temperatures)
+        refused_before += bool(before.not_a_digit)
+        for name, p in before.probabilities.items():
+            right_before[name] += int(p.argmax()) == label
+        picture = read_picture(rgba, predict, check, temperatures)
         if len(picture.readings) != 1:
             continue
         refused += bool(picture.readings[0].not_a_digit)
@@ -143,8 +155,10 @@ def other_writers(predict, check, temperatures, names, count: int) -> None:
             right[name] += int(p.argmax()) == label
     total = min(count, len(digits.images))
     print(f"\n## Other writers: {total} scanned digits (scikit-learn's, 43 writers, 8x8 scaled to 64x64)")
-    print(", ".join(f"{name} {right[name] / total:.1%}" for name in names)
+    print("now: " + ", ".join(f"{name} {right[name] / total:.1%}" for name in names)
           + f"; called not a digit {refused / total:.1%}")
+    print("before: " + ", ".join(f"{name} {right_before[name] / total:.1%}" for name in names)
+          + f"; called not a digit {refused_before / total:.1%}")
 
 
 def libraries(made) -> None:
@@ -154,7 +168,7 @@ def libraries(made) -> None:
     def with_skimage(gray):
         step = max(1, max(gray.shape) // photo.PAPER_SIDE)
         small = transform.downscale_local_mean(gray, (step, step))
-        size = max(3, max(small.shape) // 8) | 1
+        size = max(3, max(small.shape) // photo.PAPER_KERNEL) | 1
         paper = morphology.closing(small, morphology.disk(size // 2))
         paper = filters.gaussian(paper, 1.0)
         paper = transform.resize(paper, gray.shape, order=1)
@@ -201,7 +215,8 @@ def main() -> None:
     tuned = photos(data.x_test[:5000], data.y_test[:5000], args.photos, seed=1)
     report("Tuned on (test digits 0-4,999, seed 1)", score(tuned, predict, check, temperatures, names), names)
     held = photos(data.x_test[5000:], data.y_test[5000:], args.photos, seed=2)
-    report("Held out (test digits 5,000-9,999, seed 2)", score(held, predict, check, temperatures, names), names)
+    held_score = score(held, predict, check, temperatures, names)
+    report("Held out (test digits 5,000-9,999, seed 2)", held_score, names)
     if args.writers:
         other_writers(predict, check, temperatures, names, args.writers)
     if args.phone:

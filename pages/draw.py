@@ -7,7 +7,7 @@ from mnist_core.reading.neighbours import busy
 from mnist_core.reading.predict import disagreements
 from mnist_core.reading.preprocess import PreprocessError
 from mnist_core.reading.reading import embedding_model, read
-from pages.parts import charts, common, inside_view, url_state
+from pages.parts import charts, common, inside_view, photo_view, url_state
 
 common.page_setup()
 
@@ -140,3 +140,4 @@ CANVAS_SCRIPT = """<script>
 </script>"""
 drawing_area()
 st.html(CANVAS_SCRIPT, unsafe_allow_javascript=True)
+photo_view.photo_area(models_to_use)

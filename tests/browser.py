@@ -14,7 +14,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 # a camera for st.camera_input: Chromium's test pattern, allowed without asking
+                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
 
 
 def free_port() -> int:

@@ -378,3 +378,37 @@ def test_a_reload_mid_job_and_a_copied_link_keep_the_settings_and_the_job_says_w
     no_exception(fresh)
     fresh.context.close()
     no_exception(page)
+
+
+def test_a_photo_of_a_7_on_paper_then_a_row_2024_uploaded_are_read_with_their_boxes(page, server, mnist,
+                                                                                   tmp_path):
+    from tests.test_photos import photo_file
+
+    page.goto(f"{server}/draw")
+    expect(page.get_by_text("Or show it digits written on paper")).to_be_visible()
+    upload = page.get_by_test_id("stFileUploader").locator("input[type=file]")
+    upload.set_input_files(photo_file(tmp_path, mnist, "7", 3))
+    expect(page.get_by_test_id("photo-number")).to_contain_text("Read as 7 by all 4 models")
+    found = page.get_by_test_id("stImage").filter(has_text="dark ink on a light background")
+    expect(found.get_by_role("img")).to_be_visible()  # the photo, its digit's box drawn on it
+    expect(page.get_by_text("Read from the photo.")).to_be_visible()
+    expect(page.get_by_alt_text("the drawing as a 28x28 MNIST-style image")).to_have_count(1)
+    page.get_by_text("Look inside a model for this photo").click()
+    expect(page.get_by_test_id("saliency-top")).to_contain_text("What makes it a 7", timeout=120_000)
+    upload.set_input_files(photo_file(tmp_path, mnist, "2024", 1))
+    expect(page.get_by_test_id("photo-number")).to_contain_text("Read as the number 2024")
+    for index in range(1, 5):
+        expect(page.get_by_text(f"Digit {index} of 4, from the photo.")).to_be_visible()
+    (tmp_path / "notes.png").write_text("not a picture")
+    upload.set_input_files(tmp_path / "notes.png")
+    expect(page.get_by_text("notes.png: is not an image (give a PNG or JPEG file)")).to_be_visible()
+    no_exception(page)
+
+
+def test_a_photo_taken_with_the_camera_is_read(page, server):
+    page.goto(f"{server}/draw")  # Chromium's fake camera: a test pattern with no digit on paper
+    page.get_by_text("Use the camera").click()
+    page.wait_for_function("() => document.querySelector('video')?.readyState >= 2")  # it shows
+    page.get_by_role("button", name="Take Photo").click()
+    expect(page.get_by_test_id("photo-number")).to_contain_text("Not a digit")
+    no_exception(page)

@@ -15,6 +15,7 @@ import numpy as np
 from .preprocess import pen_width
 
 PAPER_SIDE = 250  # the paper's light is estimated on an image this size: it varies slowly
+PAPER_KERNEL = 4  # from what is darker than the paper and narrower than 1/4 of the image
 MIN_CONTRAST = 0.12  # ink at least this much darker than its paper (a faint pencil is ~0.25)
 MIN_DIGIT = 0.04  # a digit is at least this share of the image's larger side tall (and 12 px)
 MIN_PART = 0.15  # a mark is part of a digit only if at least this share of the tallest digit tall
@@ -34,19 +35,22 @@ class FoundDigit:
     strokes: np.ndarray  # (height, width) float32 in [0, 1]: this digit's ink alone
 
 
-def ink_on_paper(gray: np.ndarray) -> np.ndarray:
+def ink_on_paper(gray: np.ndarray, paper: float | None = None) -> np.ndarray:
     """Ink in [0, 1] from `gray` (H, W) float32 in [0, 1], dark ink on light paper: each pixel's
     darkness relative to the paper around it, so uneven light, a soft shadow and tinted paper
-    are divided out."""
+    are divided out. `paper`: the paper's one grey, when it is known to be even (a scan)."""
     import cv2
 
+    if paper is not None:
+        return np.clip(1.0 - gray / max(paper, 1 / 255), 0.0, 1.0).astype(np.float32)
     height, width = gray.shape
     step = max(1, max(height, width) // PAPER_SIDE)
     small = cv2.resize(gray, (max(1, width // step), max(1, height // step)), interpolation=cv2.INTER_AREA)
-    size = max(3, max(small.shape) // 8) | 1  # wider than any stroke
+    size = max(3, max(small.shape) // PAPER_KERNEL) | 1  # wider than any stroke
     # a closing fills in what is darker and narrower than `size` (the strokes) with the paper
     # around it, and keeps the edges of what is wider (a shadow's, even a sharp one)
-    paper = cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+    paper = cv2.morphologyEx(small, cv2.MORPH_CLOSE, disc)
     paper = cv2.GaussianBlur(paper, (0, 0), 1.0)
     paper = cv2.resize(paper, (width, height), interpolation=cv2.INTER_LINEAR)
     return np.clip(1.0 - gray / np.maximum(paper, 1 / 255), 0.0, 1.0).astype(np.float32)
@@ -58,8 +62,9 @@ def ink_mask(ink: np.ndarray) -> np.ndarray:
     joined to them, so a pencil's uneven line stays whole."""
     import cv2
 
-    median = float(np.median(ink))
-    noise = 1.4826 * float(np.median(np.abs(ink - median)))
+    sample = ink[::_stride(ink), ::_stride(ink)]  # the paper's level and noise need no more
+    median = float(np.median(sample))
+    noise = 1.4826 * float(np.median(np.abs(sample - median)))
     band = int(EDGE_BAND * max(ink.shape))  # what lies beyond the sheet's edges must not set it
     inner = ink[band:ink.shape[0] - band, band:ink.shape[1] - band]
     inner = inner if inner.size else ink
@@ -73,6 +78,11 @@ def ink_mask(ink: np.ndarray) -> np.ndarray:
     keep[np.unique(labels[(ink >= high) & faint])] = True
     keep[0] = False
     return keep[labels]
+
+
+def _stride(image: np.ndarray) -> int:
+    """A step that samples an image at about PAPER_SIDE points along its larger side."""
+    return max(1, max(image.shape) // PAPER_SIDE)
 
 
 def ruling(faint: np.ndarray) -> np.ndarray:
@@ -90,7 +100,8 @@ def ruling(faint: np.ndarray) -> np.ndarray:
     for start, stop, level in ((np.pi / 2 - 0.15, np.pi / 2 + 0.15, True),
                                (0.0, 0.15, False), (np.pi - 0.15, np.pi, False)):
         across = width if level else height
-        lines = cv2.HoughLines(points, 1, np.pi / 720, int(LINE_SPAN * across), min_theta=start, max_theta=stop)
+        lines = cv2.HoughLines(points, 1, np.pi / 720, int(LINE_SPAN * across),
+                               min_theta=start, max_theta=stop)
         kept: list[tuple[float, float]] = []
         for rho, theta in ([] if lines is None else lines.reshape(-1, 2)[:MAX_LINES]):
             if any(abs(rho - r) < 4 and abs(theta - t) < 0.02 for r, t in kept):
@@ -132,12 +143,13 @@ def _thin_along(faint: np.ndarray, rho: float, theta: float) -> tuple[np.ndarray
     return rows[thin], cols[thin]
 
 
-def find_digits(gray: np.ndarray) -> list[FoundDigit]:
-    """The digits written on the paper in `gray` (H, W) float32 in [0, 1], left to right."""
+def find_digits(gray: np.ndarray, paper: float | None = None) -> list[FoundDigit]:
+    """The digits written on the paper in `gray` (H, W) float32 in [0, 1], left to right;
+    `paper` as ink_on_paper takes it."""
     import cv2
 
     height, width = gray.shape
-    ink = ink_on_paper(gray)
+    ink = ink_on_paper(gray, paper)
     mask = ink_mask(ink)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     side = max(height, width)
@@ -163,17 +175,16 @@ def find_digits(gray: np.ndarray) -> list[FoundDigit]:
     found = []
     for left, top, right, bottom, parts in sorted(digits):
         alone = np.isin(labels[top:bottom, left:right], parts)
-        found.append(FoundDigit((left, top, right - left, bottom - top), _strokes(alone, ink[top:bottom, left:right])))
+        strokes = _strokes(alone, ink[top:bottom, left:right])
+        found.append(FoundDigit((left, top, right - left, bottom - top), strokes))
     return found
 
 
 def _sheet_edge(piece: np.ndarray, left: int, top: int, shape: tuple[int, int]) -> bool:
-    """What lies beyond the sheet, or its edge: a mark that covers a fifth of the image, or that
-    lies along the image's border (all in a band along one side and drawn out along it, or
-    touching the border and mostly in that band, unless small and about as wide as tall)."""
+    """What lies beyond the sheet, or its edge: a mark that lies along the image's border (all in
+    a band along one side and drawn out along it, or touching the border and mostly in that band,
+    unless small and about as wide as tall) or that touches it and covers a fifth of the image."""
     height, width = shape
-    if np.count_nonzero(piece) > 0.2 * height * width:
-        return True
     band = EDGE_BAND * max(height, width)
     bottom, right = top + piece.shape[0], left + piece.shape[1]
     h, w = piece.shape
@@ -183,6 +194,8 @@ def _sheet_edge(piece: np.ndarray, left: int, top: int, shape: tuple[int, int]) 
         return True
     if min(left, top, width - right, height - bottom) > 0.02 * max(height, width):
         return False
+    if np.count_nonzero(piece) > 0.2 * height * width:
+        return True
     if max(h, w) < min(2 * min(h, w), 2 * band):
         return False  # a digit near the border: small and about as wide as tall
     rows, cols = np.nonzero(piece)
@@ -221,16 +234,17 @@ def _strokes(alone: np.ndarray, ink: np.ndarray) -> np.ndarray:
     """A digit's ink as the preprocessing takes it: its own marks' ink (a pixel around them too,
     for their soft edges) scaled so its strokes reach 1, as a scan's do, and thickened when the
     pen was thinner than MNIST's writers' (a ballpoint on a large digit)."""
+    import cv2
     from scipy import ndimage
 
     side = max(alone.shape)
-    strokes = np.where(ndimage.binary_dilation(alone), ink, 0.0)
+    strokes = np.where(ndimage.binary_dilation(alone, ), ink, 0.0)
     strokes = np.clip(strokes / max(float(np.percentile(ink[alone], 90)), 1e-6), 0.0, 1.0)
     width = pen_width(alone.astype(np.float32))
     radius = (THIN_STROKE * side - width) / 2
     if radius >= 0.5:
         strokes = np.pad(strokes, int(radius) + 1)
-        strokes = ndimage.grey_dilation(strokes, footprint=_disk(radius))
+        strokes = cv2.dilate(strokes, _disk(radius).astype(np.uint8))
     return strokes.astype(np.float32)
 
 

@@ -96,7 +96,8 @@ def _light(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
     light = 1.0 - rng.uniform(0.05, 0.35) * (slope - slope.min()) / max(np.ptp(slope), 1e-6)
     if rng.random() < 0.6:
         edge_angle = rng.uniform(0, 2 * np.pi)
-        distance = (np.cos(edge_angle) * (x - rng.uniform(0.2, 0.8)) + np.sin(edge_angle) * (y - rng.uniform(0.2, 0.8)))
+        distance = (np.cos(edge_angle) * (x - rng.uniform(0.2, 0.8))
+                    + np.sin(edge_angle) * (y - rng.uniform(0.2, 0.8)))
         softness = rng.uniform(0.03, 0.12)
         depth = rng.uniform(0.2, 0.45)
         light = light * (1.0 - depth / (1.0 + np.exp(-distance / softness)))
@@ -129,7 +130,8 @@ def _non_digit(kind: str, height: int, rng: np.random.Generator) -> np.ndarray:
 
 def _texture(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
     """A surface with grain and no digit (wood, fabric, a carpet), RGB in [0, 1]."""
-    grain = ndimage.gaussian_filter(rng.normal(0, 1, (height, width)), (rng.uniform(1, 4), rng.uniform(6, 30)))
+    noise = rng.normal(0, 1, (height, width))
+    grain = ndimage.gaussian_filter(noise, (rng.uniform(1, 4), rng.uniform(6, 30)))
     grain = (grain - grain.min()) / max(np.ptp(grain), 1e-6)
     base = np.array([rng.uniform(0.4, 0.8), rng.uniform(0.3, 0.7), rng.uniform(0.2, 0.6)])
     return base * (0.7 + 0.5 * grain[..., None])
@@ -152,7 +154,8 @@ def photograph(digits: list[np.ndarray] | None, rng: np.random.Generator, kind: 
         if digits:
             marks = [written(d, tall, pen_share, rng) for d in digits]
             gap = int(tall * rng.uniform(0.15, 0.4))
-            ink = np.zeros((max(m.shape[0] for m in marks), sum(m.shape[1] for m in marks) + gap * (len(marks) - 1)))
+            wide = sum(m.shape[1] for m in marks) + gap * (len(marks) - 1)
+            ink = np.zeros((max(m.shape[0] for m in marks), wide))
             x = 0
             for mark in marks:
                 top = (ink.shape[0] - mark.shape[0]) // 2 + int(rng.integers(-tall // 12, tall // 12 + 1))
@@ -232,7 +235,8 @@ def photos(x: np.ndarray, y: np.ndarray, count: int, seed: int, side: int | None
         many = int(rng.integers(2, 5)) if roll < 0.3 else 1
         chosen = [(x[(taken + i) % len(x)], int(y[(taken + i) % len(y)])) for i in range(many)]
         taken += many
-        data, pen, paper, size = photograph([d for d, _ in chosen], rng, "digit" if many == 1 else "number", side)
+        kind = "digit" if many == 1 else "number"
+        data, pen, paper, size = photograph([d for d, _ in chosen], rng, kind, side)
         made.append(Photo(data, tuple(label for _, label in chosen), "digit" if many == 1 else "number",
                           pen, paper, size))
     return made

@@ -18,10 +18,11 @@ from .preprocess import INK_THRESHOLD, MIN_EXTENT, ink, ink_extent, pen_width, t
 MAX_PIXELS = 40_000_000  # an image file with more pixels is refused before it is decoded
 MAX_FILE_BYTES = 64 * 2 ** 20
 DARK_GROUND = 0.35  # an image whose median is darker than this may be light strokes on dark
-WORKING_SIDE = 1000
+WORKING_SIDE = 1000  # larger images are scaled down first: the models see 20x20 of it anyway
+PLAIN_GROUND = 0.04  # a border whose greys (10th to 90th percentile) spread no more is even
 # No MNIST digit's ink is more than 2.25 times as wide as tall, net of the pen (60,000 training
 # digits): a mark flatter than this is a dash or a line, whatever the models make of it.
-FLAT = 3.0  # larger images are scaled down first: the models see 20x20 of it anyway
+FLAT = 3.0
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,8 @@ def read_picture(rgba: np.ndarray, predict, check=None,
                  temperatures: dict[str, float] | None = None) -> PictureReading:
     """Every digit in an image (image_of_file's RGBA), each read as `read` reads a drawing."""
     found, polarity = digits_of_image(rgba)
-    return PictureReading(polarity, found, [read(digit.strokes, predict, check, temperatures) for digit in found])
+    readings = [read(digit.strokes, predict, check, temperatures) for digit in found]
+    return PictureReading(polarity, found, readings)
 
 
 def embedding_model(check) -> str | None:
@@ -128,11 +130,11 @@ def image_of_bytes(data: bytes, name: str) -> np.ndarray:
                 raise ImageFileError(f"{name}: {width}x{height} pixels is more than the "
                                      f"{MAX_PIXELS:,} this reads (scale it down or crop it)")
             if opened.format != "PNG":  # a JPEG decodes at 1/2, 1/4 or 1/8 of its size at once
-                opened.draft(None, (WORKING_SIDE, WORKING_SIDE))
-            rgba = ImageOps.exif_transpose(opened).convert("RGBA")  # as the phone held it
-            if max(rgba.size) > WORKING_SIDE:
-                rgba.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.LANCZOS)
-            return np.asarray(rgba, np.float32) / 255.0
+                shrink = WORKING_SIDE / max(width, height)
+                opened.draft(None, (int(width * shrink), int(height * shrink)))
+            if max(opened.size) > WORKING_SIDE:
+                opened.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.LANCZOS)
+            return np.asarray(ImageOps.exif_transpose(opened).convert("RGBA"), np.float32) / 255.0
     except ImageFileError:
         raise
     except UnidentifiedImageError:
@@ -159,7 +161,8 @@ def ink_of_image(rgba: np.ndarray) -> tuple[np.ndarray, str, bool]:
         return alpha, "transparent background: the opaque strokes are the ink", False
     background = float(np.median(border[border_alpha >= 0.5]))
     flat = luminance * alpha + background * (1 - alpha)
-    darkest, middle, lightest = np.percentile(flat, [0.5, 50, 99.5])
+    step = max(1, max(flat.shape) // 500)  # a sample is as good for these, and far quicker
+    darkest, middle, lightest = np.percentile(flat[::step, ::step], [0.5, 50, 99.5])
     if middle < DARK_GROUND and lightest - middle > 2 * (middle - darkest):
         return flat, "light ink on a dark background (as a canvas draws)", False
     return 1.0 - flat, "dark ink on a light background (the paper's light divided out)", True
@@ -174,14 +177,30 @@ def ink_of_file(path: str | Path) -> tuple[np.ndarray, str]:
 def digits_of_image(rgba: np.ndarray) -> tuple[list, str]:
     """The digits to read in an image (photo.FoundDigit each, left to right) and its polarity.
     Dark ink on paper: each digit found on the paper (none on a blank sheet). Otherwise the
-    whole image is one drawing, read as the canvas is."""
-    from .photo import FoundDigit, find_digits
+    whole image is one drawing, read as the canvas is; so is a plain scan with one digit."""
+    from .photo import FoundDigit, find_digits, ink_on_paper
 
     ink, polarity, on_paper = ink_of_image(rgba)
-    if on_paper:  # the blue channel hides most ruled lines (light blue) and keeps every ink
-        paper = 0.8 * rgba[..., 2] + 0.2 * (1.0 - ink)
-        return find_digits(paper * rgba[..., 3] + (1.0 - rgba[..., 3])), polarity
-    return [FoundDigit((0, 0, ink.shape[1], ink.shape[0]), ink)], polarity
+    whole = [FoundDigit((0, 0, ink.shape[1], ink.shape[0]), ink)]
+    if not on_paper:
+        return whole, polarity
+    ground = plain_ground(1.0 - ink)
+    # the blue channel hides most ruled lines (light blue) and keeps every ink
+    paper = 0.8 * rgba[..., 2] + 0.2 * (1.0 - ink)
+    found = find_digits(paper * rgba[..., 3] + (1.0 - rgba[..., 3]), ground)
+    if ground is not None and len(found) == 1:  # on white, the very ink read before photos were
+        return [FoundDigit(found[0].box, ink if ground == 1.0 else ink_on_paper(1.0 - ink, ground))], polarity
+    return found, polarity
+
+
+def plain_ground(gray: np.ndarray) -> float | None:
+    """The ground's grey when it is even all round the image's border (PLAIN_GROUND), as on a
+    scan or a drawing made on a computer; None for a photo's unevenly lit paper."""
+    band = max(1, int(0.02 * max(gray.shape)))
+    border = np.concatenate([gray[:band].ravel(), gray[-band:].ravel(),
+                             gray[:, :band].ravel(), gray[:, -band:].ravel()])
+    low, middle, high = np.percentile(border, [10, 50, 90])  # a digit may touch the border
+    return float(middle) if high - low <= PLAIN_GROUND else None
 
 
 def readers_for(runs: dict) -> tuple[dict[str, float], object | None, list[str]]:

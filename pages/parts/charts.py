@@ -180,8 +180,9 @@ NOT_A_DIGIT = "This does not look like a digit to the models."
 
 def drawing_readout(image28: np.ndarray, probabilities: dict[str, np.ndarray],
                     differs: dict[str, bool], strokes: int, not_a_digit: bool = False,
-                    calibrated: tuple[str, ...] = ()) -> str:
-    """HTML for everything the Draw page shows about a drawing, as one element.
+                    calibrated: tuple[str, ...] = (), source: str = "") -> str:
+    """HTML for everything the Draw page shows about a drawing, as one element; `source` says
+    where it came from instead of the strokes count (a digit in a photo).
 
     What the models see (the 28x28 input, pixelated), then per model its digit, how sure
     it is and ten bars (digits 0-9) as tall as its probabilities, outlined in red when it
@@ -212,7 +213,7 @@ def drawing_readout(image28: np.ndarray, probabilities: dict[str, np.ndarray],
                    f'in red differ from {against}.</p>')
     else:
         warning = ""
-    count = f"Read after {strokes} stroke{'' if strokes == 1 else 's'}."
+    count = html.escape(source) or f"Read after {strokes} stroke{'' if strokes == 1 else 's'}."
     calibration = ('<p style="font-size:13px;color:#666;margin:2px 0 0">Percentages are calibrated '
                    '(temperature scaling, see Overview): of the test digits a model gives 90%, about '
                    '90% are read right.</p>' if calibrated else "")

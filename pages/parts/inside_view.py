@@ -20,7 +20,8 @@ RAISES = np.array([214, 39, 40], np.float64)  # red
 LOWERS = np.array([31, 119, 180], np.float64)  # blue
 
 
-def show(name: str, key: str, image28: np.ndarray | None, strokes: int, beside) -> None:
+def show(name: str, key: str, image28: np.ndarray | None, strokes: int, beside,
+         filters_key: str = "every_filter") -> None:
     """The inside view of run `key` (shown as `name`) for `image28` (drawn in `strokes`
     strokes): which pixels decide and the nearest training digits in the container `beside`
     (the column next to the reading), what each layer does below; or an invitation to draw."""
@@ -57,7 +58,7 @@ def show(name: str, key: str, image28: np.ndarray | None, strokes: int, beside) 
             note = f"Searched among the committed subset only: {search.problem}."
     with beside:
         st.html(why_html(name, image28, look, found, strokes, note))
-    every = st.toggle("Show every filter", key="every_filter",
+    every = st.toggle("Show every filter", key=filters_key,
                       help=f"By default each conv block shows its {FEW} most active filters, larger")
     st.html(layers_html(name, look.layers, strokes, every))
 

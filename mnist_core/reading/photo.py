@@ -18,12 +18,12 @@ PAPER_SIDE = 250  # the paper's light is estimated on an image this size: it var
 PAPER_KERNEL = 4  # from what is darker than the paper and narrower than 1/4 of the image
 MIN_CONTRAST = 0.12  # ink at least this much darker than its paper (a faint pencil is ~0.25)
 MIN_DIGIT = 0.04  # a digit is at least this share of the image's larger side tall (and 12 px)
-MIN_PART = 0.15  # a mark is part of a digit only if at least this share of the tallest digit tall
 MIN_INK_SHARE = 0.1  # and has at least this share of the most inked digit's ink (not a few dots)
 MAX_DIGITS = 12  # more digit-sized marks than this is writing or texture, not a number
 LINE_SPAN = 0.3  # a straight line inked over this share of the image and spread
 RULED_SPREAD = 0.7  # over this share of it is the paper's ruling
 RULE_HALF_WIDTH = 3  # a ruled line is at most 7 px thick on the image read
+RULE_TILT = 0.25  # radians: a photo's turn and tilt slant a sheet's ruling by up to about 12°
 MAX_LINES = 200  # the most inked lines looked at in each direction (a ruling has tens)
 EDGE_BAND = 0.08  # marks touching the border and mostly within this share of it are the sheet's edge
 THIN_STROKE = 0.1  # MNIST's strokes are 0.10-0.21 of a digit's larger side (median 0.14)
@@ -97,8 +97,8 @@ def ruling(faint: np.ndarray) -> np.ndarray:
     bands = {True: np.zeros(faint.shape, np.uint8), False: np.zeros(faint.shape, np.uint8)}
     thin = np.zeros(faint.shape, bool)
     points = faint.astype(np.uint8)
-    for start, stop, level in ((np.pi / 2 - 0.15, np.pi / 2 + 0.15, True),
-                               (0.0, 0.15, False), (np.pi - 0.15, np.pi, False)):
+    for start, stop, level in ((np.pi / 2 - RULE_TILT, np.pi / 2 + RULE_TILT, True),
+                               (0.0, RULE_TILT, False), (np.pi - RULE_TILT, np.pi, False)):
         across = width if level else height
         lines = cv2.HoughLines(points, 1, np.pi / 720, int(LINE_SPAN * across),
                                min_theta=start, max_theta=stop)
@@ -123,8 +123,9 @@ def ruling(faint: np.ndarray) -> np.ndarray:
 
 
 def _thin_along(faint: np.ndarray, rho: float, theta: float) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, cols) along the line (rho, theta) where `faint` is inked on the line and not
-    RULE_HALF_WIDTH + 2 pixels to either side of it."""
+    """(rows, cols) along the line (rho, theta) where `faint` is inked on the line (or a pixel
+    off it: a drawn line is not perfectly straight) and not RULE_HALF_WIDTH + 2 pixels to
+    either side of it."""
     height, width = faint.shape
     a, b = np.cos(theta), np.sin(theta)
     away = RULE_HALF_WIDTH + 2
@@ -133,13 +134,15 @@ def _thin_along(faint: np.ndarray, rho: float, theta: float) -> tuple[np.ndarray
         rows = np.rint((rho - cols * a) / b).astype(int)
         inside = (rows >= away) & (rows < height - away)
         rows, cols = rows[inside], cols[inside]
-        thin = faint[rows, cols] & ~faint[rows - away, cols] & ~faint[rows + away, cols]
+        on = faint[rows - 1, cols] | faint[rows, cols] | faint[rows + 1, cols]  # a pixel off: a line
+        thin = on & ~faint[rows - away, cols] & ~faint[rows + away, cols]
     else:
         rows = np.arange(height)
         cols = np.rint((rho - rows * b) / a).astype(int)
         inside = (cols >= away) & (cols < width - away)
         rows, cols = rows[inside], cols[inside]
-        thin = faint[rows, cols] & ~faint[rows, cols - away] & ~faint[rows, cols + away]
+        on = faint[rows, cols - 1] | faint[rows, cols] | faint[rows, cols + 1]
+        thin = on & ~faint[rows, cols - away] & ~faint[rows, cols + away]
     return rows[thin], cols[thin]
 
 

@@ -21,6 +21,7 @@ PENS = ("ballpoint", "blue ink", "pencil", "marker")
 PAPERS = ("white", "tinted", "lined", "squared")
 NON_DIGITS = ("blank sheet", "printed letter", "smiley", "dash", "texture")
 LETTERS = "ACEFHKMNPRWXY"
+FRAMED = 0.12  # the writing lies at least this share of the frame from its edges
 
 
 @dataclass(frozen=True)
@@ -170,14 +171,23 @@ def photograph(digits: list[np.ndarray] | None, rng: np.random.Generator, kind: 
         ink = ink[:height - 4, :width - 4]
         if pen_kind == "pencil":  # graphite leaves grain
             ink = ink * np.clip(rng.normal(0.85, 0.25, ink.shape), 0.3, 1.0)
-        top = int(rng.integers(2, height - ink.shape[0] - 1))
-        left = int(rng.integers(2, width - ink.shape[1] - 1))
+        # in view, as a person frames what they photograph: clear of the edges the tilt and
+        # turn below bring in (up to a tenth of the frame) where the writing leaves room
+        top = _anywhere_within(height, ink.shape[0], rng)
+        left = _anywhere_within(width, ink.shape[1], rng)
         alpha = np.zeros((height, width))
         alpha[top:top + ink.shape[0], left:left + ink.shape[1]] = ink
         picture = picture * (1 - alpha[..., None]) + colour * alpha[..., None]
     picture = picture * _light(height, width, rng)
     picture = _camera(picture, rng)
     return _save(picture, rng), pen_kind, paper_kind, (width, height)
+
+
+def _anywhere_within(space: int, size: int, rng: np.random.Generator) -> int:
+    """Where a mark `size` long starts along a side `space` long: at least FRAMED of the side from
+    both ends if it fits so, else centred with what room there is."""
+    margin = min(int(FRAMED * space), (space - size) // 2)
+    return int(rng.integers(max(margin, 2), max(margin, 2) + max(1, space - size - 2 * max(margin, 2))))
 
 
 def _camera(picture: np.ndarray, rng: np.random.Generator) -> Image.Image:

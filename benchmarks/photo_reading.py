@@ -5,7 +5,7 @@
 Photos (mnist_core/reading/photographs.py): MNIST test digits rewritten with a ballpoint, blue
 ink, a pencil or a marker on white, tinted, lined or squared paper, under uneven light and a
 soft shadow, turned, tilted, blurred, noisy, 300-1200 px, saved as a phone saves them (JPEG,
-some with their rotation in EXIF, some MPO); a sixth of them rows of 2-4 digits; and non-digits
+some with their rotation in EXIF, some MPO); one in seven rows of 2-4 digits; and non-digits
 photographed the same way (a blank sheet, a printed letter, a smiley, a dash, a texture). Two
 sets: one the photo reading was tuned on (test digits 0-4,999, seed 1) and one held out from
 tuning (test digits 5,000-9,999, seed 2), reported apart. Each photo goes through `classify`'s

@@ -520,6 +520,7 @@ def cmd_data(args) -> None:
         from .catalog import named_runs
         from .reading import digit_check
         from .reading.neighbours import read_subset
+        from .reading.photographs import fitting_photos
         from .store import sha256_file
 
         data = load_mnist(args.data)
@@ -527,8 +528,9 @@ def cmd_data(args) -> None:
         if run is None:
             raise StoreError(f"no {digit_check.MODEL_NAME} run is stored: run "
                              "`python -m mnist_core reproduce`")
+        subset = read_subset()
         check = digit_check.fit(digit_check.embedder(run.load_model()), sha256_file(run.model_path),
-                                data, read_subset())
+                                data, subset, photographed=fitting_photos(data, subset))
         print(f"wrote {digit_check.write(check)}")
         return
     from tqdm import tqdm

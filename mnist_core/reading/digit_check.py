@@ -27,14 +27,13 @@ from ..safe_write import replacing
 from ..store import COMMITTED_STORE
 from .drawings import KINDS, non_digit, redrawn_digit
 from .neighbours import TrainingDigits, one_blas_thread
-from .preprocess import MIN_EXTENT, ink, ink_extent, to_mnist
+from .preprocess import MIN_EXTENT, ink_extent, to_mnist
 
 CHECK_FILE = COMMITTED_STORE / "not_a_digit.npz"
 MODEL_NAME = "improved_cnn"
 NEAREST = 8
 REFUSED_SHARE = 0.005  # of redrawn training digits kept out of the fit
 FIT_SEED = 1000  # the benchmark draws with other seeds
-PHOTOS = 2000  # training digits photographed on paper among those it learns from
 
 
 @dataclass(frozen=True)
@@ -95,12 +94,13 @@ def canvas_images(canvases: list[np.ndarray]) -> np.ndarray:
 
 
 def fit(embed, model_sha256: str, data, subset: TrainingDigits, per_kind: int = 1000,
-        digits: int = 6000, held: int = 4000, photos: int = PHOTOS, seed: int = FIT_SEED) -> DigitCheck:
+        digits: int = 6000, held: int = 4000, photographed=None, seed: int = FIT_SEED) -> DigitCheck:
     """Fit the check: `embed` maps (N, 28, 28) float images to the penultimate layer's output.
     Training digits outside the subset, redrawn on the canvas (`digits` to fit, `held` to set the
-    threshold) and photographed on paper (`photos`, split in the same shares)."""
+    threshold), and `photographed` (photographs.fitting_photos: digits and non-digits cut out of
+    photos of paper; the digits split in the same shares)."""
     redrawn, others = fitting_drawings(data, subset, digits + held, per_kind, seed)
-    shot, shot_others = fitting_photos(data, subset, photos, per_kind // 5, seed)
+    shot, shot_others = photographed or (np.zeros((0, 28, 28), np.float32), {})
     split = len(shot) * digits // (digits + held)
     return fit_embedded(model_sha256, embed(subset.floats()),
                         embed(np.concatenate([redrawn[:digits], shot[:split]])),
@@ -116,30 +116,6 @@ def fitting_drawings(data, subset: TrainingDigits, digits: int, per_kind: int,
     chosen = rng.choice(outside, digits, replace=False)
     redrawn = canvas_images([redrawn_digit(data.x_train[i], rng) for i in chosen])
     return redrawn, {kind: canvas_images([non_digit(kind, rng) for _ in range(per_kind)]) for kind in KINDS}
-
-
-def fitting_photos(data, subset: TrainingDigits, digits: int, per_kind: int,
-                   seed: int = FIT_SEED) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """28x28 images of training digits outside the subset photographed on paper (one each), and
-    of every mark found on photographed non-digits by kind, as the photo path cuts them out."""
-    from .photographs import NON_DIGITS, photograph
-    from .reading import digits_of_image, image_of_bytes
-
-    def cut_out(data: bytes) -> list[np.ndarray]:
-        found, _ = digits_of_image(image_of_bytes(data, "photo"))
-        return [ink(digit.strokes) for digit in found]
-
-    rng = np.random.default_rng(seed + 1)
-    outside = np.setdiff1d(np.arange(len(data.x_train)), subset.indices)
-    chosen = rng.choice(outside, digits, replace=False)
-    shot = [strokes for i in chosen for strokes in cut_out(photograph([data.x_train[i]], rng)[0])][:digits]
-    others = {}
-    for kind in NON_DIGITS:
-        marks = [m for _ in range(per_kind) for m in cut_out(photograph(None, rng, kind)[0])]
-        marks = [m for m in marks if ink_extent(m) >= MIN_EXTENT]
-        if marks:
-            others[f"photographed {kind}"] = np.stack([to_mnist(m) for m in marks])
-    return canvas_images(shot), others
 
 
 def fit_embedded(model_sha256: str, bank: np.ndarray, digits: np.ndarray, others: np.ndarray,

@@ -5,7 +5,8 @@ as a phone saves them (JPEG, some with their rotation in EXIF, some as MPO), 300
 4000x3000; and things photographed the same way that are no digit (a blank sheet, a printed
 letter, a smiley, a dash, a textured surface).
 
-Used by benchmarks/photo_reading.py and by tests.
+Used by benchmarks/photo_reading.py, by tests, and to fit the not-a-digit check on what the
+photo path cuts out of photos (`fitting_photos`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,15 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
+from .digit_check import FIT_SEED, canvas_images
+from .neighbours import TrainingDigits
+from .preprocess import MIN_EXTENT, ink, ink_extent, to_mnist
+
 PENS = ("ballpoint", "blue ink", "pencil", "marker")
 PAPERS = ("white", "tinted", "lined", "squared")
 NON_DIGITS = ("blank sheet", "printed letter", "smiley", "dash", "texture")
 LETTERS = "ACEFHKMNPRWXY"
+FIT_PHOTOS = 2000  # training digits photographed for the not-a-digit check to learn from
 FRAMED = 0.12  # the writing lies at least this share of the frame from its edges
 
 
@@ -250,3 +256,26 @@ def photos(x: np.ndarray, y: np.ndarray, count: int, seed: int, side: int | None
         made.append(Photo(data, tuple(label for _, label in chosen), "digit" if many == 1 else "number",
                           pen, paper, size))
     return made
+
+
+def fitting_photos(data, subset: TrainingDigits, digits: int = FIT_PHOTOS, per_kind: int = 200,
+                   seed: int = FIT_SEED) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """28x28 images of training digits outside the subset photographed on paper (one each), and
+    of every mark found on photographed non-digits by kind, as the photo path cuts them out."""
+    from .reading import digits_of_image, image_of_bytes
+
+    def cut_out(data: bytes) -> list[np.ndarray]:
+        found, _ = digits_of_image(image_of_bytes(data, "photo"))
+        return [ink(digit.strokes) for digit in found]
+
+    rng = np.random.default_rng(seed + 1)  # not the canvas drawings' draws
+    outside = np.setdiff1d(np.arange(len(data.x_train)), subset.indices)
+    chosen = rng.choice(outside, digits, replace=False)
+    shot = [strokes for i in chosen for strokes in cut_out(photograph([data.x_train[i]], rng)[0])][:digits]
+    others = {}
+    for kind in NON_DIGITS:
+        marks = [m for _ in range(per_kind) for m in cut_out(photograph(None, rng, kind)[0])]
+        marks = [m for m in marks if ink_extent(m) >= MIN_EXTENT]
+        if marks:
+            others[f"photographed {kind}"] = np.stack([to_mnist(m) for m in marks])
+    return canvas_images(shot), others

@@ -1,11 +1,15 @@
 """A real browser against a real `streamlit run app.py`: draw, clear, navigate, train."""
 
+import io
 import re
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
+from pages.parts.photo_view import BOX
 from tests.browser import (
     DIGITS,
     choose,
@@ -391,6 +395,9 @@ def test_a_photo_of_a_7_on_paper_then_a_row_2024_uploaded_are_read_with_their_bo
     expect(page.get_by_test_id("photo-number")).to_contain_text("Read as 7 by all 4 models")
     found = page.get_by_test_id("stImage").filter(has_text="dark ink on a light background")
     expect(found.get_by_role("img")).to_be_visible()  # the photo, its digit's box drawn on it
+    shown = np.asarray(Image.open(io.BytesIO(found.get_by_role("img").screenshot())).convert("RGB"), int)
+    boxed = (np.abs(shown - np.array(BOX)).sum(axis=2) < 60)
+    assert boxed.any(axis=0).sum() > 20 and boxed.any(axis=1).sum() > 20  # a box, not a speck
     expect(page.get_by_text("Read from the photo.")).to_be_visible()
     expect(page.get_by_alt_text("the drawing as a 28x28 MNIST-style image")).to_have_count(1)
     page.get_by_text("Look inside a model for this photo").click()
@@ -403,6 +410,19 @@ def test_a_photo_of_a_7_on_paper_then_a_row_2024_uploaded_are_read_with_their_bo
     upload.set_input_files(tmp_path / "notes.png")
     expect(page.get_by_text("notes.png: is not an image (give a PNG or JPEG file)")).to_be_visible()
     no_exception(page)
+
+
+def test_on_a_phone_a_photo_of_a_row_is_read_and_the_page_fits_the_screen(browser, server, mnist, tmp_path):
+    from tests.test_photos import photo_file
+
+    page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
+    page.goto(f"{server}/draw")
+    page.get_by_test_id("stFileUploader").locator("input[type=file]").set_input_files(
+        photo_file(tmp_path, mnist, "2024", 2))
+    expect(page.get_by_test_id("photo-number")).to_contain_text("Read as the number 2024", timeout=60_000)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    no_exception(page)
+    page.context.close()
 
 
 def test_a_photo_taken_with_the_camera_is_read(page, server):

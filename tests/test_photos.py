@@ -135,3 +135,18 @@ def test_the_draw_pages_upload_limit_is_the_files_classify_reads():
 
     config = tomllib.loads((Path(__file__).parent.parent / ".streamlit" / "config.toml").read_text())
     assert config["server"]["maxUploadSize"] * 2 ** 20 == MAX_FILE_BYTES
+
+
+def test_a_phone_size_jpeg_is_shrunk_then_turned_as_its_exif_says(mnist):
+    """The working-size decode (draft, thumbnail) comes before the EXIF turn: it must not lose it."""
+    canvas = redrawn_digit(mnist.x_test[0], np.random.default_rng(5))
+    upright = Image.fromarray(255 - canvas[..., 0]).resize((4000, 3000)).convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to show": the pixels lie on their side
+    turned, plain = io.BytesIO(), io.BytesIO()
+    upright.rotate(90, expand=True).save(turned, "JPEG", quality=90, exif=exif)
+    upright.save(plain, "JPEG", quality=90)
+    shown, expected = image_of_bytes(turned.getvalue(), "t.jpg"), image_of_bytes(plain.getvalue(), "p.jpg")
+    assert shown.shape == expected.shape == (750, 1000, 4)
+    assert np.abs(shown - expected).mean() < 0.01
+

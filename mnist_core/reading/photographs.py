@@ -253,8 +253,7 @@ def photos(x: np.ndarray, y: np.ndarray, count: int, seed: int, side: int | None
         taken += many
         kind = "digit" if many == 1 else "number"
         data, pen, paper, size = photograph([d for d, _ in chosen], rng, kind, side)
-        made.append(Photo(data, tuple(label for _, label in chosen), "digit" if many == 1 else "number",
-                          pen, paper, size))
+        made.append(Photo(data, tuple(label for _, label in chosen), kind, pen, paper, size))
     return made
 
 

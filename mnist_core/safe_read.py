@@ -14,6 +14,7 @@ import json
 import math
 import os
 import stat
+import threading
 import zipfile
 from pathlib import Path
 from typing import BinaryIO
@@ -22,6 +23,11 @@ import numpy as np
 
 MAX_JSON_BYTES = 1 << 20
 MAX_JSON_DEPTH = 20
+# NumPy parses each .npy header with ast.literal_eval, and CPython 3.11's AST builder keeps its
+# depth in state shared by all threads: two threads reading at once (a dashboard's sessions, a
+# reader beside a writer) can fail with "SystemError: AST constructor recursion depth mismatch"
+# (python/cpython#106905). Our readers take turns.
+_NPY_HEADERS = threading.Lock()
 
 
 class UnsafeFile(ValueError):
@@ -121,7 +127,7 @@ def read_npz(path: Path, expected: dict[str, tuple[str, int]], max_bytes: int,
     and its size fit in `max_bytes`, so a forged header cannot make us allocate or unpickle.
     The file may be at most the members' bound together (a member is never larger stored).
     """
-    with open_regular(path, len(expected) * max_bytes + (1 << 20), follow_links) as handle:
+    with open_regular(path, len(expected) * max_bytes + (1 << 20), follow_links) as handle, _NPY_HEADERS:
         return _npz_arrays(path, handle, expected, max_bytes)
 
 

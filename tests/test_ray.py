@@ -58,7 +58,7 @@ def waiting_sweep(address: str, store: Path):
                   "--no-committed", "--store", str(store), "--backend", "ray",
                   "--ray-address", address, "--wait-timeout", "3", "--quiet")
     ended = []
-    waiter = threading.Thread(target=lambda: (process.wait(), ended.append(time.monotonic())))
+    waiter = threading.Thread(target=lambda: (process.wait(), ended.append(time.monotonic())), daemon=True)
     waiter.start()
     return process, started, ended, waiter, store
 
@@ -181,7 +181,7 @@ def test_a_worker_killed_mid_task_is_run_again_and_each_run_published_once(clust
                 killed.append(pids[0])
             time.sleep(0.2)
 
-    killer = threading.Thread(target=kill_a_training_worker)
+    killer = threading.Thread(target=kill_a_training_worker, daemon=True)
     killer.start()
     executor = RayExecutor(cluster.address)
     runs = ensure_runs(configs, mnist, StoreChain(store), progress=False, executor=executor)
@@ -229,7 +229,7 @@ def refused(cluster):
                   "--no-committed", "--store", tempfile.mkdtemp(), "--backend", "ray",
                   "--ray-address", cluster.address, env={"RAY_AUTH_TOKEN": "not-the-token"})
     ended = []
-    waiter = threading.Thread(target=lambda: (process.wait(), ended.append(time.monotonic())))
+    waiter = threading.Thread(target=lambda: (process.wait(), ended.append(time.monotonic())), daemon=True)
     waiter.start()
     yield process, started, ended, waiter
 

@@ -100,12 +100,14 @@ def test_reading_while_publishing_never_sees_half_a_run(store):
                 else:
                     seen.add(key)
 
-    thread = threading.Thread(target=reader)
+    thread = threading.Thread(target=reader, daemon=True)
     thread.start()
-    for config in configs:
-        store.publish(config.key("f" * 64), config, "f" * 64, slow_writer)
-    done.set()
-    thread.join()
+    try:
+        for config in configs:
+            store.publish(config.key("f" * 64), config, "f" * 64, slow_writer)
+    finally:
+        done.set()
+        thread.join(60)
     assert problems == [] and len(store.keys()) == 25
 
 

@@ -15,7 +15,8 @@ def test_a_reading_goes_before_waiting_looks_and_a_superseded_look_is_dropped():
         order.append("blocker")
 
     def call(name, function, *args, **options):
-        thread = threading.Thread(target=lambda: results.__setitem__(name, function(*args, **options)))
+        thread = threading.Thread(target=lambda: results.__setitem__(name, function(*args, **options)),
+                                  daemon=True)
         thread.start()
         time.sleep(0.05)  # each call queued after the one before
         return thread

@@ -127,7 +127,8 @@ def test_a_damaged_verdict_file_is_read_as_empty_not_raised(tmp_path, content):
 
 
 def test_two_sessions_marking_at_once_lose_nothing(tmp_path):
-    threads = [threading.Thread(target=Verdicts(tmp_path).set, args=(i, "unsure")) for i in range(20)]
+    threads = [threading.Thread(target=Verdicts(tmp_path).set, args=(i, "unsure"), daemon=True)
+               for i in range(20)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -95,9 +95,10 @@ def drawing_area() -> None:
 
     if inside:  # TensorFlow is loaded for this alone (its gradients), in the background
         inside_view.show(inside_name, models_to_use[inside_name], image28, strokes, beside)
-    url_state.keep(always + when_inside if inside else always)
-    if not inside:
-        url_state.forget(when_inside)
+    if inside:
+        url_state.keep(always + when_inside)
+    else:
+        url_state.keep(always, hidden=when_inside)
 
 
 # The canvas's toolbar has an Edit toggle that turns drawing into selecting and moving strokes,

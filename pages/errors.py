@@ -30,22 +30,19 @@ if not common.all_runs():
     st.stop()
 named = common.named_runs()
 default = common.selected_run() or named.get("improved_cnn") or named.get("baseline_mlp")
-run = common.run_selectbox("Run", "errors_run", default)
-if default is None or run.key != default.key:
-    common.select(run.key)
+run = common.selected_run_box("Run", "errors_run", default)
 table, images = common.read_or_stop(common.errors_of, run.key)
 st.caption(f"{len(table)} of 10,000 test images wrong ({len(table) / 100:.2f}% error).")
 
 # The open tab is in the URL (?tab=…): a reload or a copied link opens the same tab.
+Setting = url_state.Setting
 TABS = ["Browse", "Compare two runs", "Suspect labels"]
-asked_tab = st.query_params.get("tab")
-if asked_tab is not None and asked_tab not in TABS:  # Streamlit would drop it without a word
-    del st.query_params["tab"]
-    st.toast(f"Ignored from the link (not offered here): tab={url_state.shown(asked_tab)}")
-tab_browse, tab_compare, tab_suspects = st.tabs(TABS, key="tab", bind="query-params")
+tab_setting = [Setting("tab", "tab", TABS[0], url_state.one_of(TABS))]
+url_state.restore(tab_setting)
+tab_browse, tab_compare, tab_suspects = st.tabs(TABS, key="tab", on_change="rerun")
+url_state.keep(tab_setting)
 # The filter and the order are in the URL too: a copied link shows the same mistakes.
 digits = url_state.one_of(["any"] + [str(d) for d in range(10)])
-Setting = url_state.Setting
 browse_settings = [Setting("true", "errors_true", "any", digits),
                    Setting("predicted", "errors_pred", "any", digits),
                    Setting("sort", "errors_sort", "confidence", url_state.one_of(["confidence", "loss"]))]
@@ -100,6 +97,10 @@ url_state.keep(browse_settings)
 
 if tab_compare.open:  # computed only when open, like the suspects below
     with tab_compare:
+        compare_settings = [common.run_setting("b", "errors_other", named.get("reference_cnn")),
+                            Setting("group", "errors_compare_group", "only A",
+                                    url_state.one_of(["only A", "only B", "both"]))]
+        url_state.restore(compare_settings)
         run_b = common.run_selectbox("Run B", "errors_other", named.get("reference_cnn"))
         table_b, images_b = common.read_or_stop(common.errors_of, run_b.key)
         groups = compare(table, table_b)
@@ -110,6 +111,7 @@ if tab_compare.open:  # computed only when open, like the suspects below
         for column, (name, indices) in zip(counts, groups.items()):
             column.metric(name, len(indices))
         which = st.radio("Show", list(groups), horizontal=True, key="errors_compare_group")
+        url_state.keep(compare_settings)
         source, source_images = (table_b, images_b) if which == "only B" else (table, images)
         chosen = source[source["index"].isin(groups[which])]
         if which == "both":

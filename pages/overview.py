@@ -6,7 +6,7 @@ import streamlit as st
 
 from mnist_core.catalog import REFERENCE_ACCURACY, REFERENCE_SEEDS, seed_spread
 from mnist_core.reading.calibration import SPLIT
-from pages.parts import charts, common
+from pages.parts import charts, common, url_state
 
 common.page_setup()
 
@@ -48,7 +48,7 @@ st.html(charts.models_table(rows))  # wraps its text at any width; a card per mo
 
 st.subheader("Training curves")
 default = common.selected_run() or named.get("reference_cnn") or next(iter(named.values()))
-run = common.run_selectbox("Run", "overview_run", default)
+run = common.selected_run_box("Run", "overview_run", default)
 history = common.read_or_stop(common.history_of, run.key)
 left, right = st.columns(2)
 for column, metric in ((left, "loss"), (right, "accuracy")):
@@ -82,7 +82,10 @@ if calibrations:
                f"often it is right, averaged over 15 confidence bins. Temperature scaling divides the "
                f"logits by one number per model; {SPLIT}. The Draw page shows the scaled probabilities.")
     names = list(calibrations)
-    chosen = st.selectbox("Reliability diagram of", names, key="calibration_model",
-                          index=names.index("baseline_mlp") if "baseline_mlp" in names else 0)
+    first = "baseline_mlp" if "baseline_mlp" in names else names[0]
+    diagram = [url_state.Setting("diagram", "calibration_model", first, url_state.one_of(names))]
+    url_state.restore(diagram)
+    chosen = st.selectbox("Reliability diagram of", names, key="calibration_model")
+    url_state.keep(diagram)
     st.echarts_chart(charts.reliability_chart(calibrations[chosen], chosen), height=charts.HISTORY_HEIGHT,
                      renderer="svg")

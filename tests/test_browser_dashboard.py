@@ -107,6 +107,83 @@ def test_clicking_a_confusion_matrix_cell_shows_only_those_mistakes_until_cleare
     no_exception(page)
 
 
+def query(page) -> dict[str, str]:
+    return {name: values[-1] for name, values in parse_qs(urlparse(page.url).query).items()}
+
+
+def test_back_and_forward_undo_and_redo_each_change_one_press_each(page, server):
+    open_page(page, server, "errors", "Misclassified test images")
+    chart = page.get_by_test_id("stEChartsChart").first
+    expect(chart.get_by_text("1003", exact=True)).to_be_visible()
+    entries = page.evaluate("history.length")  # the page itself adds none
+    filter_note = page.get_by_text(re.compile(r"Showing \d+ mistakes: true 4, predicted 9\."))
+    loss_note = page.get_by_text(re.compile("Loss: −log of the probability the run gave the true digit"))
+    chart_cell(page, chart, column=9, row=4)  # change 1: a cell
+    expect(filter_note).to_be_visible()
+    page.get_by_role("tabpanel").first.get_by_text("loss", exact=True).click()  # change 2: the order
+    expect(loss_note).to_be_visible()
+    page.wait_for_function("() => new URLSearchParams(location.search).get('sort') === 'loss'")
+    assert page.evaluate("history.length") == entries + 2  # one entry per change
+    assert query(page) == {"true": "4", "predicted": "9", "sort": "loss"}
+    page.go_back()  # undoes the order, keeps the cell
+    expect(loss_note).to_have_count(0)
+    expect(filter_note).to_be_visible()
+    expect(page.get_by_role("radio", name="confidence")).to_be_checked()
+    assert query(page) == {"true": "4", "predicted": "9"}
+    page.go_back()  # undoes the cell
+    expect(filter_note).to_have_count(0)
+    expect(page.get_by_role("combobox", name="True digit")).to_have_value("any")
+    assert query(page) == {}
+    page.go_forward()  # and Forward redoes it
+    expect(filter_note).to_be_visible()
+    page.go_forward()
+    expect(loss_note).to_be_visible()
+    assert query(page) == {"true": "4", "predicted": "9", "sort": "loss"}
+    page.wait_for_timeout(1000)
+    assert page.evaluate("history.length") == entries + 2  # going back and forth added nothing
+    open_page(page, server, "lambda_sweep", "L2 regularization sweep")  # and on a sweep page
+    epochs = page.get_by_role("slider", name="Epochs")
+    before = epochs.get_attribute("aria-valuetext")
+    epochs.press("ArrowLeft")
+    page.wait_for_function("() => new URLSearchParams(location.search).get('epochs')")
+    page.go_back()
+    expect(epochs).to_have_attribute("aria-valuetext", before)
+    assert "epochs" not in query(page)
+    no_exception(page)
+
+
+def test_every_choice_on_overview_and_suspect_labels_is_in_the_url(page, server):
+    open_page(page, server, "", "MNIST lab")
+    choose(page, page.get_by_test_id("stSelectbox").first, re.compile(r"^improved_cnn: "))
+    page.wait_for_function("() => new URLSearchParams(location.search).get('run')")
+    diagram = page.get_by_role("combobox", name="Reliability diagram of")
+    choose(page, page.get_by_test_id("stSelectbox").filter(has=diagram), "improved_cnn")
+    page.wait_for_function("() => new URLSearchParams(location.search).get('diagram') === 'improved_cnn'")
+    page.reload()  # both choices come back
+    expect(run_box(page)).to_have_value(re.compile("^improved_cnn: "))
+    expect(diagram).to_have_value("improved_cnn")
+    page.go_back()  # the diagram's change undone, the run's kept
+    expect(diagram).to_have_value("baseline_mlp")
+    expect(run_box(page)).to_have_value(re.compile("^improved_cnn: "))
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Errors").click()
+    expect(run_box(page)).to_have_value(re.compile("^improved_cnn: "))  # Errors has the run too
+    page.get_by_role("tab", name="Suspect labels").click()
+    all_vote = page.get_by_role("button", name=re.compile(r"^All \d+ runs vote$"))
+    all_vote.click()
+    expect(all_vote).to_be_disabled()
+    page.get_by_text("Flagged only", exact=True).click()
+    page.wait_for_function("() => new URLSearchParams(location.search).get('show') === 'Flagged only'")
+    voters = query(page)["voters"].split(",")
+    assert len(voters) == int(re.search(r"\d+", all_vote.inner_text()).group()) and query(page)["tab"]
+    fresh = page.context.browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    fresh.goto(page.url)  # a copied link: the same voters and filter
+    expect(fresh.get_by_role("button", name=re.compile(r"^All \d+ runs vote$"))).to_be_disabled()
+    expect(fresh.get_by_role("radio", name="Flagged only")).to_be_checked()
+    no_exception(fresh)
+    fresh.context.close()
+    no_exception(page)
+
+
 def selected_key(page) -> str | None:
     return parse_qs(urlparse(page.url).query).get("run", [None])[0]
 

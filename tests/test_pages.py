@@ -262,6 +262,17 @@ def test_links_are_read_as_people_write_them_and_what_is_ignored_leaves_the_url(
     assert any("stroke=999" in t.value for t in app.toast)
     errors = open_page("pages/errors.py", query={"tab": "nope"})
     assert any("tab=nope" in t.value for t in errors.toast) and "tab" not in errors.query_params
+    suspects = open_page("pages/errors.py", query={"tab": "Suspect labels", "voters": "0123abcd,",
+                                                   "show": "all", "given": "7"})
+    assert not suspects.exception
+    assert any("voters=0123abcd," in t.value and "show=all" in t.value for t in suspects.toast)
+    assert dict(suspects.query_params) == {"tab": "Suspect labels", "given": "7"}
+    assert suspects.selectbox(key="suspects_given").value == "7"
+    compare = open_page("pages/errors.py", query={"tab": "Compare two runs", "b": "f" * 64, "group": "both"})
+    assert any(f"b={'f' * 40}…" in t.value for t in compare.toast)
+    assert dict(compare.query_params) == {"tab": "Compare two runs", "group": "both"}
+    overview = open_page("pages/overview.py", query={"diagram": "nope"})
+    assert any("diagram=nope" in t.value for t in overview.toast) and not overview.query_params
 
 
 def test_a_run_parameter_naming_a_stored_run_selects_it():

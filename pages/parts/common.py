@@ -21,6 +21,7 @@ from mnist_core.store import KEY_PATTERN, Run, StoreChain
 from pages.parts import serving, url_state
 
 SELECTED = "selected_run"  # session key (and query parameter) of the run chosen on any page
+_RUN_WRITTEN = "_selected_run_written"  # the run this session last put in the URL
 
 
 PAGES = (  # script, title, icon
@@ -76,9 +77,12 @@ def _keep_selection_in_url() -> None:
     """The selected run lives in the session and in the URL (?run=KEY) on every page, so a page
     switch, a reload or a copied link keeps it (Streamlit drops query parameters on a switch)."""
     asked = st.query_params.get("run")
+    written = st.session_state.get(_RUN_WRITTEN)
+    if asked is not None and written is not None and asked != written and asked in all_runs():
+        st.session_state[SELECTED] = asked  # Back or Forward brought another run: the URL wins
     run = selected_run()
     if run is not None:
-        st.session_state[SELECTED] = run.key
+        st.session_state[SELECTED] = st.session_state[_RUN_WRITTEN] = run.key
         if st.query_params.get("run") != run.key:
             st.query_params["run"] = run.key
     elif asked is not None:  # a stale or hostile link: said once, and not left to be copied on
@@ -365,12 +369,36 @@ def run_choices() -> tuple[list[str], dict[str, str]]:
 
 
 def run_selectbox(label: str, key: str, default: Run | None) -> Run:
-    """A selectbox over every run (named first); options are labels so any client can drive it."""
+    """A selectbox over every run (named first); options are labels so any client can drive it.
+    Its choice may be kept in the URL by `run_setting`."""
     keys, labels = run_choices()
     options = [f"{labels[k]} · {k[:6]}" for k in keys]
     by_option = dict(zip(options, keys))
     index = keys.index(default.key) if default is not None and default.key in keys else 0
-    chosen = st.selectbox(label, options, index=index, key=key)
+    chosen = st.selectbox(label, options, index=None if key in st.session_state else index, key=key)
+    return run_by_key(by_option[chosen])
+
+
+def run_setting(param: str, key: str, default: Run | None) -> url_state.Setting:
+    """The choice of a `run_selectbox` as a URL setting, written as the run's key."""
+    keys, labels = run_choices()
+    option = {k: f"{labels[k]} · {k[:6]}" for k in keys}
+    run_of = {text: k for k, text in option.items()}
+    first = default.key if default is not None and default.key in option else keys[0]
+    return url_state.Setting(param, key, option[first], url_state.one_of_named(option), run_of.__getitem__)
+
+
+def selected_run_box(label: str, key: str, default: Run | None) -> Run:
+    """A selectbox that is the selected run (?run=): it shows the selection (or `default` while
+    there is none), and choosing in it selects, so a reload, a copied link and Back keep it."""
+    keys, labels = run_choices()
+    options = {k: f"{labels[k]} · {k[:6]}" for k in keys}
+    current = selected_run() or default
+    shown = current.key if current is not None and current.key in options else keys[0]
+    st.session_state[key] = options[shown]
+    by_option = {option: k for k, option in options.items()}
+    chosen = st.selectbox(label, list(options.values()), key=key,
+                          on_change=lambda: select(by_option[st.session_state[key]]))
     return run_by_key(by_option[chosen])
 
 

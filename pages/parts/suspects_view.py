@@ -17,9 +17,10 @@ from mnist_core.suspects import (
     rank_suspects,
     verdicts_csv,
 )
-from pages.parts import charts, common
+from pages.parts import charts, common, url_state
 
 PAGE_SIZE = 12
+VOTER_PREFIX = 8  # characters of a run's key that name it as a voter in a link
 COLUMNS = 4
 
 
@@ -77,7 +78,36 @@ def render() -> None:
                "(cleanlab) over the test-set probabilities of the voting runs. No run trained on the "
                "test set, so their votes are out of sample. Hover an image for each model's reading.")
     default = [k for k in default if k in runs]
-    st.session_state.setdefault("suspects_voters", default)
+    digits = ["any"] + [str(d) for d in range(10)]
+    shows = ["Most suspect first", "Flagged only", "With a verdict"]
+    choices = [url_state.Setting("voters", "suspects_voters", default, _voters_reader(keys), _voters_text),
+               url_state.Setting("given", "suspects_given", "any", url_state.one_of(digits)),
+               url_state.Setting("suggested", "suspects_suggested", "any", url_state.one_of(digits)),
+               url_state.Setting("show", "suspects_show", shows[0], url_state.one_of(shows))]
+    url_state.restore(choices)
+    _choose(runs, keys, default, name_of, digits, shows)
+    url_state.keep(choices)
+
+
+def _voters_text(keys: list[str]) -> str:
+    return ",".join(key[:VOTER_PREFIX] for key in keys)
+
+
+def _voters_reader(keys: list[str]):
+    """Voters as a link gives them: runs' key prefixes, comma-separated, each naming one run."""
+    def read(text: str) -> list[str]:
+        chosen = []
+        for prefix in text.split(",") if text else []:
+            matching = [k for k in keys if k.startswith(prefix)] if len(prefix) >= VOTER_PREFIX else []
+            if len(matching) != 1 or matching[0] in chosen:
+                raise ValueError(text)
+            chosen.append(matching[0])
+        return chosen
+    return read
+
+
+def _choose(runs: dict, keys: list[str], default: list[str], name_of: dict, digits: list[str],
+            shows: list[str]) -> None:
     chosen = st.multiselect(
         "Voting runs", keys, key="suspects_voters",
         format_func=lambda k: f"{name_of.get(k) or runs[k].config.label} ({runs[k].test_accuracy:.2%})")
@@ -102,12 +132,10 @@ def render() -> None:
     if problem:
         st.error(problem)
 
-    digits = ["any"] + [str(d) for d in range(10)]
     a, b, c = st.columns([1, 1, 2])
     given = a.selectbox("Given label", digits, key="suspects_given")
     suggested = b.selectbox("Suggested label", digits, key="suspects_suggested")
-    show = c.radio("Show", ["Most suspect first", "Flagged only", "With a verdict"], horizontal=True,
-                   key="suspects_show")
+    show = c.radio("Show", shows, horizontal=True, key="suspects_show")
     rows = ranking
     if given != "any":
         rows = rows[rows["given"] == int(given)]

@@ -4,8 +4,11 @@ back/forward and a copied link restore it.
 Each setting is a widget key and a query parameter. Before the widgets are drawn, a widget
 with no state yet (a new tab, a reload, a return from another page) gets its value from the
 URL, else from this tab's last visit to the page, else its default; after they are drawn,
-every value that differs from its default is written back to the URL. A value in the URL
-that the page does not offer is ignored, said once, and taken out of the URL.
+every value that differs from its default is written back to the URL, all in one change of
+the address (Streamlit adds one history entry per change). When the URL no longer says what
+this page last wrote there, Back or Forward brought another entry (Streamlit reruns the page
+with it): the URL then wins over what the widgets hold, so Back undoes a change. A value in
+the URL that the page does not offer is ignored, said once, and taken out of the URL.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 _LAST_VISIT = "_settings_last_visit"
+_WRITTEN = "_settings_written"  # widget key -> the text keep() last left in the URL (None: absent)
 
 
 @dataclass(frozen=True)
@@ -30,9 +34,16 @@ class Setting:
 def restore(settings: list[Setting]) -> None:
     """Call before drawing the widgets of `settings` (which then take no `value` argument)."""
     last_visit = st.session_state.setdefault(_LAST_VISIT, {})
+    written = st.session_state.setdefault(_WRITTEN, {})
+    on_page = {setting.key for setting in settings if setting.key in st.session_state}
+    navigated = any(setting.key in written and written[setting.key] != st.query_params.get(setting.param)
+                    for setting in settings if setting.key in on_page)
     ignored = []
     for setting in settings:
-        if setting.key in st.session_state:
+        if setting.key in on_page and not navigated:
+            continue
+        if setting.key in on_page and st.query_params.get(setting.param) is None:
+            st.session_state[setting.key] = setting.default
             continue
         value = last_visit.get(setting.key, setting.default)
         try:  # what this tab chose last may no longer be offered (say, a model of a run since unselected)
@@ -44,11 +55,12 @@ def restore(settings: list[Setting]) -> None:
             try:
                 value = setting.read(text)
             except (ValueError, TypeError):
-                ignored.append(f"{setting.param}={shown(text)}")
-                del st.query_params[setting.param]  # not left in the address bar to be copied on
+                ignored.append(setting.param)
         st.session_state[setting.key] = value
     if ignored:
-        st.toast(f"Ignored from the link (not offered here): {', '.join(ignored)}")
+        said = [f"{param}={shown(st.query_params[param])}" for param in ignored]
+        set_params(dict.fromkeys(ignored))  # not left in the address bar to be copied on
+        st.toast(f"Ignored from the link (not offered here): {', '.join(said)}")
 
 
 def shown(text: str, length: int = 40) -> str:
@@ -57,26 +69,30 @@ def shown(text: str, length: int = 40) -> str:
     return text if len(text) <= length else text[:length] + "…"
 
 
-def keep(settings: list[Setting]) -> None:
-    """Call after drawing the widgets: write what differs from the defaults into the URL."""
+def keep(settings: list[Setting], hidden: list[Setting] = ()) -> None:
+    """Call after drawing the widgets: write what differs from the defaults into the URL, and
+    take out the `hidden` settings (their widgets are not shown now; their last values stay in
+    this tab's memory for when they are shown again)."""
     last_visit = st.session_state.setdefault(_LAST_VISIT, {})
+    written = st.session_state.setdefault(_WRITTEN, {})
+    texts = {}
     for setting in settings:
         value = st.session_state.get(setting.key, last_visit.get(setting.key, setting.default))
         last_visit[setting.key] = value
         text = None if value == setting.default else setting.write(value)
-        if text is None:
-            if setting.param in st.query_params:
-                del st.query_params[setting.param]
-        elif st.query_params.get(setting.param) != text:
-            st.query_params[setting.param] = text
+        texts[setting.param] = written[setting.key] = text
+    for setting in hidden:
+        texts[setting.param] = None
+        written.pop(setting.key, None)
+    set_params(texts)
 
 
-def forget(settings: list[Setting]) -> None:
-    """Take `settings` out of the URL (their widgets are not shown now); their last values stay
-    in this tab's memory for when they are shown again."""
-    for setting in settings:
-        if setting.param in st.query_params:
-            del st.query_params[setting.param]
+def set_params(texts: dict[str, str | None]) -> None:
+    """Give the URL these query parameters (None: absent) in one change: one history entry."""
+    now = st.query_params.to_dict()
+    wanted = {param: text for param, text in {**now, **texts}.items() if text is not None}
+    if wanted != now:
+        st.query_params.from_dict(wanted)
 
 
 def one_of(choices) -> Callable[[str], object]:
@@ -87,6 +103,15 @@ def one_of(choices) -> Callable[[str], object]:
         if text not in by_text:
             raise ValueError(text)
         return by_text[text]
+    return read
+
+
+def one_of_named(values: dict[str, object]) -> Callable[[str], object]:
+    """A reader for a setting written as one of the words (say, run keys) that name `values`."""
+    def read(text: str):
+        if text not in values:
+            raise ValueError(text)
+        return values[text]
     return read
 
 

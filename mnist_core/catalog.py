@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .configs import MAX_WIDTH, ConfigError, RunConfig
+from .configs import MAX_L2, MAX_WIDTH, ConfigError, RunConfig
 from .store import Run, StoreChain
 
 REFERENCE_LAMBDAS = (0.0, 0.001, 0.003, 0.01, 0.05, 0.1, 0.2, 0.3)
@@ -44,13 +44,14 @@ def parse_lambdas(text: str) -> list[float]:
         try:
             value = float(part)
         except ValueError:
-            raise ConfigError(f"{part!r} is not a number: give lambdas as numbers >= 0 separated by "
-                              "commas, like 0, 0.001, 0.01") from None
-        if not math.isfinite(value) or value < 0:
-            raise ConfigError(f"{part!r}: lambdas must be finite numbers >= 0, like 0, 0.001, 0.01")
+            raise ConfigError(f"{part!r} is not a number: give lambdas as numbers from 0 to "
+                              f"{MAX_L2:g} separated by commas, like 0, 0.001, 0.01") from None
+        if not math.isfinite(value) or not 0 <= value <= MAX_L2:
+            raise ConfigError(f"{part!r}: lambdas must be numbers from 0 to {MAX_L2:g}, like 0, 0.001, 0.01")
         values.append(value + 0.0)  # -0 is 0
     if not values:
-        raise ConfigError("no lambdas given: enter numbers >= 0 separated by commas, like 0, 0.001, 0.01")
+        raise ConfigError(f"no lambdas given: enter numbers from 0 to {MAX_L2:g} separated by commas, like "
+                          "0, 0.001, 0.01")
     return sorted(set(values))
 
 

@@ -10,17 +10,23 @@ import pandas as pd
 
 from .data import TEST_LABEL_COUNTS
 
+# Runs store probabilities as float16: below half its smallest step (3e-8) one is kept as 0,
+# so its loss is known only to exceed this. Such mistakes are "beyond" (loss inf in the table).
+LOSS_BEYOND = float(-np.log(float(np.finfo(np.float16).smallest_subnormal) / 2))
+
 
 def error_table(errors: dict[str, np.ndarray]) -> pd.DataFrame:
     """One row per misclassified test image (from Run.errors()): index, true, predicted,
-    confidence, loss."""
-    true_probability = np.clip(errors["true_probability"].astype(np.float64), 1e-12, 1.0)
+    confidence, loss (inf where the stored probability of the true digit is 0: over LOSS_BEYOND)."""
+    true_probability = np.clip(errors["true_probability"].astype(np.float64), 0.0, 1.0)
+    with np.errstate(divide="ignore"):
+        loss = -np.log(true_probability)
     return pd.DataFrame({
         "index": errors["index"].astype(int),
         "true": errors["true"].astype(int),
         "predicted": errors["predicted"].astype(int),
         "confidence": errors["confidence"].astype(float),
-        "loss": -np.log(true_probability),
+        "loss": loss,
     })
 
 
@@ -43,7 +49,8 @@ def sort_errors(table: pd.DataFrame, by: str) -> pd.DataFrame:
     """Most confident (or highest loss) mistakes first."""
     if by not in ("confidence", "loss"):
         raise ValueError(f"sort by must be 'confidence' or 'loss', got {by!r}")
-    return table.sort_values([by, "index"], ascending=[False, True], kind="stable")
+    then = "confidence" if by == "loss" else "loss"  # losses beyond what is stored: the surest first
+    return table.sort_values([by, then, "index"], ascending=[False, False, True], kind="stable")
 
 
 def compare(table_a: pd.DataFrame, table_b: pd.DataFrame) -> dict[str, np.ndarray]:

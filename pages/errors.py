@@ -3,7 +3,7 @@ and the test labels most likely wrong."""
 
 import streamlit as st
 
-from mnist_core.mistakes import compare, confusion, sort_errors
+from mnist_core.mistakes import LOSS_BEYOND, compare, confusion, sort_errors
 from pages.parts import charts, common, suspects_view, url_state
 
 common.page_setup()
@@ -91,7 +91,9 @@ with tab_browse:
                    f"predicted {predicted_label}.")
         clear.button("Clear filter", key="errors_clear_filter", on_click=clear_filter)
     if order == "loss":
-        st.caption("Loss: −log of the probability the run gave the true digit; the highest first.")
+        st.caption(f"Loss: −log of the probability the run gave the true digit; the highest first. "
+                   f"“> {LOSS_BEYOND:.1f}”: a probability below 3e-8, stored as 0 (runs keep "
+                   f"probabilities as 16-bit floats), so these come first, the surest mistakes first.")
     grid(sort_errors(rows, order), images, "browse", by=order)
 url_state.keep(browse_settings)
 

@@ -59,6 +59,17 @@ low = history["val_loss"].idxmin()
 st.caption(f"Lowest validation loss {history['val_loss'][low]:.4f} at epoch "
            f"{int(history['epoch'][low])} of {len(history)}; final {history['val_loss'].iloc[-1]:.4f}.")
 
+def what_scaling_did(c) -> str:
+    """In words, from the temperature and from the ECE measured before and after."""
+    if 0.95 <= c.temperature <= 1.05:
+        return "almost nothing: already calibrated"
+    change = "softened its probabilities" if c.temperature > 1 else "sharpened its probabilities"
+    if c.after.ece > c.before.ece:
+        return (f"{change}, yet the ECE measured on the other half rose: the model was as well "
+                "calibrated as this half can tell")
+    return f"{change}: they were {'over' if c.temperature > 1 else 'under'}confident"
+
+
 st.subheader("How far each model's confidence can be trusted")
 calibrations, problems = {}, []
 for name, run in named.items():
@@ -74,9 +85,7 @@ if calibrations:
         "ECE as given": f"{c.before.ece:.2%}",
         "temperature": f"{c.temperature:.2f}",
         "ECE after scaling": f"{c.after.ece:.2%}",
-        "what scaling did": ("softened overconfident probabilities" if c.temperature > 1.05 else
-                             "sharpened underconfident probabilities" if c.temperature < 0.95 else
-                             "almost nothing: already calibrated"),
+        "what scaling did": what_scaling_did(c),
     } for name, c in calibrations.items()]))
     st.caption(f"Expected calibration error (ECE): the gap between how sure a model says it is and how "
                f"often it is right, averaged over 15 confidence bins. Temperature scaling divides the "
@@ -89,3 +98,5 @@ if calibrations:
     url_state.keep(diagram)
     st.echarts_chart(charts.reliability_chart(calibrations[chosen], chosen), height=charts.HISTORY_HEIGHT,
                      renderer="svg")
+    st.caption("Each point is a bin of confidence; its area grows with the images in it (hover for the "
+               "count): a small point is a few images, and its accuracy is a rough one.")

@@ -5,8 +5,9 @@ import pytest
 
 from mnist_core.catalog import named_runs
 from mnist_core.data import STANDARD_FINGERPRINT, TEST_LABEL_COUNTS
-from mnist_core.mistakes import compare, confusion, error_table, images_by_index, sort_errors
+from mnist_core.mistakes import LOSS_BEYOND, compare, confusion, error_table, images_by_index, sort_errors
 from mnist_core.store import StoreChain
+from pages.parts import charts
 
 
 @pytest.fixture(scope="module")
@@ -49,3 +50,15 @@ def test_compare_splits_the_two_runs_mistakes(runs):
     assert set(groups["only A"]) | set(groups["both"]) == wrong_a
     assert set(groups["only B"]) | set(groups["both"]) == wrong_b
     assert not set(groups["only A"]) & set(groups["only B"])
+
+
+def test_losses_beyond_what_float16_keeps_are_said_as_such_and_ordered_by_confidence():
+    errors = {"index": np.array([5, 6, 7, 8]), "true": np.array([1, 2, 3, 4]),
+              "predicted": np.array([7, 7, 7, 7]), "confidence": np.array([0.9, 0.99, 0.6, 0.8]),
+              "true_probability": np.array([0.0, 0.0, 1e-3, 0.0], dtype=np.float16),
+              "image": np.zeros((4, 28, 28), np.uint8)}
+    table = sort_errors(error_table(errors), "loss")
+    assert table["index"].tolist() == [6, 5, 8, 7]  # no tie at a made-up floor: the surest first
+    grid = charts.mistake_grid(table, images_by_index(errors), by="loss")
+    assert grid.count(f"loss &gt; {LOSS_BEYOND:.1f}") == 3 and "loss 6.91" in grid
+    assert 17 < LOSS_BEYOND < 18  # -log of half float16's smallest step

@@ -1,5 +1,6 @@
 """Every dashboard page under Streamlit's AppTest, against the committed results."""
 
+import re
 import time
 from pathlib import Path
 
@@ -49,7 +50,13 @@ def test_overview_says_how_far_each_models_confidence_can_be_trusted():
     calibration = app.get("html")[1].value
     for name in ("baseline_mlp", "best_width_mlp", "reference_cnn", "improved_cnn"):
         assert f'<td data-label="model">{name}</td>' in calibration
-    assert "ECE after scaling" in calibration and "softened overconfident" in calibration
+    assert "ECE after scaling" in calibration and "they were overconfident" in calibration
+    rows = dict(re.findall(r'data-label="model">(\w+)</td>.*?data-label="what scaling did">([^<]*)<',
+                           calibration, re.S))
+    for name, said in rows.items():  # never "softened overconfident" where the ECE rose
+        before, after = re.search(rf'{name}</td>.*?data-label="ECE as given">([\d.]+)%.*?'
+                                  r'data-label="ECE after scaling">([\d.]+)%', calibration, re.S).groups()
+        assert ("rose" in said) == (float(after) > float(before) and "almost nothing" not in said), said
     assert any("even positions" in c.value and "odd" in c.value for c in app.caption)
     app.selectbox(key="calibration_model").set_value("reference_cnn").run()
     assert not app.exception
@@ -57,7 +64,9 @@ def test_overview_says_how_far_each_models_confidence_can_be_trusted():
     assert chart["title"]["text"] == "reference_cnn: accuracy against confidence"
     before, after = chart["series"][1], chart["series"][2]
     assert before["name"].startswith("as given (ECE") and after["name"].startswith("after scaling, T = ")
-    assert sum(point[2] for point in after["data"]) == 5000  # the held half, every image in a bin
+    assert sum(point["value"][2] for point in after["data"]) == 5000  # the held half, every image in a bin
+    sizes = {point["value"][2]: point["symbolSize"] for point in after["data"]}
+    assert sizes[max(sizes)] == 20 and sizes[min(sizes)] < 10  # a sparse bin looks sparse
 
 
 @pytest.mark.slow
@@ -409,3 +418,5 @@ def test_a_stalled_job_is_shown_with_a_cancel_button_that_ends_it(tmp_path, monk
     assert jobs.load(job.folder).status == "cancelled" and process_ended(pid)
     assert not [w for w in app.warning if "stalled" in w.value]
     assert any("Cancelled: 0 of 2 runs were stored" in i.value for i in app.info)
+    newcomer = open_page("pages/lambda_sweep.py")  # who never saw the job is not told how it ended
+    assert not any("Cancelled" in i.value for i in newcomer.info)

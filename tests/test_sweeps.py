@@ -93,8 +93,10 @@ def test_lambda_lists_the_cli_and_the_pages_accept(text, values):
     assert parse_lambdas(text) == values
 
 
-@pytest.mark.parametrize("text, message", [("abc", "'abc' is not a number"), ("0,-0.1", "numbers >= 0"),
-                                           ("nan", "finite"), ("", "no lambdas")])
+@pytest.mark.parametrize("text, message", [("abc", "'abc' is not a number"),
+                                           ("0,-0.1", "numbers from 0 to 100"),
+                                           ("nan", "numbers from 0 to 100"), ("", "no lambdas"),
+                                           ("0.1, 1e9", "'1e9': lambdas must be numbers from 0 to 100")])
 def test_lambda_lists_refused_say_what_is_accepted(text, message):
     with pytest.raises(ConfigError, match=message):
         parse_lambdas(text)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
+from mnist_core.mistakes import LOSS_BEYOND
 from mnist_core.reading.preprocess import MIN_EXTENT
 
 COLORS = {"train_error": "#1f77b4", "test_error": "#d62728"}
@@ -342,7 +344,8 @@ def mistake_grid(rows: pd.DataFrame, images: dict, other: pd.DataFrame | None = 
     for row in rows.itertuples(index=False):
         index, true, predicted = int(row.index), int(row.true), int(row.predicted)
         if other is None:
-            figure = f"loss {row.loss:.2f}" if by == "loss" else f"{row.confidence:.2%}"
+            loss = f"&gt; {LOSS_BEYOND:.1f}" if np.isinf(row.loss) else f"{row.loss:.2f}"
+            figure = f"loss {loss}" if by == "loss" else f"{row.confidence:.2%}"
             caption = f"<b>{true} → {predicted}</b> {figure}"
         else:
             b = other.loc[index]
@@ -384,8 +387,10 @@ def reliability_chart(calibration, name: str) -> dict:
     half of the test set, as the model gives its probabilities and after temperature scaling."""
     def curve(reliability, label: str, color: str) -> dict:
         filled = reliability.counts > 0
-        return {"type": "line", "name": label, "color": color, "symbolSize": 7, "smooth": False,
-                "data": [[round(float(c), 4), round(float(a), 4), int(n)] for c, a, n in zip(
+        most = max(int(reliability.counts.max()), 1)
+        return {"type": "line", "name": label, "color": color, "smooth": False,
+                "data": [{"value": [round(float(c), 4), round(float(a), 4), int(n)],  # area ~ images
+                          "symbolSize": round(4 + 16 * math.sqrt(n / most), 1)} for c, a, n in zip(
                     reliability.confidence[filled], reliability.accuracy[filled],
                     reliability.counts[filled])],
                 "tooltip": {"formatter": f"{label}<br>mean confidence {{@[0]}}<br>accuracy {{@[1]}}"

@@ -18,7 +18,7 @@ from mnist_core.catalog import (
     runs_table,
     width_configs,
 )
-from mnist_core.configs import ConfigError
+from mnist_core.configs import MAX_L2, ConfigError
 from mnist_core.store import StoreError
 from pages.parts import charts, common, url_state
 
@@ -75,7 +75,8 @@ def _lambda_grid() -> list[float] | None:
         st.caption("λ = " + ", ".join(f"{v:g}" for v in values))
         return values
     text = st.text_input("Lambdas, comma-separated", key="lambda_values",
-                         help="Numbers >= 0 separated by commas, like 0, 0.001, 0.01")
+                         help=f"Numbers from 0 to {MAX_L2:g} separated by commas, like 0, 0.001, 0.01 "
+                              "(1e-3 works too); each is the L2 penalty's weight λ for one point")
     return _parsed(parse_lambdas, text, "lambda")
 
 
@@ -142,7 +143,8 @@ def render(kind: str) -> None:
     st.caption(f"{len(configs) - len(missing)} of {plural(len(configs), 'run')} stored · "
                f"{plural(epochs, 'epoch')} · {plural(seeds, 'seed')} · {images:,} training images")
     if frame.empty:
-        st.info("None of these runs is stored yet. Train them below, or pick the reference grid "
+        first = "Get MNIST below to train them" if common.need_mnist_message() else "Train them below"
+        st.info(f"None of these runs is stored yet. {first}, or pick the reference grid "
                 "with 60 epochs and 60,000 images to see the committed results.")
     else:
         _chart(frame, kind)
@@ -256,8 +258,9 @@ def _training_controls(kind: str, missing, fp: str) -> None:
     if st.button(label, key=f"{kind}_train", type="primary"):
         title = describe(kind, missing)
         try:
-            jobs.start(missing, common.stores(), fp, title=title, data_path=common.mnist_source(),
-                       cpus=place["cpus"], settings=st.query_params.to_dict())
+            job = jobs.start(missing, common.stores(), fp, title=title, data_path=common.mnist_source(),
+                             cpus=place["cpus"], settings=st.query_params.to_dict())
+            st.session_state.setdefault(JOBS_SEEN, set()).add(job.id)
             st.toast(f"Training started: {title}")
         except (jobs.JobError, StoreError, OSError) as exc:
             st.error(str(exc))
@@ -271,12 +274,15 @@ def _show_job_runs(kind: str, job_settings: dict) -> None:
 
 
 RECENT_S = 600  # a finished job's closing line stays this long
+JOBS_SEEN = "jobs_seen"  # ids of the jobs this visitor started or saw running: only theirs get a closing line
 
 
 @st.fragment(run_every=2)
 def _job_panel(kind: str, on_chart: frozenset) -> None:
     listed = jobs.list_jobs(common.stores())
     active = [j for j in listed if j.status in jobs.ACTIVE]
+    seen = st.session_state.setdefault(JOBS_SEEN, set())
+    seen.update(job.id for job in active)
     for job in active:
         title = job.state.get("title", "training")
         progress, cancel = st.columns([6, 1], vertical_alignment="bottom")
@@ -291,7 +297,7 @@ def _job_panel(kind: str, on_chart: frozenset) -> None:
         if job.status == "failed":
             st.error(f"Training {job.state.get('title', '')} failed: {job.message}")
     ended = [j for j in listed if j.status in ("done", "cancelled")]
-    if ended and not active and ended[0] is listed[0]:
+    if ended and not active and ended[0] is listed[0] and ended[0].id in seen:
         _closing_line(kind, ended[0], on_chart)
     signature = common.store_signature()
     if st.session_state.get(f"{kind}_signature") not in (None, signature):

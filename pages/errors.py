@@ -30,15 +30,18 @@ if not common.all_runs():
     st.stop()
 named = common.named_runs()
 default = common.selected_run() or named.get("improved_cnn") or named.get("baseline_mlp")
-run = common.selected_run_box("Run", "errors_run", default)
-table, images = common.read_or_stop(common.errors_of, run.key)
-st.caption(f"{len(table)} of 10,000 test images wrong ({len(table) / 100:.2f}% error).")
-
 # The open tab is in the URL (?tab=…): a reload or a copied link opens the same tab.
 Setting = url_state.Setting
 TABS = ["Browse", "Compare two runs", "Suspect labels"]
 tab_setting = [Setting("tab", "tab", TABS[0], url_state.one_of(TABS))]
 url_state.restore(tab_setting)
+if st.session_state["tab"] == "Suspect labels":  # the voters are its runs: no run box that does nothing
+    run = default
+    table, images = common.read_or_stop(common.errors_of, run.key)
+else:
+    run = common.selected_run_box("Run", "errors_run", default)
+    table, images = common.read_or_stop(common.errors_of, run.key)
+    st.caption(f"{len(table)} of 10,000 test images wrong ({len(table) / 100:.2f}% error).")
 tab_browse, tab_compare, tab_suspects = st.tabs(TABS, key="tab", on_change="rerun")
 url_state.keep(tab_setting)
 # The filter and the order are in the URL too: a copied link shows the same mistakes.

@@ -464,11 +464,19 @@ def test_every_stored_run_can_vote_on_suspect_labels_at_once(page, server):
     open_page(page, server, "errors", "Misclassified test images")
     page.get_by_role("tab", name="Suspect labels").click()
     expect(page.locator("[data-suspect]").first).to_have_attribute("data-suspect", "9729")
+    expect(run_box(page)).to_have_count(0)  # the voters are this tab's runs: no run box that does nothing
+    flagged = page.get_by_text(re.compile(r"(\d+) of 10,000 labels flagged by confident learning"))
+    by_default = int(re.match(r"\d+", flagged.inner_text()).group())
     everyone = page.get_by_role("button", name=re.compile(r"All \d+ runs vote"))
     runs = int(re.search(r"All (\d+) runs", everyone.inner_text()).group(1))
     assert runs >= 62  # the committed runs at least
     everyone.click()
-    expect(page.get_by_text(re.compile(r"of 10,000 labels flagged by confident learning"))).to_be_visible()
+    expect(everyone).to_be_disabled()
+    expect(flagged).to_be_visible()
+    if int(re.match(r"\d+", flagged.inner_text()).group()) < by_default:  # more voters, fewer flags: why
+        expect(page.get_by_text(re.compile(rf"These voters flag \d+, the default \d+ flag {by_default}: "
+                                           r"the voters' probabilities are averaged"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"Voting runs: \d+ chosen"))).to_be_visible()  # chips folded away
     expect(page.get_by_text("cannot vote together")).to_have_count(0)
     first = page.locator("[data-suspect]").first
     expect(first).to_have_attribute("title", re.compile(r"MLP \d+-\d+ λ=.*seed"))  # the runs' votes

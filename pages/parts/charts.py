@@ -378,8 +378,9 @@ def suspect_card(row, image: np.ndarray | None) -> str:
             f'<figcaption style="font-size:13px;line-height:1.35">'
             f'#{int(row["rank"])} · test image {index}<br>'
             f'given <b>{given}</b> → suggested <b>{suggested}</b><br>'
-            f'<span style="color:#555">{int(row["agree"])} of {len(row["votes"])} models, '
-            f'{row["confidence"]:.1%}{" · flagged" if row["flagged"] else ""}</span></figcaption></figure>')
+            f'<span style="color:#555">{int(row["agree"])} of {len(row["votes"])} models read '
+            f'{suggested}; {row["confidence"]:.1%} on average'
+            f'{" · flagged" if row["flagged"] else ""}</span></figcaption></figure>')
 
 
 def reliability_chart(calibration, name: str) -> dict:

@@ -21,6 +21,7 @@ from pages.parts import charts, common, url_state
 
 PAGE_SIZE = 12
 VOTER_PREFIX = 8  # characters of a run's key that name it as a voter in a link
+ACCURATE = 0.98  # a quick choice of voters: the runs at least this accurate on the test set
 COLUMNS = 4
 
 
@@ -108,14 +109,21 @@ def _voters_reader(keys: list[str]):
 
 def _choose(runs: dict, keys: list[str], default: list[str], name_of: dict, digits: list[str],
             shows: list[str]) -> None:
-    chosen = st.multiselect(
-        "Voting runs", keys, key="suspects_voters",
-        format_func=lambda k: f"{name_of.get(k) or runs[k].config.label} ({runs[k].test_accuracy:.2%})")
-    every, usual, _ = st.columns([1, 1, 3])
-    every.button(f"All {len(keys)} runs vote", key="suspects_all", on_click=_set_voters, args=(keys,),
-                 disabled=len(chosen) == len(keys))
-    usual.button(f"The default {len(default)}", key="suspects_default", on_click=_set_voters,
-                 args=(default,), disabled=chosen == default)
+    chosen = st.session_state.get("suspects_voters", default)
+    cnns = [k for k in keys if runs[k].config.model != "mlp"]
+    accurate = [k for k in keys if runs[k].test_accuracy >= ACCURATE]
+    quick = st.columns(4)
+    for column, (label, voters, key) in zip(quick, [
+            (f"The default {len(default)}", default, "suspects_default"),
+            (f"CNNs ({len(cnns)})", cnns, "suspects_cnns"),
+            (f"≥ {ACCURATE:.0%} right ({len(accurate)})", accurate, "suspects_accurate"),
+            (f"All {len(keys)} runs vote", keys, "suspects_all")]):
+        column.button(label, key=key, on_click=_set_voters, args=(voters,), disabled=chosen == voters,
+                      width="stretch")
+    with st.expander(f"Voting runs: {len(chosen)} chosen, each run's name and test accuracy"):
+        chosen = st.multiselect(
+            "Voting runs", keys, key="suspects_voters", label_visibility="collapsed",
+            format_func=lambda k: f"{name_of.get(k) or runs[k].config.label} ({runs[k].test_accuracy:.2%})")
     if not chosen:
         st.info("Choose at least one run to vote.")
         return
@@ -145,8 +153,19 @@ def _choose(runs: dict, keys: list[str], default: list[str], name_of: dict, digi
         rows = rows[rows["flagged"]]
     elif show == "With a verdict":
         rows = rows[rows["index"].isin(list(verdicts))]
-    st.caption(f"{int(ranking['flagged'].sum())} of 10,000 labels flagged by confident learning; "
-               f"{len(rows):,} shown by these filters; {len(verdicts)} with a verdict.")
+    flagged = int(ranking['flagged'].sum())
+    st.caption(f"{flagged} of 10,000 labels flagged by confident learning; "
+               f"{len(rows):,} shown by these filters; {len(verdicts)} with a verdict. Each card: the "
+               "given and the suggested label (the voters' most probable digit on average), how many "
+               "voters read that digit, and their mean probability for it.")
+    if chosen != default and default:
+        by_default = int(_ranking(tuple(default), tuple(k[:12] for k in default))["flagged"].sum())
+        if flagged < by_default:
+            weakest = min(runs[k].test_accuracy for k in chosen)
+            st.info(f"These voters flag {flagged}, the default {len(default)} flag {by_default}: the "
+                    f"voters' probabilities are averaged, and runs as weak as {weakest:.1%} right are unsure "
+                    "of many labels, so fewer labels stand out as wrong. Fewer, stronger voters "
+                    "see more.")
     if rows.empty:
         st.info("No test images match these filters.")
     else:

@@ -255,3 +255,25 @@ def x_axis_labels(chart, grid: dict) -> list[str]:
         if where and axis_y <= where["y"] <= axis_y + 20:
             labels.append((where["x"], text.text_content()))
     return [label for _, label in sorted(labels)]
+
+
+_TEXT_CLASHES = """(chart) => {
+  const texts = [...chart.querySelectorAll('svg text')].map(t => [t.textContent, t.getBoundingClientRect()])
+      .filter(([text, box]) => text.trim() && box.width > 0);
+  const clashes = [];
+  for (let i = 0; i < texts.length; i++) for (let j = i + 1; j < texts.length; j++) {
+    const [a, p] = texts[i], [b, q] = texts[j];
+    if (Math.min(p.right, q.right) - Math.max(p.left, q.left) > 1 &&
+        Math.min(p.bottom, q.bottom) - Math.max(p.top, q.top) > 1) clashes.push(`${a} over ${b}`);
+  }
+  const frame = chart.getBoundingClientRect();
+  for (const [text, box] of texts)
+    if (box.left < frame.left - 1 || box.right > frame.right + 1) clashes.push(`${text} cut off`);
+  return clashes;
+}"""
+
+
+def chart_text_clashes(chart) -> list[str]:
+    """What a person could not read in a chart: labels, legends and titles drawn over each other
+    or cut off at its edges (as a legend's entries behind a "1/3" pager are)."""
+    return chart.evaluate(_TEXT_CLASHES)

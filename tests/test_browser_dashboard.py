@@ -12,6 +12,7 @@ from pages.parts.charts import SWEEP_GRID
 from tests.browser import (
     chart_box,
     chart_cell,
+    chart_text_clashes,
     choose,
     clear,
     click_at,
@@ -577,6 +578,10 @@ def test_on_a_phone_no_page_is_wider_than_the_screen_and_the_reading_sits_under_
         settled(phone.get_by_test_id("stMain"))  # charts drawn: the layout no longer moves
         sizes = phone.evaluate(OVERFLOW)
         assert sizes["page"] <= 390 and sizes["main"] <= 390 and not sizes["wide"], (path, sizes)
+        for chart in phone.get_by_test_id("stEChartsChart").all():
+            chart.scroll_into_view_if_needed()
+            assert chart.locator("svg text").count() > 10, path  # drawn
+            assert chart_text_clashes(chart) == [], path  # every label, legend and title readable
     phone.context.close()
 
 

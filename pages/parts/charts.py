@@ -32,6 +32,13 @@ def _axis_title(text: str, gap: int) -> dict:
     return {"name": text, "nameLocation": "middle", "nameGap": gap}
 
 
+PHONE = {"maxWidth": 500}  # an ECharts media query: the chart itself is this narrow (a phone)
+# On a phone a legend is a column of whole entries at the bottom, never a "1/3" pager, and the
+# plot area makes room for it.
+_PHONE_LEGEND = {"type": "plain", "orient": "vertical", "left": "center", "bottom": 0, "itemGap": 4,
+                 "textStyle": {"fontSize": 11}}
+
+
 OUTLINE = {"borderColor": "#000", "borderWidth": 2.5, "opacity": 1}
 SEED_SPREAD = 0.16  # seeds' markers at one grid value sit this far apart (in grid steps), all reachable
 
@@ -87,6 +94,11 @@ def sweep_chart(frame: pd.DataFrame, by: str, order: str, x_title: str, selected
                   {"type": "value", "min": -0.5, "max": len(labels) - 0.5, "show": False}],
         "yAxis": {"type": "value", **_axis_title("error (1 − accuracy)", 50)},
         "series": series,
+        # on a phone every grid value stays labelled, turned so the labels do not run together
+        "media": [{"query": PHONE, "option": {
+            "grid": {**SWEEP_GRID, "left": 58, "bottom": 150}, "legend": _PHONE_LEGEND,
+            "xAxis": [{"axisLabel": {"interval": 0, "rotate": 90, "fontSize": 10}, "nameGap": 56}, {}],
+            "yAxis": {"nameGap": 38}}}],
     }
 
 
@@ -118,6 +130,8 @@ def history_chart(history: pd.DataFrame, metric: str, title: str) -> dict:
         "yAxis": {"type": "value", "scale": True, **_axis_title(metric, 45)},
         "series": [curve(metric, f"train {metric}", COLORS["train_error"]),
                    curve(f"val_{metric}", f"validation {metric}", COLORS["test_error"])],
+        "media": [{"query": PHONE, "option": {"grid": {**HISTORY_GRID, "bottom": 96},
+                                               "legend": _PHONE_LEGEND}}],
     }
 
 
@@ -411,4 +425,6 @@ def reliability_chart(calibration, name: str) -> dict:
             curve(after, f"after scaling, T = {calibration.temperature:.2f} (ECE {after.ece:.2%})",
                   COLORS["train_error"]),
         ],
+        "media": [{"query": PHONE, "option": {"grid": {**HISTORY_GRID, "bottom": 110},
+                                               "legend": _PHONE_LEGEND}}],
     }

@@ -86,6 +86,8 @@ def drawing_area() -> None:
                                               reading.too_small else None, strokes))
         else:
             probabilities = reading.probabilities
+            if inside and inside_name in probabilities:  # its card first: in view beside its maps
+                probabilities = {inside_name: probabilities[inside_name], **probabilities}
             st.html(charts.drawing_readout(reading.image28, probabilities, disagreements(probabilities),
                                            strokes, bool(reading.not_a_digit), tuple(temperatures)))
             summary.html(charts.reading_summary(probabilities, bool(reading.not_a_digit)))

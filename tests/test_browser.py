@@ -307,6 +307,8 @@ def test_looking_inside_a_model_shows_its_layers_the_deciding_pixels_and_nearest
     expect(neighbours.first.get_by_role("img")).to_be_visible()
     labels = [int(text.split()[0]) for text in neighbours.all_inner_texts()]  # what a person reads
     assert len(labels) == 8 and labels.count(7) >= 6, labels
+    distances = [text.split()[1] for text in neighbours.all_inner_texts()]
+    assert distances[0] != distances[-1], distances  # nearest and farthest read apart
     # beside the canvas and the reading, at 1400x1000, without scrolling
     for seen in (canvas, why.get_by_test_id("saliency-top").get_by_role("img"),
                  why.get_by_test_id("saliency-versus").get_by_role("img"), neighbours.last,
@@ -330,6 +332,7 @@ def test_looking_inside_a_model_shows_its_layers_the_deciding_pixels_and_nearest
     expect(mlp_layers.locator('[data-kind="maps"]')).to_have_count(0)
     expect(mlp_layers.get_by_text("Layer 2: 15 hidden units")).to_be_visible()
     expect(mlp_why.locator("[data-neighbour]")).to_have_count(8)
+    expect(page.locator('[data-model="baseline_mlp"]')).to_be_in_viewport()  # its reading beside its maps
 
     copied = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     copied.goto(page.url)  # a copied link opens the same look inside, at the same model

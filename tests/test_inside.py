@@ -217,8 +217,16 @@ def test_the_search_moves_to_all_training_digits_once_they_are_placed(subset):
     while search.upgrading and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not search.upgrading and search.current.digits is everything and search.problem is None
+    assert (search.placed, search.total) == (3000, 3000)  # how far it got, for the page to say
     failing = Search(Neighbours(np.eye(10)[subset.labels], subset))
     failing.upgrade(lambda images: 1 / 0, lambda: everything, quiet_s=0)
     while failing.upgrading:
         time.sleep(0.05)
     assert "ZeroDivisionError" in failing.problem and failing.current.digits is subset
+
+
+def test_neighbour_distances_get_the_places_that_tell_them_apart():
+    from pages.parts.inside_view import _places
+
+    assert _places([0.031, 0.2]) == 2 and _places([0.0312, 0.0349]) == 3 and _places([0.03121, 0.03124]) == 5
+    assert _places([0.5, 0.5]) == 5 and _places([]) == 5

@@ -162,6 +162,7 @@ class Search:
         self.current = subset
         self.upgrading = False
         self.problem: str | None = None
+        self.placed, self.total = 0, 0  # training digits placed so far, of how many
 
     def upgrade(self, embed, training_digits, batch: int = 100, share: float = 0.5,
                 quiet_s: float = 2.0) -> None:
@@ -172,12 +173,14 @@ class Search:
         def place() -> None:
             try:
                 digits = training_digits()  # read here, not in the view that asked for them
+                self.total = len(digits.labels)
                 parts = []
                 for start in range(0, len(digits.labels), batch):
                     while time.monotonic() - _last_reading[0] < quiet_s:
                         time.sleep(0.25)
                     started = time.perf_counter()
                     parts.append(embed(digits.floats_of(start, start + batch)))
+                    self.placed = min(start + batch, self.total)
                     time.sleep((time.perf_counter() - started) * (1 / share - 1))
                 self.current = Neighbours(np.concatenate(parts), digits)
             except Exception as exc:  # noqa: BLE001 - said on the page; the subset stays in use

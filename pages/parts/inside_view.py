@@ -53,7 +53,9 @@ def show(name: str, key: str, image28: np.ndarray | None, strokes: int, beside,
         positions, distances = neighbours.nearest(look.embedding)
         found = (neighbours.digits, positions, distances)
         if search.upgrading:
-            note = "All 60,000 training digits are being placed; they will be searched once ready."
+            so_far = f"{search.placed:,} of {search.total:,}" if search.total else "reading them"
+            note = (f"All training digits are being placed ({so_far} so far; it pauses while you draw); "
+                    f"a stroke after that searches all of them.")
         elif search.problem:
             note = f"Searched among the committed subset only: {search.problem}."
     with beside:
@@ -114,13 +116,14 @@ def _neighbours_html(found, look) -> str:
     if found is None:
         return ""
     digits, positions, distances = found
+    places = _places(distances)
     cells = "".join(
         f'<figure data-neighbour="{int(digits.indices[p])}" data-label="{int(digits.labels[p])}" '
         f'style="margin:0;text-align:center" title="training image {int(digits.indices[p])}, '
         f'cosine distance {d:.3f}"><img alt="training digit labelled {int(digits.labels[p])}" '
         f'src="{charts.png_data_uri(digits.images[p])}" style="width:56px;height:56px;'
         f'image-rendering:pixelated;border-radius:4px"/><figcaption style="font-size:13px">'
-        f'<b>{int(digits.labels[p])}</b> <span style="color:#888">{d:.2f}</span></figcaption></figure>'
+        f'<b>{int(digits.labels[p])}</b> <span style="color:#888">{d:.{places}f}</span></figcaption></figure>'
         for p, d in zip(positions, map(float, distances)))
     width = look.embedding.shape[0]
     return (f'<div><div style="font-weight:600">Nearest training digits</div>'
@@ -128,6 +131,12 @@ def _neighbours_html(found, look) -> str:
             f'{cells}</div><div style="font-size:12px;color:#666;max-width:300px">Label and cosine '
             f'distance, in the layer before the output ({width} units), among {html.escape(digits.source)}.'
             f'</div></div>')
+
+
+def _places(distances) -> int:
+    """Decimal places enough for the nearest and the farthest shown to read apart (2 to 5)."""
+    low, high = float(min(distances, default=0)), float(max(distances, default=0))
+    return next((n for n in range(2, 6) if f"{low:.{n}f}" != f"{high:.{n}f}"), 5)
 
 
 FEW = 8  # filters shown per conv block unless every one is asked for

@@ -435,3 +435,20 @@ def test_a_photo_taken_with_the_camera_is_read(page, server):
     page.get_by_role("button", name="Take Photo").click()
     expect(page.get_by_test_id("photo-number")).to_contain_text("Not a digit")
     no_exception(page)
+
+
+def test_changing_the_pen_width_keeps_the_drawing_and_its_reading(page, server):
+    canvas = a_7_drawn(page, server)
+    width = page.get_by_role("slider", name="Stroke width")
+    drawn_on = canvas.element_handle()
+    width.focus()
+    for _ in range(12):  # a person pressing the arrow key 12 times, quickly: a rerun per press
+        width.press("ArrowRight")
+        page.wait_for_timeout(100)
+    expect(width).to_have_attribute("aria-valuetext", "32")
+    page.wait_for_timeout(1500)
+    expect(page.get_by_text(strokes_read(2), exact=True)).to_be_visible()  # the 7 is still read
+    assert drawn_on.evaluate("canvas => canvas.isConnected")  # on the same canvas, not a new empty one
+    stroke(page, canvas, [(0.3, 0.8), (0.7, 0.8)])  # and the next stroke joins it, in the new width
+    expect(page.get_by_text(strokes_read(3), exact=True)).to_be_visible()
+    no_exception(page)

@@ -6,8 +6,9 @@ with no state yet (a new tab, a reload, a return from another page) gets its val
 URL, else from this tab's last visit to the page, else its default; after they are drawn,
 every value that differs from its default is written back to the URL, all in one change of
 the address (Streamlit adds one history entry per change). When the URL no longer says what
-this page last wrote there, Back or Forward brought another entry (Streamlit reruns the page
-with it): the URL then wins over what the widgets hold, so Back undoes a change. A value in
+this page last wrote there and no widget changed, Back or Forward brought another entry
+(Streamlit reruns the page with it): the URL then wins over what the widgets hold, so Back
+undoes a change. A value in
 the URL that the page does not offer is ignored, said once, and taken out of the URL.
 """
 
@@ -36,8 +37,12 @@ def restore(settings: list[Setting]) -> None:
     last_visit = st.session_state.setdefault(_LAST_VISIT, {})
     written = st.session_state.setdefault(_WRITTEN, {})
     on_page = {setting.key for setting in settings if setting.key in st.session_state}
-    navigated = any(setting.key in written and written[setting.key] != st.query_params.get(setting.param)
-                    for setting in settings if setting.key in on_page)
+    # A rerun asked for while the browser had not yet taken our last URL brings that older URL
+    # too: a widget changed by the person in this rerun says it is not Back or Forward.
+    changed = any(st.session_state[key] != last_visit.get(key, st.session_state[key]) for key in on_page)
+    navigated = not changed and any(
+        setting.key in written and written[setting.key] != st.query_params.get(setting.param)
+        for setting in settings if setting.key in on_page)
     ignored = []
     for setting in settings:
         if setting.key in on_page and not navigated:

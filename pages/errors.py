@@ -93,8 +93,12 @@ with tab_browse:
         shown.info(f"Showing {len(rows)} mistake{'' if len(rows) == 1 else 's'}: true {true_label}, "
                    f"predicted {predicted_label}.")
         clear.button("Clear filter", key="errors_clear_filter", on_click=clear_filter)
+    if order == "confidence":
+        st.caption("Each image: its true digit → the digit the run read, how sure the run was of that "
+                   "wrong reading (the surest first), and the image's number in the test set.")
     if order == "loss":
-        st.caption(f"Loss: −log of the probability the run gave the true digit; the highest first. "
+        st.caption("Each image: its true digit → the digit the run read, then the loss. "
+                   f"Loss: −log of the probability the run gave the true digit; the highest first. "
                    f"“> {LOSS_BEYOND:.1f}”: a probability below 3e-8, stored as 0 (runs keep "
                    f"probabilities as 16-bit floats), so these come first, the surest mistakes first.")
     grid(sort_errors(rows, order), images, "browse", by=order)

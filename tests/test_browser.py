@@ -116,8 +116,8 @@ def test_every_page_opens(page, server):
     page.goto(server)
     expect(page.get_by_role("heading", name="MNIST lab")).to_be_visible()
     for link, heading in [("Lambda sweep", "L2 regularization sweep"), ("Width sweep", "Width sweep"),
-                          ("Errors", "Misclassified test images"), ("Draw", "Draw a digit"),
-                          ("Overview", "MNIST lab")]:
+                          ("Errors", "Misclassified test images"), ("Runs", "Every stored run"),
+                          ("Draw", "Draw a digit"), ("Overview", "MNIST lab")]:
         page.get_by_test_id("stSidebarNav").get_by_role("link", name=link).click()
         expect(page.get_by_role("heading", name=heading)).to_be_visible()
         expect(page.get_by_test_id("stSpinner")).to_have_count(0, timeout=60_000)

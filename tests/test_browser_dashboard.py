@@ -23,6 +23,7 @@ from tests.browser import (
     require_chromium,
     settled,
     streamlit_server,
+    wait_until_idle,
     x_axis_labels,
 )
 
@@ -535,9 +536,14 @@ def test_a_clicked_sweep_marker_outlines_only_its_run_and_still_does_after_a_rel
 # the right edge of the screen.
 OVERFLOW = """() => { const W = window.innerWidth;
   const main = document.querySelector('[data-testid=stMain]');
+  const scrolledWithin = el => {  // inside a box that fits and scrolls or clips its content (a table)
+    for (let p = el.parentElement; p && p !== main; p = p.parentElement)
+      if (['auto', 'scroll', 'hidden', 'clip'].includes(getComputedStyle(p).overflowX) &&
+          p.getBoundingClientRect().right <= W + 1) return true;
+    return false; };
   const wide = [...document.querySelectorAll('[data-testid=stMain] *')].filter(el => {
     const r = el.getBoundingClientRect();
-    return !(el instanceof SVGElement) && r.width > 0 && r.right > W + 1; });
+    return !(el instanceof SVGElement) && r.width > 0 && r.right > W + 1 && !scrolledWithin(el); });
   return {page: document.documentElement.scrollWidth, main: main.scrollWidth, width: W,
           wide: wide.slice(0, 5).map(el => el.tagName + ' ' + (el.getAttribute('data-testid') || ''))}; }"""
 
@@ -560,7 +566,7 @@ def test_on_a_phone_no_page_is_wider_than_the_screen_and_the_reading_sits_under_
     phone = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
     for path, heading in (("", "MNIST lab"), ("lambda_sweep", "L2 regularization sweep"),
                           ("width_sweep", "Width sweep"), ("errors", "Misclassified test images"),
-                          ("draw", "Draw a digit")):
+                          ("runs", "Every stored run"), ("draw", "Draw a digit")):
         open_page(phone, server, path, heading)
         if path == "draw":
             canvas = phone.locator("canvas.upper-canvas").first
@@ -598,4 +604,50 @@ def test_a_request_over_the_job_limits_shows_why_and_no_train_button(page, serve
     expect(page.get_by_text(re.compile(r"a job may train at most 24 runs, this one asks for 39\. "
                                        r"Ask for less"))).to_be_visible()
     expect(page.get_by_role("button", name=re.compile("^Train"))).to_have_count(0)
+    no_exception(page)
+
+
+def tick_row(page, row: int) -> None:
+    """Choose a row's tick box in the Runs table with the mouse, once the table has settled, and
+    press space, as a person does."""
+    wait_until_idle(page)
+    table = page.get_by_test_id("stDataFrame").first
+    table.scroll_into_view_if_needed()
+    settled(table)
+    page.wait_for_timeout(1000)  # drawn: the table is a canvas
+    box = table.bounding_box()
+    click_at(page, box["x"] + 30, box["y"] + 35 * (row + 1.5))  # under a 35 px header, rows of 35 px
+    page.keyboard.press("Space")
+
+
+def test_the_runs_page_filters_sorts_ticks_by_keyboard_and_compares(page, server):
+    open_page(page, server, "runs", "Every stored run")
+    shown = page.get_by_text(re.compile(r"^Showing (\d+) of (\d+) runs"))
+    total = int(re.search(r"of (\d+) runs", shown.inner_text()).group(1))
+    assert total >= 62 and f"Showing {total} of {total}" in shown.inner_text()
+    find = page.get_by_label("Find")
+    find.fill("MLP 25-15 λ=0.01,")
+    find.press("Enter")
+    expect(shown).to_contain_text(re.compile(rf"^Showing [1-9] of {total} runs"))
+    choose(page, page.get_by_test_id("stSelectbox").filter(has_text="Sort by"), "seed")
+    page.get_by_text("lowest first", exact=True).click()
+    page.wait_for_function("() => new URLSearchParams(location.search).get('order') === 'lowest first'")
+    tick_row(page, 0)  # the first row's tick box, chosen with the mouse, ticked from the keyboard
+    expect(page.get_by_role("heading", name="1 run compared")).to_be_visible()
+    page.wait_for_function("() => new URLSearchParams(location.search).get('compare')")
+    first = query(page)["compare"]
+    assert query(page)["run"].startswith(first)  # and it is the selected run everywhere
+    tick_row(page, 1)
+    expect(page.get_by_role("heading", name="2 runs compared")).to_be_visible()
+    loss = page.get_by_test_id("stEChartsChart").first
+    expect(loss.locator("svg text").filter(has_text=re.compile(r" · train$"))).to_have_count(2)  # both curves
+    expect(page.get_by_text("What differs in their configs")).to_be_visible()
+    compared = query(page)["compare"].split(",")
+    assert len(compared) == 2 and compared[0] == first
+    page.reload()  # the ticks, the filter and the order come back
+    expect(page.get_by_role("heading", name="2 runs compared")).to_be_visible()
+    expect(find).to_have_value("MLP 25-15 λ=0.01,")
+    second = compared[1]
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Errors").click()
+    expect(run_box(page)).to_have_value(re.compile(rf"· {second[:6]}$"))  # the last ticked, selected there
     no_exception(page)

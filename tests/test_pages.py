@@ -420,3 +420,19 @@ def test_a_stalled_job_is_shown_with_a_cancel_button_that_ends_it(tmp_path, monk
     assert any("Cancelled: 0 of 2 runs were stored" in i.value for i in app.info)
     newcomer = open_page("pages/lambda_sweep.py")  # who never saw the job is not told how it ended
     assert not any("Cancelled" in i.value for i in newcomer.info)
+
+
+def test_the_runs_page_reads_its_filters_and_ticks_from_a_link_and_says_what_it_ignored():
+    from mnist_core.catalog import named_runs
+    from mnist_core.data import STANDARD_FINGERPRINT
+    from mnist_core.store import StoreChain
+
+    named = named_runs(StoreChain.default(committed=True), STANDARD_FINGERPRINT)
+    ticked = f"{named['baseline_mlp'].key[:8]},{named['reference_cnn'].key[:8]}"
+    app = open_page("pages/runs.py", query={"compare": ticked, "kinds": "mlp", "sort": "seed"})
+    assert any(h.value == "2 runs compared" for h in app.subheader)
+    assert any(c.value.startswith("Showing ") and " · 2 of at most 6 ticked" in c.value for c in app.caption)
+    assert len(app.get("echarts_chart")) == 4  # loss, accuracy, per digit, parallel coordinates
+    hostile = open_page("pages/runs.py", query={"compare": "deadbeef", "least": "2", "kinds": "mlp,nope"})
+    assert any("compare=deadbeef" in t.value and "least=2" in t.value for t in hostile.toast)
+    assert not hostile.query_params and not [h for h in hostile.subheader if "compared" in h.value]

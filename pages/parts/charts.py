@@ -428,3 +428,75 @@ def reliability_chart(calibration, name: str) -> dict:
         "media": [{"query": PHONE, "option": {"grid": {**HISTORY_GRID, "bottom": 110},
                                                "legend": _PHONE_LEGEND}}],
     }
+
+
+COMPARE_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+
+
+def compared_history_chart(histories: dict[str, pd.DataFrame], metric: str) -> dict:
+    """ECharts option: `metric` per epoch for several runs (labels -> histories), training solid
+    and validation dashed, one colour per run."""
+    series = []
+    for (label, history), color in zip(histories.items(), COMPARE_COLORS):
+        for column, kind, dashed in ((metric, "train", False), (f"val_{metric}", "validation", True)):
+            series.append({"type": "line", "name": f"{label} · {kind}", "color": color, "symbolSize": 4,
+                           "lineStyle": {"type": "dashed" if dashed else "solid"}, "smooth": False,
+                           "data": [[int(e), float(v)] for e, v in zip(history["epoch"], history[column])]})
+    most = max((int(h["epoch"].max()) for h in histories.values()), default=1)
+    return {
+        "animation": False, "grid": {**HISTORY_GRID, "bottom": 40 + 20 * len(series)},
+        "title": {"text": f"{metric.capitalize()} per epoch (dashed: validation = test set)",
+                  "textStyle": {"fontSize": 14}},
+        "tooltip": {"trigger": "axis", "valueFormatter": "%.4f"},
+        "legend": {"bottom": 0, "orient": "vertical", "left": "center", "textStyle": {"fontSize": 11}},
+        "xAxis": {"type": "value", **_epoch_ticks(most), **_axis_title("epoch", 28)},
+        "yAxis": {"type": "value", "scale": True, **_axis_title(metric, 45)},
+        "series": series,
+    }
+
+
+def per_digit_chart(accuracies: dict[str, np.ndarray]) -> dict:
+    """ECharts option: each run's test accuracy per digit, bars side by side."""
+    return {
+        "animation": False, "grid": {**HISTORY_GRID, "top": 40, "bottom": 40 + 20 * len(accuracies)},
+        "title": {"text": "Test accuracy per digit", "textStyle": {"fontSize": 14}},
+        "tooltip": {"trigger": "axis", "valueFormatter": "%.4f"},
+        "legend": {"bottom": 0, "orient": "vertical", "left": "center", "textStyle": {"fontSize": 11}},
+        "xAxis": {"type": "category", "data": [str(d) for d in range(10)], **_axis_title("digit", 26)},
+        "yAxis": {"type": "value", "scale": True, "max": 1, **_axis_title("accuracy", 45)},
+        "series": [{"type": "bar", "name": label, "color": color,
+                    "data": [round(float(a), 4) for a in values]}
+                   for (label, values), color in zip(accuracies.items(), COMPARE_COLORS)],
+    }
+
+
+PARALLEL_AXES = (("hidden1", "layer 1"), ("hidden2", "layer 2"), ("l2", "λ"), ("epochs", "epochs"),
+                 ("seed", "seed"), ("limit", "training images"), ("test_accuracy", "test accuracy"))
+
+
+def parallel_chart(frame: pd.DataFrame) -> dict:
+    """ECharts option: one line per run across its hyperparameters and test accuracy (a CNN has
+    no hidden widths: 0), coloured by test accuracy."""
+    values = frame.assign(hidden1=frame["hidden1"].fillna(0), hidden2=frame["hidden2"].fillna(0))
+    images = {"type": "log", "logBase": 10, "min": 10 ** math.floor(math.log10(values["limit"].min())),
+              "max": 10 ** math.ceil(math.log10(values["limit"].max()))}  # whole powers of ten
+    special = {"limit": images, "test_accuracy": {"scale": True}}
+    axes = [{"dim": i, "name": name, "axisLabel": {"fontSize": 10}, **special.get(column, {})}
+            for i, (column, name) in enumerate(PARALLEL_AXES)]
+    low, high = float(values["test_accuracy"].min()), float(values["test_accuracy"].max())
+    return {
+        "animation": False,
+        "parallel": {"left": 40, "right": 70, "top": 40, "bottom": 30},
+        "parallelAxis": axes,
+        "visualMap": {"show": False, "dimension": len(PARALLEL_AXES) - 1, "min": low,
+                      "max": max(high, low + 1e-6), "inRange": {"color": ["#d62728", "#ff7f0e", "#2ca02c"]}},
+        # on a phone the axes lie one above another, their labels along the screen's width
+        "media": [{"query": PHONE, "option": {
+            "parallel": {"layout": "vertical", "left": 100, "right": 30, "top": 20, "bottom": 30},
+            "parallelAxis": [{"nameLocation": "start", "nameGap": 24, "nameTextStyle": {"fontSize": 11},
+                              "name": name.replace("training ", "").replace("test ", "")}
+                             for _, name in PARALLEL_AXES]}}],
+        "series": [{"type": "parallel", "lineStyle": {"width": 1.5, "opacity": 0.6},
+                    "data": [[float(v) for v in row] for row in
+                             values[[c for c, _ in PARALLEL_AXES]].itertuples(index=False)]}],
+    }

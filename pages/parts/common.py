@@ -29,6 +29,7 @@ PAGES = (  # script, title, icon
     ("pages/lambda_sweep.py", "Lambda sweep", ":material/tune:"),
     ("pages/width_sweep.py", "Width sweep", ":material/width:"),
     ("pages/errors.py", "Errors", ":material/error:"),
+    ("pages/runs.py", "Runs", ":material/table_rows:"),
     ("pages/draw.py", "Draw", ":material/draw:"),
 )
 _THROUGH_APP = "_page_runs_through_app"  # set by run_app, taken by page_setup, in each script run

@@ -20,7 +20,6 @@ from mnist_core.suspects import (
 from pages.parts import charts, common, url_state
 
 PAGE_SIZE = 12
-VOTER_PREFIX = 8  # characters of a run's key that name it as a voter in a link
 ACCURATE = 0.98  # a quick choice of voters: the runs at least this accurate on the test set
 COLUMNS = 4
 
@@ -81,30 +80,13 @@ def render() -> None:
     default = [k for k in default if k in runs]
     digits = ["any"] + [str(d) for d in range(10)]
     shows = ["Most suspect first", "Flagged only", "With a verdict"]
-    choices = [url_state.Setting("voters", "suspects_voters", default, _voters_reader(keys), _voters_text),
+    choices = [url_state.Setting("voters", "suspects_voters", default, *url_state.runs_named(keys)),
                url_state.Setting("given", "suspects_given", "any", url_state.one_of(digits)),
                url_state.Setting("suggested", "suspects_suggested", "any", url_state.one_of(digits)),
                url_state.Setting("show", "suspects_show", shows[0], url_state.one_of(shows))]
     url_state.restore(choices)
     _choose(runs, keys, default, name_of, digits, shows)
     url_state.keep(choices)
-
-
-def _voters_text(keys: list[str]) -> str:
-    return ",".join(key[:VOTER_PREFIX] for key in keys)
-
-
-def _voters_reader(keys: list[str]):
-    """Voters as a link gives them: runs' key prefixes, comma-separated, each naming one run."""
-    def read(text: str) -> list[str]:
-        chosen = []
-        for prefix in text.split(",") if text else []:
-            matching = [k for k in keys if k.startswith(prefix)] if len(prefix) >= VOTER_PREFIX else []
-            if len(matching) != 1 or matching[0] in chosen:
-                raise ValueError(text)
-            chosen.append(matching[0])
-        return chosen
-    return read
 
 
 def _choose(runs: dict, keys: list[str], default: list[str], name_of: dict, digits: list[str],

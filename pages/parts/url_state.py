@@ -120,6 +120,30 @@ def one_of_named(values: dict[str, object]) -> Callable[[str], object]:
     return read
 
 
+def list_of(choices: list[str]) -> tuple[Callable[[str], list], Callable[[list], str]]:
+    """Reader and writer for several of `choices` (words without commas), written comma-separated."""
+    def read(text: str) -> list[str]:
+        chosen = text.split(",") if text else []
+        if any(word not in choices for word in chosen) or len(set(chosen)) != len(chosen):
+            raise ValueError(text)
+        return chosen
+    return read, ",".join
+
+
+def runs_named(keys: list[str], prefix: int = 8) -> tuple[Callable[[str], list], Callable[[list], str]]:
+    """Reader and writer for a list of runs, written as their keys' first `prefix` characters,
+    comma-separated; each must name one of `keys`, once."""
+    def read(text: str) -> list[str]:
+        chosen = []
+        for start in text.split(",") if text else []:
+            matching = [k for k in keys if k.startswith(start)] if len(start) >= prefix else []
+            if len(matching) != 1 or matching[0] in chosen:
+                raise ValueError(text)
+            chosen.append(matching[0])
+        return chosen
+    return read, lambda chosen: ",".join(key[:prefix] for key in chosen)
+
+
 def yes_no(text: str) -> bool:
     """A true/false setting as a link gives it: true or false, in any case."""
     words = {"true": True, "false": False}

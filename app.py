@@ -4,6 +4,6 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pages.parts.common import run_app  # noqa: E402
+from pages.parts.routing import run_app  # noqa: E402
 
 run_app()

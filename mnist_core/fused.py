@@ -303,6 +303,7 @@ def train_fused(configs: list[RunConfig], data: MNIST, store: RunStore, progress
     y_test_tf = tf.constant(y_test.astype(np.int32))
     rngs = [np.random.default_rng([fused.configs[i].seed, 7919]) for i in fused.order]
     history = {i: defaultdict(list) for i in fused.order}
+    keys = [config.key(data.fingerprint) for config in fused.configs]
     label = f"fused: {len(configs)} MLPs, {len(fused.groups)} shapes"
     started = time.perf_counter()
     with tqdm(total=first.epochs, desc=label, unit="epoch", disable=not progress, leave=False) as bar:
@@ -317,7 +318,8 @@ def train_fused(configs: list[RunConfig], data: MNIST, store: RunStore, progress
             bar.set_postfix(best_val_acc=f"{val_accuracy.max():.4f}")
             bar.update(1)
             if on_epoch:
-                on_epoch(epoch + 1, {"val_accuracy": float(val_accuracy.mean())})
+                on_epoch(epoch + 1, {keys[i]: {name: list(v) for name, v in history[i].items()}
+                                     for i in fused.order})
     seconds = time.perf_counter() - started
     runs = []
     for index, config in enumerate(fused.configs):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import signal
 import subprocess
@@ -26,6 +27,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from .configs import RunConfig
+from .run_files import METRICS
 from .safe_read import read_json
 from .safe_write import write_atomic
 from .store import StoreChain, StoreError, check_lock_file, check_own_folder, lock_held
@@ -68,6 +70,25 @@ class Job:
     @property
     def message(self) -> str:
         return str(self.state.get("message", ""))
+
+    @property
+    def curves(self) -> dict[str, dict[str, list[float]]]:
+        """Each of the job's runs trained so far: {key: {loss, accuracy, val_loss, val_accuracy:
+        one value per epoch ended}}. What the state file holds is checked, not trusted."""
+        recorded = self.state.get("curves")
+        if not isinstance(recorded, dict):
+            return {}
+        curves = {}
+        for key in self.keys:
+            metrics = recorded.get(key)
+            if not isinstance(metrics, dict):
+                continue
+            columns = {name: [float(v) if isinstance(v, int | float) else math.nan for v in values]
+                       for name in METRICS
+                       if isinstance(values := metrics.get(name), list) and len(values) <= MAX_JOB_EPOCHS}
+            if columns:
+                curves[key] = columns
+        return curves
 
 
 def job_limits(cpus: int | None = None) -> tuple[int, int]:
@@ -329,9 +350,14 @@ def run_worker(folder: Path) -> int:
             import tensorflow  # noqa: F401  (its ~5 s import shown as such, not as 0% of training)
         state = _worker_update(folder, {"where": where, "message": f"training on {where}"})
 
-        def on_epoch(done: int, logs: dict) -> None:
+        curves: dict[str, dict[str, list]] = {}  # each run's figures per epoch, for live curves
+
+        def on_epoch(done: int, so_far: dict) -> None:
+            for key, run in so_far.items():
+                curves[key] = {name: [v if math.isfinite(v) else None for v in values]
+                               for name, values in run.items()}
             where = "" if isinstance(executor, LocalExecutor) else f" on {state['where']}"
-            _worker_update(folder, {"status": "running", "epochs_done": done,
+            _worker_update(folder, {"status": "running", "epochs_done": done, "curves": curves,
                                     "message": f"epoch {done} of {state['epochs_total']}{where}"})
 
         def on_wait(message: str) -> None:

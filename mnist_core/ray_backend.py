@@ -186,16 +186,18 @@ def describe_cluster() -> dict:
 
 @ray.remote(num_cpus=0)
 class ProgressBoard:
-    """Epochs done per task, reported by the tasks and read by the driver."""
+    """Epochs done per task and each run's curves so far, reported by the tasks and read by the driver."""
 
     def __init__(self):
         self.done: dict[int, int] = {}
+        self.curves: dict[str, dict] = {}
 
-    def report(self, task: int, epochs: int) -> None:
+    def report(self, task: int, epochs: int, curves: dict) -> None:
         self.done[task] = max(self.done.get(task, 0), epochs)
+        self.curves.update(curves)
 
-    def snapshot(self) -> dict[int, int]:
-        return dict(self.done)
+    def snapshot(self) -> tuple[dict[int, int], dict[str, dict]]:
+        return dict(self.done), dict(self.curves)
 
 
 @ray.remote(num_cpus=1, max_restarts=0)
@@ -233,8 +235,8 @@ class Trainer:
             self.data = data
         configs = [RunConfig.from_dict(c) for c in config_dicts]
 
-        def on_epoch(done: int, logs: dict) -> None:
-            board.report.remote(task, done)
+        def on_epoch(done: int, curves: dict) -> None:
+            board.report.remote(task, done, curves)
 
         with tempfile.TemporaryDirectory(prefix="mnist-lab-task-") as folder:
             runs = self.local.train(configs, self.data, RunStore(folder), fused, False, on_epoch)
@@ -432,14 +434,14 @@ class RayExecutor:
         if not epochs:
             return shown  # no worker has started yet
         try:
-            done = ray.get(board.snapshot.remote(), timeout=5)
+            done, curves = ray.get(board.snapshot.remote(), timeout=5)
         except ray.exceptions.RayError:
-            done = {}  # progress is best effort; the results are what count
+            done, curves = {}, {}  # progress is best effort; the results are what count
         total = sum(e if t in finished else min(done.get(t, 0), e) for t, e in epochs.items())
         bar.update(total - bar.n)
         equivalent = int(max(epochs.values()) * total / max(sum(epochs.values()), 1))
         if on_epoch and equivalent > shown:
-            on_epoch(equivalent, {})
+            on_epoch(equivalent, curves)
         return max(shown, equivalent)
 
     def summary(self) -> str | None:

@@ -21,7 +21,8 @@ from .safe_read import UnsafeFile, open_regular, read_bytes, read_json, read_npz
 
 TEST_IMAGES = 10000
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
-HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
+METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")  # recorded after every epoch
+HISTORY_COLUMNS = ("epoch", *METRICS)
 MAX_HISTORY_BYTES = 1 << 20
 MAX_MODEL_BYTES = 512 << 20
 MAX_ERRORS_BYTES = 16 << 20

@@ -20,10 +20,11 @@ from tqdm.auto import tqdm
 from .configs import RunConfig
 from .data import MNIST
 from .models import build, compile_for_training
+from .run_files import METRICS
 from .store import Run, RunStore
 
-EpochCallback = Callable[[int, dict], None]  # (epochs done, logs) after each epoch
-HISTORY_COLUMNS = ("loss", "accuracy", "val_loss", "val_accuracy")
+# After each epoch: (epochs done, {run key: {metric: one value per epoch so far}} of the runs trained)
+EpochCallback = Callable[[int, dict], None]
 
 
 def _scaled(data: MNIST) -> tuple[np.ndarray, np.ndarray]:
@@ -72,9 +73,9 @@ def train(config: RunConfig, data: MNIST, store: RunStore, progress: bool = True
               leave=False) as bar:
         started = time.perf_counter()
         fitted = model.fit(batches, epochs=config.epochs, shuffle=False, validation_data=(x_test, y_test),
-                           verbose=0, callbacks=[EpochProgress(bar, on_epoch)])
+                           verbose=0, callbacks=[EpochProgress(bar, on_epoch, config.key(data.fingerprint))])
         seconds = time.perf_counter() - started
-    history = {name: fitted.history[name] for name in HISTORY_COLUMNS}
+    history = {name: fitted.history[name] for name in METRICS}
     return publish_model(store, config, data, model, history, seconds, trainer="keras_fit")
 
 
@@ -101,19 +102,22 @@ def shuffled_batches(x, y, config: RunConfig) -> tf.data.Dataset:
 
 
 class EpochProgress(keras.callbacks.Callback):
-    """After each epoch: advance the tqdm bar and pass the epoch's logs to `on_epoch`."""
+    """After each epoch: advance the tqdm bar and pass the epoch's figures to `on_epoch`."""
 
-    def __init__(self, bar, on_epoch: EpochCallback | None):
+    def __init__(self, bar, on_epoch: EpochCallback | None, key: str):
         super().__init__()
-        self.bar, self.on_epoch = bar, on_epoch
+        self.bar, self.on_epoch, self.key = bar, on_epoch, key
+        self.curves = {name: [] for name in METRICS}
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         self.bar.set_postfix(loss=f"{logs.get('loss', float('nan')):.4f}",
                              val_acc=f"{logs.get('val_accuracy', float('nan')):.4f}")
         self.bar.update(1)
+        for name, values in self.curves.items():
+            values.append(float(logs.get(name, float("nan"))))
         if self.on_epoch:
-            self.on_epoch(epoch + 1, logs)
+            self.on_epoch(epoch + 1, {self.key: {name: list(v) for name, v in self.curves.items()}})
 
 
 def _loss_and_probabilities(model, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
@@ -164,7 +168,7 @@ def publish_model(store: RunStore, config: RunConfig, data: MNIST, model, histor
 
     def write(folder: Path) -> None:
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
-        table = pd.DataFrame({name: history[name] for name in HISTORY_COLUMNS})
+        table = pd.DataFrame({name: history[name] for name in METRICS})
         table.insert(0, "epoch", np.arange(1, len(table) + 1))
         table.to_csv(folder / "history.csv", index=False)
         np.savez_compressed(folder / "predictions.npz", probabilities=test_probs.astype(np.float16))

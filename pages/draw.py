@@ -1,5 +1,9 @@
 """Draw a digit and watch every named model (and the selected run) classify it live."""
 
+from pages.parts.routing import route
+
+route()  # before the imports below: see routing.route
+
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 

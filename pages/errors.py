@@ -1,6 +1,10 @@
 """Errors: confusion matrix, a browsable grid of misclassified test images, two runs compared,
 and the test labels most likely wrong."""
 
+from pages.parts.routing import route
+
+route()  # before the imports below: see routing.route
+
 import streamlit as st
 
 from mnist_core.mistakes import LOSS_BEYOND, compare, confusion, sort_errors

@@ -1,5 +1,9 @@
 """Lambda sweep: train and test error against the L2 penalty on the 25-15 MLP."""
 
+from pages.parts.routing import route
+
+route()  # before the imports below: see routing.route
+
 import streamlit as st
 
 from pages.parts import common, sweep_view

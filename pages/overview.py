@@ -1,5 +1,9 @@
 """Overview: every named model beside the reference, and its training curves."""
 
+from pages.parts.routing import route
+
+route()  # before the imports below: see routing.route
+
 import dataclasses
 
 import streamlit as st

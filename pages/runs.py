@@ -1,6 +1,10 @@
 """Runs: every stored run as a row to sort, filter and tick; the ticked runs compared, and all of
 them across their hyperparameters."""
 
+from pages.parts.routing import route
+
+route()  # before the imports below: see routing.route
+
 import hashlib
 
 import pandas as pd
@@ -90,7 +94,8 @@ def compared_view(compared: list) -> None:
     """The ticked runs side by side: curves, accuracy per digit, what differs in their configs."""
     st.subheader(f"{len(compared)} run{'s' if len(compared) > 1 else ''} compared")
     labels = [f"{r.config.label} · {r.key[:6]}" for r in compared]
-    histories = {label: common.read_or_stop(common.history_of, r.key) for label, r in zip(labels, compared)}
+    histories = {label: common.read_or_stop(common.history_of, r.key).to_dict("list")
+                 for label, r in zip(labels, compared)}
     left, right = st.columns(2)
     for column, metric in ((left, "loss"), (right, "accuracy")):
         column.echarts_chart(charts.compared_history_chart(histories, metric),

@@ -1,5 +1,9 @@
 """Width sweep: train and test error against the number of hidden neurons."""
 
+from pages.parts.routing import route
+
+route()  # before the imports below: see routing.route
+
 import streamlit as st
 
 from pages.parts import common, sweep_view

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from pages.parts.photo_view import BOX
+from pages.parts.routing import PAGES
 from tests.browser import (
     DIGITS,
     choose,
@@ -67,13 +68,26 @@ def cnn_prediction(page):
     raise AssertionError("no CNN is shown on the draw page")
 
 
+NAVIGATIONS_SHOWN = """
+window.navigationsShown = [];
+new MutationObserver(() => {
+  const links = document.querySelectorAll('[data-testid="stSidebarNav"] a');
+  const names = Array.from(links, link => link.innerText.trim().split("\\n").at(-1)).join("|");
+  if (names && window.navigationsShown.at(-1) !== names) window.navigationsShown.push(names);
+}).observe(document, {childList: true, subtree: true, characterData: true});
+"""
+
+
 def test_a_deep_link_as_the_servers_first_request_gets_our_navigation(page, server):
     # must run first in this module: it needs the server's very first request
+    page.add_init_script(NAVIGATIONS_SHOWN)  # every navigation the page shows, however briefly
     page.goto(f"{server}/width_sweep")
     expect(page.get_by_role("heading", name="Width sweep")).to_be_visible()
     navigation = page.get_by_test_id("stSidebarNav")
     expect(navigation.get_by_role("link", name="Overview")).to_be_visible()
     expect(navigation.get_by_role("link")).to_have_count(6)  # ours: Streamlit's own would list 7, "app" first
+    ours = "|".join(title for _, title, _ in PAGES)
+    assert set(page.evaluate("window.navigationsShown")) == {ours}  # never raw file names, not for a frame
     no_exception(page)
 
 
@@ -352,18 +366,30 @@ def test_looking_inside_a_model_shows_its_layers_the_deciding_pixels_and_nearest
 
 def test_a_reload_mid_job_and_a_copied_link_keep_the_settings_and_the_job_says_what_it_trains(
         page, browser, server):
-    ask_for_lambda_sweep(page, server, "0.002", (("Epochs", 2), ("Seeds", 0), ("Training images", 1)))
-    wanted = "5 epochs · 1 seed · 2,000 training images"
+    ask_for_lambda_sweep(page, server, "0.002", (("Epochs", 3), ("Seeds", 0), ("Training images", 5)))
+    wanted = "10 epochs · 1 seed · 60,000 training images"
     expect(page.get_by_text(f"0 of 1 run stored · {wanted}")).to_be_visible()
-    page.get_by_role("button", name="Train 1 missing run in the background (5 model-epochs)").click()
-    expect(page.get_by_text(re.compile(r"Training λ = 0.002, 5 epochs, seed 0, 2,000 images: "))) \
+    page.get_by_role("button", name="Train 1 missing run in the background (10 model-epochs)").click()
+    expect(page.get_by_text(re.compile(r"Training λ = 0.002, 10 epochs, seed 0, 60,000 images: "))) \
         .to_be_visible()
     page.reload()
     expect(page.get_by_text(re.compile(rf"of 1 run stored · {wanted}"))).to_be_visible()
     expect(page.get_by_label("Lambdas, comma-separated", exact=True)).to_have_value("0.002")
-    expect(page.get_by_text(f"1 of 1 run stored · {wanted}")).to_be_visible(timeout=180_000)
-    expect(page.get_by_text(re.compile(r"Trained 1 run in \d+ s \(λ = 0.002, 5 epochs, seed 0, "
-                                       r"2,000 images\); they are on the chart\."))).to_be_visible()
+    # the run's curves as it trains, after the reload too: they grow, an epoch at a time
+    seen, done = [], page.get_by_text(f"1 of 1 run stored · {wanted}")
+    deadline = time.monotonic() + 180
+    while not done.is_visible() and time.monotonic() < deadline:
+        charts = page.evaluate("() => Array.from(document.querySelectorAll('[data-testid=stEChartsChart]'), "
+                               "chart => chart.getAttribute('aria-label') || '')")
+        for label in charts:
+            if (found := re.search(r"Loss as it trains: (\d+) of 10 epochs", label)) and \
+                    "MLP 25-15 λ=0.002, 10 ep, seed 0" in label and int(found.group(1)) not in seen:
+                seen.append(int(found.group(1)))
+        time.sleep(0.2)
+    assert len(seen) >= 2 and seen == sorted(seen), seen
+    expect(done).to_be_visible()
+    expect(page.get_by_text(re.compile(r"Trained 1 run in \d+ s \(λ = 0.002, 10 epochs, seed 0, "
+                                       r"60,000 images\); they are on the chart\."))).to_be_visible()
     expect(page.get_by_test_id("stEChartsChart")).to_have_count(1)
     page.get_by_role("slider", name="Epochs").press("ArrowRight")  # 10 epochs: the job's run is off
     expect(page.get_by_text(re.compile(r"the page shows other settings now"))).to_be_visible()

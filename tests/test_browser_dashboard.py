@@ -650,7 +650,8 @@ def test_the_runs_page_filters_sorts_ticks_by_keyboard_and_compares(page, server
     tick_row(page, 1, ticked=2)
     expect(page.get_by_role("heading", name="2 runs compared")).to_be_visible()
     loss = page.get_by_test_id("stEChartsChart").first
-    expect(loss.locator("svg text").filter(has_text=re.compile(r" · train$"))).to_have_count(2)  # both curves
+    curves = loss.locator("svg text").filter(has_text=re.compile(r"^MLP .* · [0-9a-f]{6}$"))
+    expect(curves).to_have_count(2)  # both runs in the legend
     expect(page.get_by_text("What differs in their configs")).to_be_visible()
     compared = query(page)["compare"].split(",")
     assert len(compared) == 2 and compared[0] == first

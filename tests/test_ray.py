@@ -125,9 +125,9 @@ def test_a_sweep_spread_over_two_nodes_equals_the_local_one(cluster, mnist, tmp_
     on_ray = RunStore(tmp_path / "ray")
     original = on_ray.publish
     on_ray.publish = lambda key, *rest: published.append(key) or original(key, *rest)
-    epochs_seen = []
+    epochs_seen, curves_seen = [], {}
     remote = ensure_runs(configs, mnist, StoreChain(on_ray), progress=False, executor=executor,
-                         on_epoch=lambda done, logs: epochs_seen.append(done))
+                         on_epoch=lambda done, curves: (epochs_seen.append(done), curves_seen.update(curves)))
     local = ensure_runs(configs[:4], mnist, StoreChain(RunStore(tmp_path / "local")), progress=False)
     # A wide layer's matmul is split among the threads, which orders its sums by their number: the
     # local run to compare a wide model with is one on one CPU, as a Ray worker has.
@@ -144,6 +144,9 @@ def test_a_sweep_spread_over_two_nodes_equals_the_local_one(cluster, mnist, tmp_
     assert sorted(published) == sorted([*(r.key for r in remote), published[0]])
     assert sorted(p.name for p in on_ray.root.iterdir() if p.name[0] != ".") == sorted(r.key for r in remote)
     assert epochs_seen == sorted(epochs_seen) and epochs_seen[-1] == 2 and set(epochs_seen) <= {1, 2}
+    keys = [c.key(mnist.fingerprint) for c in configs]
+    assert curves_seen and set(curves_seen) <= set(keys)  # the tasks' curves reach the driver as they train
+    assert all(len(curve["val_loss"]) in (1, 2) for curve in curves_seen.values())
     for a, b in zip(remote, local, strict=True):  # 25-15 stacked 2 to a task there, 4 here: the same bits
         assert a.key == b.key and a.path.parent == tmp_path / "ray"
         for wa, wb in zip(a.load_model().get_weights(), b.load_model().get_weights()):

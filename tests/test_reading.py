@@ -238,9 +238,9 @@ def test_classify_keeps_memory_flat_however_many_files_it_reads(tmp_path):
         assert len(json.loads(done.stdout)) == count
         return int(done.stderr.strip().splitlines()[-1]) / 1024
 
-    # 250 files: each photo is looked over for digits on paper now (~0.1 s), and each 400x400
-    # image kept would still add 2.5 MB: 625 MB
-    one, many = peak_mb(1), peak_mb(250)
+    # 100 files: each photo is looked over for digits on paper (~0.1 s), and each 400x400 image
+    # kept would add 2.5 MB: 250 MB
+    one, many = peak_mb(1), peak_mb(100)
     assert many - one < 60, (one, many)
 
 

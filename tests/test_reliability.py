@@ -142,6 +142,21 @@ def test_job_runs_in_background_is_shared_survives_death_and_retries(tmp_path, m
     finished = wait_for(first.folder, {"done", "failed"})
     assert finished.status == "done", finished.message
     assert all(stores.get(c.key(mnist.fingerprint)) for c in configs)
+    for config in configs:  # the live curves the page drew as each epoch ended are the stored history
+        key = config.key(mnist.fingerprint)
+        stored = stores.get(key).history()
+        for metric, values in finished.curves[key].items():
+            np.testing.assert_allclose(values, stored[metric], rtol=1e-6)
+
+
+def test_a_jobs_curves_are_checked_where_they_are_read(tmp_path):
+    state = {"status": "running", "keys": ["a" * 64, "b" * 64],
+             "curves": {"a" * 64: {"loss": [0.5, "x", None, 0.3], "accuracy": "high", "odd": [1]},
+                        "b" * 64: [1, 2], "c" * 64: {"loss": [1.0]}}}
+    curves = jobs.Job("id", tmp_path, state).curves
+    assert list(curves) == ["a" * 64] and list(curves["a" * 64]) == ["loss"]
+    assert np.isnan(curves["a" * 64]["loss"][1:3]).all() and curves["a" * 64]["loss"][3] == 0.3
+    assert jobs.Job("id", tmp_path, {**state, "curves": "?"}).curves == {}
 
 
 def test_a_job_that_cannot_be_saved_is_refused_with_a_clear_error(tmp_path, monkeypatch):

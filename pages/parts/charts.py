@@ -433,23 +433,28 @@ def reliability_chart(calibration, name: str) -> dict:
 COMPARE_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 
 
-def compared_history_chart(histories: dict[str, pd.DataFrame], metric: str) -> dict:
-    """ECharts option: `metric` per epoch for several runs (labels -> histories), training solid
-    and validation dashed, one colour per run."""
+def compared_history_chart(histories: dict[str, dict[str, list]], metric: str, epochs: int | None = None,
+                           title: str | None = None) -> dict:
+    """ECharts option: `metric` per epoch for several runs (label -> {metric: one value per epoch}),
+    training solid and validation dashed in one colour per run, one legend entry per run. With
+    `epochs`, the axis spans that many epochs (a run still training fills it as it goes)."""
     series = []
-    for (label, history), color in zip(histories.items(), COMPARE_COLORS):
-        for column, kind, dashed in ((metric, "train", False), (f"val_{metric}", "validation", True)):
-            series.append({"type": "line", "name": f"{label} · {kind}", "color": color, "symbolSize": 4,
-                           "lineStyle": {"type": "dashed" if dashed else "solid"}, "smooth": False,
-                           "data": [[int(e), float(v)] for e, v in zip(history["epoch"], history[column])]})
-    most = max((int(h["epoch"].max()) for h in histories.values()), default=1)
+    for i, (label, history) in enumerate(histories.items()):
+        color = COMPARE_COLORS[i % len(COMPARE_COLORS)]
+        for column, dashed in ((metric, False), (f"val_{metric}", True)):
+            values = history.get(column, [])
+            series.append({"type": "line", "name": label, "color": color, "symbolSize": 4, "smooth": False,
+                           "lineStyle": {"type": "dashed" if dashed else "solid"},
+                           "data": [[epoch, None if v is None or not math.isfinite(v) else float(v)]
+                                    for epoch, v in enumerate(values, start=1)]})
+    most = epochs or max((len(h.get(metric, [])) for h in histories.values()), default=1)
     return {
-        "animation": False, "grid": {**HISTORY_GRID, "bottom": 40 + 20 * len(series)},
-        "title": {"text": f"{metric.capitalize()} per epoch (dashed: validation = test set)",
-                  "textStyle": {"fontSize": 14}},
+        "animation": False, "grid": {**HISTORY_GRID, "bottom": 40 + 20 * len(histories)},
+        "title": {"text": title or f"{metric.capitalize()} per epoch (solid: training, dashed: validation "
+                                   "= test set)", "textStyle": {"fontSize": 14}},
         "tooltip": {"trigger": "axis", "valueFormatter": "%.4f"},
         "legend": {"bottom": 0, "orient": "vertical", "left": "center", "textStyle": {"fontSize": 11}},
-        "xAxis": {"type": "value", **_epoch_ticks(most), **_axis_title("epoch", 28)},
+        "xAxis": {"type": "value", **_epoch_ticks(max(1, most)), **_axis_title("epoch", 28)},
         "yAxis": {"type": "value", "scale": True, **_axis_title(metric, 45)},
         "series": series,
     }

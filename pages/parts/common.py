@@ -24,59 +24,10 @@ SELECTED = "selected_run"  # session key (and query parameter) of the run chosen
 _RUN_WRITTEN = "_selected_run_written"  # the run this session last put in the URL
 
 
-PAGES = (  # script, title, icon
-    ("pages/overview.py", "Overview", ":material/home:"),
-    ("pages/lambda_sweep.py", "Lambda sweep", ":material/tune:"),
-    ("pages/width_sweep.py", "Width sweep", ":material/width:"),
-    ("pages/errors.py", "Errors", ":material/error:"),
-    ("pages/runs.py", "Runs", ":material/table_rows:"),
-    ("pages/draw.py", "Draw", ":material/draw:"),
-)
-_THROUGH_APP = "_page_runs_through_app"  # set by run_app, taken by page_setup, in each script run
-
-
-def _navigation():
-    return st.navigation([st.Page(script, title=title, icon=icon, default=(i == 0))
-                          for i, (script, title, icon) in enumerate(PAGES)])
-
-
-def run_app() -> None:
-    """app.py: page config, navigation, and the chosen page."""
-    st.set_page_config(page_title="MNIST lab", page_icon=_icon(), layout="wide")
-    navigation = _navigation()
-    st.session_state[_THROUGH_APP] = True
-    navigation.run()
-
-
-@st.cache_resource
-def _icon():
-    """The tab's icon, drawn here: a :material/...: icon is fetched from Google's font servers,
-    and a served lab fetches nothing from outside its server."""
-    from PIL import Image, ImageDraw
-
-    icon = Image.new("RGB", (32, 32), "black")
-    ImageDraw.Draw(icon).line([(9, 7), (23, 7), (13, 26)], fill="white", width=4)  # a drawn 7
-    return icon
-
-
 def page_setup() -> None:
-    """Call first in every page script.
-
-    Until some session has called st.navigation, Streamlit serves a folder named pages/ beside
-    the entry script as legacy multipage pages: a visitor whose first request is a deep link
-    (say /draw) then gets the page script alone, without app.py's navigation or layout.
-    Calling st.navigation ends that mode for the server (Streamlit's documented behaviour:
-    with st.navigation the pages/ folder is not used), and the rerun comes through app.py.
-    """
-    if not st.session_state.pop(_THROUGH_APP, False):
-        _navigation()
-        st.rerun()
-    _keep_selection_in_url()
-
-
-def _keep_selection_in_url() -> None:
-    """The selected run lives in the session and in the URL (?run=KEY) on every page, so a page
-    switch, a reload or a copied link keeps it (Streamlit drops query parameters on a switch)."""
+    """Call in every page script after `routing.route()`. The selected run lives in the session
+    and in the URL (?run=KEY) on every page, so a page switch, a reload or a copied link keeps it
+    (Streamlit drops query parameters on a switch)."""
     asked = st.query_params.get("run")
     written = st.session_state.get(_RUN_WRITTEN)
     if asked is not None and written is not None and asked != written and asked in all_runs():
@@ -369,11 +320,17 @@ def run_choices() -> tuple[list[str], dict[str, str]]:
     return [r.key for r in runs], labels
 
 
-def run_selectbox(label: str, key: str, default: Run | None) -> Run:
-    """A selectbox over every run (named first); options are labels so any client can drive it.
-    Its choice may be kept in the URL by `run_setting`."""
+def run_options() -> dict[str, str]:
+    """Every run's key (named first) with the text a selectbox shows for it: its label and key prefix,
+    so that any client (a person, a test) can drive the box by text."""
     keys, labels = run_choices()
-    options = [f"{labels[k]} · {k[:6]}" for k in keys]
+    return {k: f"{labels[k]} · {k[:6]}" for k in keys}
+
+
+def run_selectbox(label: str, key: str, default: Run | None) -> Run:
+    """A selectbox over every run (named first). Its choice may be kept in the URL by `run_setting`."""
+    option = run_options()
+    keys, options = list(option), list(option.values())
     by_option = dict(zip(options, keys))
     index = keys.index(default.key) if default is not None and default.key in keys else 0
     chosen = st.selectbox(label, options, index=None if key in st.session_state else index, key=key)
@@ -382,20 +339,18 @@ def run_selectbox(label: str, key: str, default: Run | None) -> Run:
 
 def run_setting(param: str, key: str, default: Run | None) -> url_state.Setting:
     """The choice of a `run_selectbox` as a URL setting, written as the run's key."""
-    keys, labels = run_choices()
-    option = {k: f"{labels[k]} · {k[:6]}" for k in keys}
+    option = run_options()
     run_of = {text: k for k, text in option.items()}
-    first = default.key if default is not None and default.key in option else keys[0]
+    first = default.key if default is not None and default.key in option else next(iter(option))
     return url_state.Setting(param, key, option[first], url_state.one_of_named(option), run_of.__getitem__)
 
 
 def selected_run_box(label: str, key: str, default: Run | None) -> Run:
     """A selectbox that is the selected run (?run=): it shows the selection (or `default` while
     there is none), and choosing in it selects, so a reload, a copied link and Back keep it."""
-    keys, labels = run_choices()
-    options = {k: f"{labels[k]} · {k[:6]}" for k in keys}
+    options = run_options()
     current = selected_run() or default
-    shown = current.key if current is not None and current.key in options else keys[0]
+    shown = current.key if current is not None and current.key in options else next(iter(options))
     st.session_state[key] = options[shown]
     by_option = {option: k for k, option in options.items()}
     chosen = st.selectbox(label, list(options.values()), key=key,

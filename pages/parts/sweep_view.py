@@ -18,7 +18,7 @@ from mnist_core.catalog import (
     runs_table,
     width_configs,
 )
-from mnist_core.configs import MAX_L2, ConfigError
+from mnist_core.configs import MAX_L2, ConfigError, RunConfig
 from mnist_core.store import StoreError
 from pages.parts import charts, common, url_state
 
@@ -293,6 +293,7 @@ def _job_panel(kind: str, on_chart: frozenset) -> None:
             progress.progress(job.progress, text=f"Training {title}: {job.message} ({elapsed:.0f} s)")
         cancel.button("Cancel", key=f"cancel_{job.id}", on_click=jobs.cancel, args=(job,),
                       help="End the training process; runs already finished stay stored")
+        _live_curves(job)
     for job in listed[:3]:
         if job.status == "failed":
             st.error(f"Training {job.state.get('title', '')} failed: {job.message}")
@@ -304,6 +305,27 @@ def _job_panel(kind: str, on_chart: frozenset) -> None:
         st.session_state[f"{kind}_signature"] = signature
         st.rerun(scope="app")  # new runs were published: redraw the curves
     st.session_state[f"{kind}_signature"] = signature
+
+
+def _live_curves(job: jobs.Job) -> None:
+    """Each run the job trains, its loss and accuracy so far: drawn anew as each epoch ends."""
+    curves = job.curves
+    if not curves:
+        return
+    labels = {}
+    for key, config in zip(job.keys, job.state.get("configs", [])):
+        try:
+            labels[key] = RunConfig.from_dict(config).label
+        except (ConfigError, TypeError, AttributeError):
+            labels[key] = key[:8]
+    histories = {labels.get(key, key[:8]): curves[key] for key in job.keys if key in curves}
+    epochs = int(min(jobs.MAX_JOB_EPOCHS, max(1, float(job.state.get("epochs_total") or 1))))
+    ended = max(len(values) for curve in histories.values() for values in curve.values())
+    left, right = st.columns(2)
+    for column, metric in ((left, "loss"), (right, "accuracy")):
+        title = f"{metric.capitalize()} as it trains: {ended} of {epochs} epochs (dashed: validation)"
+        column.echarts_chart(charts.compared_history_chart(histories, metric, epochs, title),
+                             key=f"live_{job.id}_{metric}", height=260 + 20 * len(histories), renderer="svg")
 
 
 def _closing_line(kind: str, job: jobs.Job, on_chart: frozenset) -> None:

@@ -102,13 +102,7 @@ def set_params(texts: dict[str, str | None]) -> None:
 
 def one_of(choices) -> Callable[[str], object]:
     """A reader for a setting whose values are `choices` (numbers or words), given in the URL as text."""
-    by_text = {str(choice): choice for choice in choices}
-
-    def read(text: str):
-        if text not in by_text:
-            raise ValueError(text)
-        return by_text[text]
-    return read
+    return one_of_named({str(choice): choice for choice in choices})
 
 
 def one_of_named(values: dict[str, object]) -> Callable[[str], object]:

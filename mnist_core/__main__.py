@@ -14,8 +14,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from .backends import BACKENDS, RAY_ADDRESS_ENV, executor_for  # noqa: E402
 from .catalog import (  # noqa: E402
+    GRID_LAMBDAS,
+    GRID_WIDTHS,
     REFERENCE_LAMBDAS,
     REFERENCE_WIDTHS,
+    grid_configs,
+    grid_table,
     lambda_configs,
     named_runs,
     parse_lambda,
@@ -162,7 +166,12 @@ def build_parser() -> Parser:
     width = kinds.add_parser("width", help="width sweep over two hidden layers")
     width.add_argument("--widths", type=_argument(parse_width_pairs),
                        help="pairs, e.g. 10:5,25:10 (default: reference)")
-    for sub in (lam, width):
+    grid = kinds.add_parser("grid", help="every lambda at every width (the product), fused")
+    grid.add_argument("--values", type=_argument(parse_lambdas),
+                      help="lambdas, e.g. 0,0.001,0.01 (default: 0,0.001,0.003,0.01,0.03)")
+    grid.add_argument("--widths", type=_argument(parse_width_pairs),
+                      help="pairs, e.g. 25:15,100:40 (default: 25:15,100:40,250:100,600:240)")
+    for sub in (lam, width, grid):
         sub.add_argument("--seeds", type=_list_of(_seed), default=[0], help="e.g. 0,1,2 (default 0)")
         sub.add_argument("--one-at-a-time", action="store_true", help="one Keras fit per point, not fused")
         _add_common(sub)
@@ -256,6 +265,9 @@ def cmd_sweep(args) -> None:
     epochs = args.epochs or 60
     if args.kind == "lambda":
         configs = lambda_configs(args.values or REFERENCE_LAMBDAS, args.seeds, epochs, args.limit)
+    elif args.kind == "grid":
+        configs = grid_configs(args.values or GRID_LAMBDAS, args.widths or GRID_WIDTHS, args.seeds, epochs,
+                               args.limit)
     else:
         configs = width_configs(args.widths or REFERENCE_WIDTHS, args.seeds, epochs, args.limit)
     stores = stores_for(args)
@@ -267,6 +279,13 @@ def cmd_sweep(args) -> None:
                                    progress=not args.quiet, wait_timeout=args.wait_timeout,
                                    executor=executor))
     _say_where(executor)
+    if args.kind == "grid":
+        table = grid_table(frame)
+        table.index = [f"{v:g}" for v in table.index]
+        table.index.name, table.columns.name = "λ", None
+        print("test error (mean over seeds); rows: lambda, columns: hidden widths")
+        print(table.to_string(float_format=lambda v: f"{v:.2%}"))
+        return
     shown = frame[["l2" if args.kind == "lambda" else "hidden", "seed", "train_error", "test_error",
                    "test_accuracy", "key"]].copy()
     shown["key"] = shown["key"].str[:12]

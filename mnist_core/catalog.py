@@ -19,6 +19,9 @@ REFERENCE_LAMBDAS = (0.0, 0.001, 0.003, 0.01, 0.05, 0.1, 0.2, 0.3)
 REFERENCE_WIDTHS = ((10, 5), (10, 8), (15, 10), (25, 10), (40, 15), (60, 20), (100, 40),
                     (150, 60), (300, 120), (600, 240), (1200, 480))
 REFERENCE_SEEDS = (0, 1, 2)
+# The committed lambda x width grid: is the best lambda the same at every width?
+GRID_LAMBDAS = (0.0, 0.001, 0.003, 0.01, 0.03)
+GRID_WIDTHS = ((25, 15), (100, 40), (250, 100), (600, 240))
 REFERENCE_ACCURACY = {"baseline_mlp": 0.964, "best_lambda_mlp": None, "best_width_mlp": 0.983,
                       "reference_cnn": 0.9919, "improved_cnn": None}
 NAMED_CONFIGS = {
@@ -101,6 +104,20 @@ def width_configs(pairs: Iterable[tuple[int, ...]] = REFERENCE_WIDTHS, seeds: It
     configs = [RunConfig(hidden=tuple(p), l2=l2, epochs=epochs, seed=s, limit=limit)
                for p in pairs for s in seeds]
     return list(dict.fromkeys(configs))
+
+
+def grid_configs(values: Iterable[float] = GRID_LAMBDAS, pairs: Iterable[tuple[int, ...]] = GRID_WIDTHS,
+                 seeds: Iterable[int] = (0,), epochs: int = 60, limit: int | None = None) -> list[RunConfig]:
+    """Every lambda at every width (the product), widths outermost."""
+    values = list(values)
+    configs = [c for pair in pairs for c in lambda_configs(values, seeds, epochs, limit, hidden=tuple(pair))]
+    return list(dict.fromkeys(configs))
+
+
+def grid_table(frame: pd.DataFrame, column: str = "test_error") -> pd.DataFrame:
+    """`column` averaged over seeds, lambdas as rows and widths as columns (in the frame's order)."""
+    widths = list(dict.fromkeys(frame["hidden"]))
+    return frame.pivot_table(index="l2", columns="hidden", values=column, aggfunc="mean")[widths]
 
 
 def reproduce_steps(seeds: Iterable[int] = REFERENCE_SEEDS, improved_seeds: Iterable[int] = (0,),

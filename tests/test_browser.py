@@ -85,7 +85,7 @@ def test_a_deep_link_as_the_servers_first_request_gets_our_navigation(page, serv
     expect(page.get_by_role("heading", name="Width sweep")).to_be_visible()
     navigation = page.get_by_test_id("stSidebarNav")
     expect(navigation.get_by_role("link", name="Overview")).to_be_visible()
-    expect(navigation.get_by_role("link")).to_have_count(6)  # ours: Streamlit's own would list 7, "app" first
+    expect(navigation.get_by_role("link")).to_have_count(len(PAGES))  # ours: Streamlit's own lists "app" too
     ours = "|".join(title for _, title, _ in PAGES)
     assert set(page.evaluate("window.navigationsShown")) == {ours}  # never raw file names, not for a frame
     no_exception(page)
@@ -101,7 +101,7 @@ def test_visitors_arriving_together_by_deep_link_all_get_our_navigation(browser,
             expect(page.get_by_text("Draw a digit on the black canvas")).to_be_visible()
             navigation = page.get_by_test_id("stSidebarNav")
             expect(navigation.get_by_role("link", name="Overview")).to_be_visible()
-            expect(navigation.get_by_role("link")).to_have_count(6)
+            expect(navigation.get_by_role("link")).to_have_count(len(PAGES))
         for context in contexts:
             context.close()
 
@@ -130,8 +130,8 @@ def test_every_page_opens(page, server):
     page.goto(server)
     expect(page.get_by_role("heading", name="MNIST lab")).to_be_visible()
     for link, heading in [("Lambda sweep", "L2 regularization sweep"), ("Width sweep", "Width sweep"),
-                          ("Errors", "Misclassified test images"), ("Runs", "Every stored run"),
-                          ("Draw", "Draw a digit"), ("Overview", "MNIST lab")]:
+                          ("λ × width grid", "λ × width grid"), ("Errors", "Misclassified test images"),
+                          ("Runs", "Every stored run"), ("Draw", "Draw a digit"), ("Overview", "MNIST lab")]:
         page.get_by_test_id("stSidebarNav").get_by_role("link", name=link).click()
         expect(page.get_by_role("heading", name=heading)).to_be_visible()
         expect(page.get_by_test_id("stSpinner")).to_have_count(0, timeout=60_000)

@@ -554,7 +554,8 @@ def test_no_page_fetches_anything_from_outside_the_server(browser, server):
     page.on("request", lambda request: outside.append(request.url)
             if not request.url.startswith((server, "data:", "blob:")) else None)
     for path, heading in (("", "MNIST lab"), ("lambda_sweep", "L2 regularization sweep"),
-                          ("width_sweep", "Width sweep"), ("errors", "Misclassified test images"),
+                          ("width_sweep", "Width sweep"), ("grid", "λ × width grid"),
+                          ("errors", "Misclassified test images"),
                           ("draw", "Draw a digit")):
         open_page(page, server, path, heading)
         page.wait_for_load_state("networkidle")  # fonts and icons fetched while the page draws
@@ -565,7 +566,8 @@ def test_no_page_fetches_anything_from_outside_the_server(browser, server):
 def test_on_a_phone_no_page_is_wider_than_the_screen_and_the_reading_sits_under_the_canvas(browser, server):
     phone = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
     for path, heading in (("", "MNIST lab"), ("lambda_sweep", "L2 regularization sweep"),
-                          ("width_sweep", "Width sweep"), ("errors", "Misclassified test images"),
+                          ("width_sweep", "Width sweep"), ("grid", "λ × width grid"),
+                          ("errors", "Misclassified test images"),
                           ("runs", "Every stored run"), ("draw", "Draw a digit")):
         open_page(phone, server, path, heading)
         if path == "draw":

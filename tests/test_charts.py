@@ -7,15 +7,20 @@ import re
 
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 
 from mnist_core.reading.predict import disagreements
 from pages.parts.charts import (
+    GRID_CELLS,
     clicked_cell,
+    clicked_cell_run,
     clicked_run,
     confusion_chart,
     drawing_invitation,
     drawing_readout,
+    grid_cells,
+    grid_chart,
     history_chart,
     reading_summary,
     sweep_chart,
@@ -166,3 +171,25 @@ def test_history_chart_draws_train_and_validation_in_two_colours():
     long = pd.DataFrame({"epoch": range(1, 61), "loss": 0.1, "val_loss": 0.2})
     ticks = history_chart(long, "loss", "Loss")["xAxis"]
     assert (ticks["min"], ticks["max"], ticks["interval"]) == (0, 60, 10)  # 0, 10, … 60: evenly
+
+
+def test_a_grid_cell_is_its_seeds_mean_and_a_click_on_it_selects_its_first_seed():
+    frame = pd.DataFrame({"hidden": ["100/40", "100/40", "25/15", "100/40", "25/15"],
+                          "l2": [0.01, 0.01, 0.0, 0.0, 0.01], "seed": [1, 0, 0, 0, 0],
+                          "test_error": [0.03, 0.01, 0.05, 0.04, 0.06],
+                          "train_error": [0.0, 0.02, 0.01, 0.03, 0.04], "key": ["b1", "b0", "a", "c", "d"]})
+    cells = grid_cells(frame)
+    assert list(zip(cells["hidden"], cells["l2"])) == [("100/40", 0.0), ("100/40", 0.01), ("25/15", 0.0),
+                                                       ("25/15", 0.01)]  # widths as given, λ rising
+    assert cells["test_error"].tolist() == pytest.approx([0.04, 0.02, 0.05, 0.06])
+    assert cells["seeds"].tolist() == [1, 2, 1, 1] and cells["key"].tolist() == ["c", "b0", "a", "d"]
+    option = grid_chart(cells, selected="b1")  # a later seed: its cell is outlined all the same
+    markers = option["series"][1]["data"]
+    assert [m["value"][:2] for m in markers] == [[0, 0], [0, 1], [1, 0], [1, 1]]
+    assert [bool(m["itemStyle"]) for m in markers] == [False, True, False, False]
+    assert option["xAxis"]["data"] == ["100/40", "25/15"] and option["yAxis"]["data"] == ["0", "0.01"]
+    assert markers[1]["value"][2:5] == ["2.00%", "1.00%", 2]
+    click = {"selected": [{"series_id": GRID_CELLS, "data_indices": [1]}]}
+    assert clicked_cell_run(click, cells) == "b0"
+    assert clicked_cell_run({"selected": [{"series_id": GRID_CELLS, "data_indices": [9]}]}, cells) is None
+    assert clicked_cell_run(None, cells) is None

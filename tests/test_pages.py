@@ -131,6 +131,27 @@ def test_a_link_with_values_the_page_does_not_offer_is_ignored_not_raised():
     assert any("24 of 24 runs stored · 60 epochs · 3 seeds" in c.value for c in app.caption)
 
 
+def test_the_grid_page_draws_the_committed_grid_keeps_its_settings_in_the_url_and_says_the_best_lambdas():
+    app = open_page("pages/grid.py")
+    assert app.title[0].value == "λ × width grid"
+    assert any("20 of 20 runs stored · 60 epochs · 1 seed · 60,000 training images" in c.value
+               for c in app.caption)
+    [chart] = app.get("echarts_chart")
+    best = next(c.value for c in app.caption if c.value.startswith("Lowest test error per width"))
+    for width in ("25/15", "100/40", "250/100", "600/240"):
+        assert f"{width}: λ = " in best
+    app.text_input(key="grid_values").input("0, 0.01").run()
+    app.text_input(key="grid_pairs").input("25:15, 100:40").run()
+    assert app.query_params["values"] == "0, 0.01" and app.query_params["pairs"] == "25:15, 100:40"
+    assert any("4 of 4 runs stored" in c.value for c in app.caption)
+    app.text_input(key="grid_pairs").input("25:x").run()
+    assert app.error and not app.exception  # said, and the last valid grid still shown
+    assert any("4 of 4 runs stored" in c.value for c in app.caption)
+    app.text_input(key="grid_pairs").input("25:15, 100:40, 33:11").run()  # a width never trained
+    assert any("4 of 6 runs stored" in c.value for c in app.caption)
+    assert any(b.label == "Train 2 missing runs in the background (120 model-epochs)" for b in app.button)
+
+
 @pytest.mark.slow
 def test_a_request_over_the_job_limits_offers_no_train_button_and_says_why():
     app = open_page("pages/lambda_sweep.py")

@@ -118,3 +118,28 @@ def test_pooled_reproduce_is_the_same_runs_in_one_step():
     chunks = [c for _, step in reproduce_steps() for c in step]
     (title, pooled), = reproduce_steps(pooled=True)
     assert "one pool" in title and pooled == list(dict.fromkeys(chunks)) and len(pooled) == len(chunks)
+
+
+@pytest.mark.slow
+def test_sweep_grid_lands_every_cell_as_a_stored_run_and_prints_the_grid(mnist, tmp_path, monkeypatch,
+                                                                          capsys):
+    from mnist_core.__main__ import main
+    from mnist_core.catalog import grid_configs
+    from mnist_core.store import RunStore
+
+    monkeypatch.setenv("MNIST_PATH", mnist.source)
+    args = ["sweep", "grid", "--values", "0,0.01", "--widths", "10:5,20:10", "--epochs", "1", "--limit",
+            "1000", "--store", str(tmp_path), "--no-committed", "--quiet"]
+    assert main(args) in (0, None)
+    printed = capsys.readouterr().out
+    configs = grid_configs([0, 0.01], [(10, 5), (20, 10)], epochs=1, limit=1000)
+    assert len(configs) == 4 and {c.hidden for c in configs} == {(10, 5), (20, 10)}
+    runs = [RunStore(tmp_path).get(c.key(mnist.fingerprint)) for c in configs]
+    assert all(runs) and {r.metrics["trainer"] for r in runs} == {"fused"}
+    rows = printed.splitlines()
+    assert "rows: lambda, columns: hidden widths" in rows[0] and rows[1].split() == ["10/5", "20/10"]
+    cells = [line.split() for line in rows[3:]]
+    assert [row[0] for row in cells] == ["0", "0.01"] and len(cells[0]) == 3  # λ, then one % per width
+    assert f"{runs[0].metrics['test_error']:.2%}" == cells[0][1]
+    monkeypatch.setattr(fused, "train_fused", lambda *a, **k: pytest.fail("a stored cell was trained again"))
+    assert main(args) in (0, None)

@@ -170,8 +170,8 @@ def test_every_page_stays_up_with_damaged_runs_in_the_store(damaged_store, monke
     app = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
     app.query_params["run"] = wrong_model_key
     app.run()
-    for page in ("pages/lambda_sweep.py", "pages/width_sweep.py", "pages/errors.py", "pages/draw.py",
-                 "pages/overview.py"):
+    for page in ("pages/lambda_sweep.py", "pages/width_sweep.py", "pages/grid.py", "pages/errors.py",
+                 "pages/draw.py", "pages/overview.py"):
         app.switch_page(page)
         app.run()
         assert not app.exception, (page, [e.value for e in app.exception])

@@ -111,6 +111,72 @@ def clicked_run(selection: dict | None, frame: pd.DataFrame) -> str | None:
     return None
 
 
+GRID_CELLS = "cells"  # the grid chart's series with one marker per cell: the one clicks select
+GRID_HEIGHT = 420
+
+
+def grid_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per (λ, widths) cell of a grid's runs: mean errors over seeds, how many seeds, and
+    the run a click on the cell selects (its lowest seed). Widths in the frame's order, λ rising."""
+    ordered = frame.sort_values(["seed"])
+    cells = ordered.groupby(["hidden", "l2"], sort=False).agg(
+        test_error=("test_error", "mean"), train_error=("train_error", "mean"), seeds=("seed", "size"),
+        key=("key", "first"), keys=("key", list)).reset_index()
+    widths = list(dict.fromkeys(frame["hidden"]))
+    cells["x"] = cells["hidden"].map({w: i for i, w in enumerate(widths)})
+    cells["y"] = cells["l2"].rank(method="dense").astype(int) - 1
+    return cells.sort_values(["x", "y"]).reset_index(drop=True)
+
+
+def grid_chart(cells: pd.DataFrame, selected: str | None = None) -> dict:
+    """ECharts option: test error of each (λ, widths) cell as a heat map (mean over seeds, its
+    value written in the cell); hover shows train error and seeds; a click on a cell selects its
+    run (`clicked_cell_run` says which), and the cell holding run `selected` is outlined."""
+    widths = list(dict.fromkeys(cells.sort_values("x")["hidden"]))
+    lambdas = [f"{v:g}" for v in sorted(set(cells["l2"]))]
+    low, high = float(cells["test_error"].min()), float(cells["test_error"].max())
+    markers = [{"value": [int(row.x), int(row.y), f"{row.test_error:.2%}", f"{row.train_error:.2%}",
+                          int(row.seeds), f"λ = {row.l2:g}, {row.hidden}"],
+                "name": row.key,  # ECharts keys selection by name
+                "itemStyle": OUTLINE if selected in row.keys else {}}
+               for row in cells.itertuples()]
+    return {
+        "animation": False, "grid": {**SWEEP_GRID, "left": 80, "bottom": 110},
+        "tooltip": {"formatter": "{@[5]}<br>test error {@[2]}<br>train error {@[3]}<br>"
+                                 "seeds {@[4]}<br>click to select"},
+        "xAxis": {"type": "category", "data": widths, "splitArea": {"show": True},
+                  **_axis_title("hidden layer widths (layer 1/layer 2)", 30)},
+        "yAxis": {"type": "category", "data": lambdas, "splitArea": {"show": True},
+                  **_axis_title("L2 lambda", 55)},
+        "visualMap": {"min": low, "max": max(high, low + 1e-9), "calculable": False, "orient": "horizontal",
+                      "left": "center", "bottom": 0, "dimension": 2, "seriesIndex": 0,
+                      "text": [f"test error {high:.2%}", f"{low:.2%}"], "inRange": {"color": GRID_COLORS}},
+        "series": [
+            {"type": "heatmap", "silent": True,
+             "data": [[int(r.x), int(r.y), float(r.test_error)] for r in cells.itertuples()]},
+            {"type": "scatter", "id": GRID_CELLS, "name": "one cell (click to select)", "symbol": "rect",
+             "symbolSize": [64, 30], "itemStyle": {"color": "rgba(255,255,255,0.01)"}, "z": 4,
+             "label": {"show": True, "formatter": "{@[2]}", "color": "#000", "fontSize": 12,
+                       "textBorderColor": "#fff", "textBorderWidth": 2},
+             "selectedMode": "single", "select": {"itemStyle": OUTLINE}, "data": markers},
+        ],
+        "media": [{"query": PHONE, "option": {"xAxis": {"axisLabel": {"rotate": 40}},
+                                              "grid": {**SWEEP_GRID, "left": 60, "bottom": 130}}}],
+    }
+
+
+GRID_COLORS = ["#f7fbff", "#9ecae1", "#4292c6", "#08519c"]  # light: low error
+
+
+def clicked_cell_run(selection: dict | None, cells: pd.DataFrame) -> str | None:
+    """The key of the run a click on a cell of `grid_chart(cells)` selects."""
+    for group in (selection or {}).get("selected") or []:
+        indices = group.get("data_indices") or []
+        if group.get("series_id") == GRID_CELLS and indices and 0 <= indices[0] < len(cells):
+            return str(cells["key"].iloc[indices[0]])
+    return None
+
+
 def _faint(hex_color: str, alpha: float = 0.15) -> str:
     r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
     return f"rgba({r},{g},{b},{alpha})"

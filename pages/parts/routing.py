@@ -12,6 +12,7 @@ PAGES = (  # script, title, icon
     ("pages/overview.py", "Overview", ":material/home:"),
     ("pages/lambda_sweep.py", "Lambda sweep", ":material/tune:"),
     ("pages/width_sweep.py", "Width sweep", ":material/width:"),
+    ("pages/grid.py", "λ × width grid", ":material/grid_on:"),
     ("pages/errors.py", "Errors", ":material/error:"),
     ("pages/runs.py", "Runs", ":material/table_rows:"),
     ("pages/draw.py", "Draw", ":material/draw:"),

@@ -1,4 +1,5 @@
-"""The lambda and width sweep pages: grid controls, curves over seeds, background training."""
+"""The lambda and width sweep pages and the lambda x width grid: their controls, curves over seeds
+or heat map, background training."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import streamlit as st
 
 from mnist_core import jobs
 from mnist_core.catalog import (
+    GRID_LAMBDAS,
+    GRID_WIDTHS,
     REFERENCE_LAMBDAS,
     REFERENCE_WIDTHS,
     best_point,
+    grid_configs,
     lambda_configs,
     parse_lambdas,
     parse_width_pairs,
@@ -41,7 +45,7 @@ def settings(kind: str) -> list[url_state.Setting]:
     """The sidebar of a sweep page, as URL parameters."""
     Setting = url_state.Setting
     shared = [Setting("epochs", f"{kind}_epochs", 60, url_state.one_of(EPOCH_CHOICES)),
-              Setting("seeds", f"{kind}_seeds", 3, url_state.one_of((1, 2, 3))),
+              Setting("seeds", f"{kind}_seeds", 1 if kind == "grid" else 3, url_state.one_of((1, 2, 3))),
               Setting("images", f"{kind}_images", 60000, url_state.one_of(IMAGE_CHOICES))]
     if kind == "lambda":
         return [Setting("grid", "lambda_grid_mode", "Reference grid", *url_state.named(LAMBDA_MODES)),
@@ -49,6 +53,12 @@ def settings(kind: str) -> list[url_state.Setting]:
                 Setting("points", "lambda_count", 6, url_state.one_of(range(2, 13))),
                 Setting("zero", "lambda_zero", True, url_state.yes_no),
                 Setting("values", "lambda_values", "0, 0.001, 0.01, 0.1", url_state.text_up_to(500)),
+                *shared]
+    if kind == "grid":
+        return [Setting("values", "grid_values", ", ".join(f"{v:g}" for v in GRID_LAMBDAS),
+                        url_state.text_up_to(500)),
+                Setting("pairs", "grid_pairs", ", ".join(f"{a}:{b}" for a, b in GRID_WIDTHS),
+                        url_state.text_up_to(500)),
                 *shared]
     return [Setting("grid", "width_grid_mode", "Reference grid", *url_state.named(WIDTH_MODES)),
             Setting("range", "width_range", (WIDTH_LABELS[0], WIDTH_LABELS[-1]),
@@ -93,6 +103,29 @@ def _width_grid() -> list[tuple[int, int]] | None:
     return _parsed(parse_width_pairs, text, "width")
 
 
+def _lambda_width_grid() -> tuple[list[float], list[tuple[int, int]]] | None:
+    values = st.text_input("Lambdas, comma-separated", key="grid_values",
+                           help=f"Numbers from 0 to {MAX_L2:g} separated by commas: one row each")
+    pairs = st.text_input("Pairs layer1:layer2, comma-separated", key="grid_pairs",
+                          help="Width pairs like 25:15, separated by commas: one column each")
+    values = _parsed(parse_lambdas, values, "grid")
+    pairs = _parsed(parse_width_pairs, pairs, "grid") if values is not None else None
+    return None if pairs is None else (values, pairs)
+
+
+DEFAULT_GRIDS = {"lambda": list(REFERENCE_LAMBDAS), "width": list(REFERENCE_WIDTHS),
+                 "grid": (list(GRID_LAMBDAS), list(GRID_WIDTHS))}
+GRID_NAMES = {"lambda": "Lambdas", "width": "Widths", "grid": "Grid"}
+
+
+def _configs(kind: str, grid, seeds: int, epochs: int, limit: int | None):
+    if kind == "lambda":
+        return lambda_configs(grid, range(seeds), epochs, limit)
+    if kind == "width":
+        return width_configs(grid, range(seeds), epochs, limit)
+    return grid_configs(*grid, range(seeds), epochs, limit)
+
+
 def _parsed(parse, text: str, kind: str):
     """The grid typed in, or None with the reason shown beside the input (and kept for the main
     area, which goes on showing the last grid that was valid)."""
@@ -107,13 +140,12 @@ def _parsed(parse, text: str, kind: str):
 
 
 def render(kind: str) -> None:
-    """The whole page for kind 'lambda' or 'width'."""
-    is_lambda = kind == "lambda"
+    """The whole page for kind 'lambda', 'width' or 'grid'."""
     page_settings = settings(kind)
     url_state.restore(page_settings)
     with st.sidebar:
         st.subheader("Grid")
-        grid = _lambda_grid() if is_lambda else _width_grid()
+        grid = {"lambda": _lambda_grid, "width": _width_grid, "grid": _lambda_width_grid}[kind]()
         epochs = st.select_slider("Epochs", EPOCH_CHOICES, key=f"{kind}_epochs")
         seeds = st.slider("Seeds", 1, 3, key=f"{kind}_seeds")
         images = st.select_slider("Training images", IMAGE_CHOICES, key=f"{kind}_images",
@@ -121,18 +153,14 @@ def render(kind: str) -> None:
     url_state.keep(page_settings)
     valid = grid is not None
     if not valid:
-        grid = st.session_state.get(f"{kind}_last_grid") or list(REFERENCE_LAMBDAS if is_lambda else
-                                                                 REFERENCE_WIDTHS)
-        st.error(f"{'Lambdas' if is_lambda else 'Widths'}: {st.session_state.get(f'{kind}_grid_problem')}. "
+        grid = st.session_state.get(f"{kind}_last_grid") or DEFAULT_GRIDS[kind]
+        st.error(f"{GRID_NAMES[kind]}: {st.session_state.get(f'{kind}_grid_problem')}. "
                  "Showing the last grid that was valid until the input is fixed.")
     else:
         st.session_state[f"{kind}_last_grid"] = grid
     limit = None if images == 60000 else images
     try:
-        if is_lambda:
-            configs = lambda_configs(grid, range(seeds), epochs, limit)
-        else:
-            configs = width_configs(grid, range(seeds), epochs, limit)
+        configs = _configs(kind, grid, seeds, epochs, limit)
     except ConfigError as exc:
         st.error(str(exc))
         return
@@ -144,8 +172,9 @@ def render(kind: str) -> None:
                f"{plural(epochs, 'epoch')} · {plural(seeds, 'seed')} · {images:,} training images")
     if frame.empty:
         first = "Get MNIST below to train them" if common.need_mnist_message() else "Train them below"
-        st.info(f"None of these runs is stored yet. {first}, or pick the reference grid "
-                "with 60 epochs and 60,000 images to see the committed results.")
+        grid_name = "default" if kind == "grid" else "reference"
+        st.info(f"None of these runs is stored yet. {first}, or pick the {grid_name} grid with 60 epochs "
+                "and 60,000 images to see the committed results.")
     else:
         _chart(frame, kind)
     if valid:
@@ -184,29 +213,51 @@ def _chart(frame, kind: str) -> None:
     runs = hashlib.sha256(" ".join(frame["key"]).encode()).hexdigest()[:12]
     chart_key = f"{kind}_chart_{runs}"
     clicked = st.session_state.get(chart_key)  # a click is known before the chart is drawn again
-    key = charts.clicked_run(clicked.get("selection") if clicked else None, frame)
+    selection = clicked.get("selection") if clicked else None
+    if kind == "grid":
+        cells = charts.grid_cells(frame)
+        key = charts.clicked_cell_run(selection, cells)
+    else:
+        key = charts.clicked_run(selection, frame)
     if key:
         common.select(key)
     chosen = common.selected_run()
     selected = chosen.key if chosen is not None else None
-    if kind == "lambda":
+    point = "cell" if kind == "grid" else "point"
+    if kind == "grid":
+        option, height = charts.grid_chart(cells, selected), charts.GRID_HEIGHT
+    elif kind == "lambda":
         option = charts.sweep_chart(frame, "l2", "l2", "L2 lambda (one step per grid value)", selected)
+        height = charts.SWEEP_HEIGHT
     else:
         option = charts.sweep_chart(frame, "hidden", "neurons", "hidden layer widths (layer 1/layer 2)",
                                     selected)
-    st.echarts_chart(option, height=charts.SWEEP_HEIGHT, on_select="rerun", key=chart_key, renderer="svg")
+        height = charts.SWEEP_HEIGHT
+    st.echarts_chart(option, height=height, on_select="rerun", key=chart_key, renderer="svg")
     if chosen is not None and chosen.key in set(frame["key"]):
         st.success(f"Selected: {chosen.config.label}, test accuracy {chosen.test_accuracy:.2%}. "
                    "The Errors and Draw pages now use it.")
     elif chosen is not None:
         st.info(f"Selected: {chosen.config.label}, test accuracy {chosen.test_accuracy:.2%}. It is not on "
-                "this chart (chosen with other settings or on another page); click a point to select "
+                f"this chart (chosen with other settings or on another page); click a {point} to select "
                 "one of these runs instead.")
     else:
-        st.caption("Click a point to select its run for the Errors and Draw pages.")
+        st.caption(f"Click a {point} to select its run for the Errors and Draw pages.")
+    if kind == "grid":
+        _best_lambda_per_width(cells)
+        return
     best, accuracies = best_point(frame, "l2" if kind == "lambda" else "hidden")
     st.caption(f"Best mean test accuracy: {accuracies.mean():.2%} at "
                f"{f'λ = {best:g}' if kind == 'lambda' else best}")
+
+
+def _best_lambda_per_width(cells) -> None:
+    """The grid's answer in a line: the best λ in each column, and whether they agree."""
+    best = cells.loc[cells.groupby("hidden", sort=False)["test_error"].idxmin()]
+    words = "; ".join(f"{row.hidden}: λ = {row.l2:g} ({row.test_error:.2%})" for row in best.itertuples())
+    same = best["l2"].nunique() == 1
+    st.caption(f"Lowest test error per width: {words}. "
+               + ("The same λ at every width." if same else "The best λ changes with the width."))
 
 
 def plural(count: int, noun: str) -> str:
@@ -215,13 +266,13 @@ def plural(count: int, noun: str) -> str:
 
 def describe(kind: str, configs) -> str:
     """What a job trains, as a person reads it: "λ = 0.002, 5 epochs, seed 0, 2,000 images"."""
-    if kind == "lambda":
-        values = [f"{v:g}" for v in sorted({c.l2 for c in configs})]
-        head = "λ = "
-    else:
-        values = [f"{a}/{b}" for a, b in sorted({c.hidden for c in configs})]
-        head = "widths "
-    head += ", ".join(values[:4]) + (f" and {len(values) - 4} more" if len(values) > 4 else "")
+    lambdas = [f"{v:g}" for v in sorted({c.l2 for c in configs})]
+    widths = [f"{a}/{b}" for a, b in sorted({c.hidden for c in configs})]
+
+    def listed(values: list[str]) -> str:
+        return ", ".join(values[:4]) + (f" and {len(values) - 4} more" if len(values) > 4 else "")
+    head = {"lambda": f"λ = {listed(lambdas)}", "width": f"widths {listed(widths)}",
+            "grid": f"λ = {listed(lambdas)} × widths {listed(widths)}"}[kind]
     seeds = sorted({c.seed for c in configs})
     epochs = max(c.epochs for c in configs)
     images = configs[0].limit or 60000

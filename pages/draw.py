@@ -29,13 +29,19 @@ if not models_to_use:
     st.stop()
 
 
+# A choice of widths, not a slider: a held arrow key on a slider sent a new width every few
+# milliseconds, and a burst of them sometimes made Streamlit mount the canvas anew, empty, while
+# the reading of the erased drawing stayed.
+STROKE_WIDTHS = (12, 16, 20, 24, 28, 32, 36, 40)
+
+
 def drawing_settings(names: list[str]) -> tuple[list[url_state.Setting], list[url_state.Setting]]:
     """The page's choices kept in the URL: always, and only while Look inside is on."""
     Setting, yes_no = url_state.Setting, url_state.yes_no
     default = next((n for n in names if n.startswith("selected: ")), None) or (
         "improved_cnn" if "improved_cnn" in names else names[0])
     return ([Setting("inside", "look_inside", False, yes_no),
-             Setting("stroke", "stroke_width", 20, url_state.one_of(range(8, 41)))],
+             Setting("stroke", "stroke_width", 20, url_state.one_of(STROKE_WIDTHS))],
             [Setting("model", "inside_model", default, url_state.one_of(names)),
              Setting("filters", "every_filter", False, yes_no)])
 
@@ -69,7 +75,7 @@ def drawing_area() -> None:
         # rerun later, and took with it a stroke begun on the old one meanwhile.
         st.button("Clear", key="clear_canvas")
         # below the canvas: the canvas's toolbar (undo, redo, clear) appears above it on hover
-        st.slider("Stroke width", 8, 40, key="stroke_width")
+        st.segmented_control("Stroke width", STROKE_WIDTHS, key="stroke_width", required=True)
 
     keys = tuple(models_to_use.items())
     temperatures, check, notes = common.read_or_stop(common.readers, keys)

@@ -227,10 +227,13 @@ def chart_box(chart) -> dict:
     return chart.locator("svg").first.bounding_box()
 
 
-def chart_cell(page, chart, column: float, row: float, columns: int = 10, rows: int = 10):
-    """Click the middle of a cell of the confusion matrix, the hand coming from a little way off."""
-    from pages.parts.charts import CONFUSION_GRID as grid
+def chart_cell(page, chart, column: float, row: float, columns: int = 10, rows: int = 10,
+               grid: dict | None = None):
+    """Click the middle of a cell of the confusion matrix (or of a chart with the plot area `grid`),
+    the hand coming from a little way off."""
+    from pages.parts.charts import CONFUSION_GRID
 
+    grid = grid or CONFUSION_GRID
     box = chart_box(chart)
     width = box["width"] - grid["left"] - grid["right"]
     height = box["height"] - grid["top"] - grid["bottom"]

@@ -465,13 +465,13 @@ def test_a_photo_taken_with_the_camera_is_read(page, server):
 
 def test_changing_the_pen_width_keeps_the_drawing_and_its_reading(page, server):
     canvas = a_7_drawn(page, server)
-    width = page.get_by_role("slider", name="Stroke width")
+    widths = page.get_by_role("radiogroup", name="Stroke width")
     drawn_on = canvas.element_handle()
-    width.focus()
-    for _ in range(12):  # a person pressing the arrow key 12 times, quickly: a rerun per press
-        width.press("ArrowRight")
-        page.wait_for_timeout(100)
-    expect(width).to_have_attribute("aria-valuetext", "32")
+    for width in ("24", "28", "36", "16"):  # a person trying widths, click after click
+        widths.get_by_role("radio", name=width, exact=True).click()
+    for key in ["ArrowRight"] * 12 + ["Space"] * 12:  # and keys held down: repeated with no pause
+        page.keyboard.press(key)
+    page.wait_for_function("() => new URLSearchParams(location.search).get('stroke') === '40'")
     page.wait_for_timeout(1500)
     expect(page.get_by_text(strokes_read(2), exact=True)).to_be_visible()  # the 7 is still read
     assert drawn_on.evaluate("canvas => canvas.isConnected")  # on the same canvas, not a new empty one

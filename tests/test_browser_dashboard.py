@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from pages.parts.charts import SWEEP_GRID
+from pages.parts.charts import HEATMAP_GRID, SWEEP_GRID
 from tests.browser import (
     chart_box,
     chart_cell,
@@ -253,7 +253,7 @@ def test_a_tap_or_a_small_zigzag_asks_for_a_bigger_digit_and_the_edit_toggle_is_
     expect(page.get_by_role("button", name="Undo")).to_be_visible()
     expect(page.get_by_role("button", name="Edit")).to_be_hidden()
     expect(page.get_by_role("button", name="Update the app with this drawing")).to_be_hidden()
-    slider = page.get_by_role("slider", name="Stroke width").bounding_box()
+    slider = page.get_by_role("radiogroup", name="Stroke width").bounding_box()
     toolbar = page.get_by_role("button", name="Undo").bounding_box()
     assert toolbar["y"] + toolbar["height"] <= slider["y"] or toolbar["y"] >= slider["y"] + slider["height"]
     no_exception(page)
@@ -529,6 +529,25 @@ def test_a_clicked_sweep_marker_outlines_only_its_run_and_still_does_after_a_rel
     box = lowest.nth(0).bounding_box()  # λ = 0, seed 0: once hidden under seed 1's marker
     click_at(page, box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     expect(page.get_by_text("Selected: MLP 25-15 λ=0, 60 ep, seed 0")).to_be_visible()
+    no_exception(page)
+
+
+def test_a_click_on_a_grid_cell_selects_its_run_on_every_page_and_back_brings_it_again(page, server):
+    open_page(page, server, "grid", "λ × width grid")
+    chart = page.get_by_test_id("stEChartsChart").first
+    expect(chart.locator("svg text").filter(has_text=re.compile(r"^\d+\.\d\d%$"))).to_have_count(20)
+    # the committed grid: widths 25/15 100/40 250/100 600/240 left to right, λ rising upwards
+    chart_cell(page, chart, column=1, row=3, columns=4, rows=5, grid=HEATMAP_GRID)  # 100/40, λ = 0.001
+    selected = page.get_by_text("Selected: MLP 100-40 λ=0.001, 60 ep, seed 0")
+    expect(selected).to_be_visible()
+    expect(chart.locator('svg path[stroke="#000"]')).to_have_count(1)  # its cell outlined, no other
+    key = query(page)["run"]
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Errors").click()
+    expect(page.get_by_role("heading", name="Misclassified test images")).to_be_visible()
+    expect(page.get_by_text("MLP 100-40 λ=0.001").first).to_be_visible()
+    assert query(page)["run"] == key
+    page.go_back()
+    expect(selected).to_be_visible()
     no_exception(page)
 
 

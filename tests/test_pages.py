@@ -199,7 +199,7 @@ def test_errors_page_filters_sorts_and_compares():
 def test_draw_page_asks_for_a_digit_before_guessing():
     app = open_page("pages/draw.py")
     assert any("Draw a digit" in element.value for element in app.html)
-    app.slider(key="stroke_width").set_value(30).run()
+    app.segmented_control(key="stroke_width").set_value(28).run()
     app.button(key="clear_canvas").click().run()
     assert not app.exception
 
@@ -226,11 +226,11 @@ def test_a_link_to_the_draw_page_brings_back_look_inside_its_model_and_the_strok
     assert not app.exception
     assert app.toggle(key="look_inside").value is True
     assert app.selectbox(key="inside_model").value == "baseline_mlp"
-    assert app.slider(key="stroke_width").value == 32
+    assert app.segmented_control(key="stroke_width").value == 32
     nonsense = open_page("pages/draw.py", query={"inside": "yes", "model": "no_such_model", "stroke": "99"})
     assert not nonsense.exception
     assert nonsense.toggle(key="look_inside").value is False
-    assert nonsense.slider(key="stroke_width").value == 20
+    assert nonsense.segmented_control(key="stroke_width").value == 20
     assert any("Ignored from the link" in toast.value for toast in nonsense.toast)
 
 

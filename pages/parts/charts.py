@@ -113,6 +113,7 @@ def clicked_run(selection: dict | None, frame: pd.DataFrame) -> str | None:
 
 GRID_CELLS = "cells"  # the grid chart's series with one marker per cell: the one clicks select
 GRID_HEIGHT = 420
+HEATMAP_GRID = {**SWEEP_GRID, "left": 80, "bottom": 110}
 
 
 def grid_cells(frame: pd.DataFrame) -> pd.DataFrame:
@@ -141,7 +142,7 @@ def grid_chart(cells: pd.DataFrame, selected: str | None = None) -> dict:
                 "itemStyle": OUTLINE if selected in row.keys else {}}
                for row in cells.itertuples()]
     return {
-        "animation": False, "grid": {**SWEEP_GRID, "left": 80, "bottom": 110},
+        "animation": False, "grid": HEATMAP_GRID,
         "tooltip": {"formatter": "{@[5]}<br>test error {@[2]}<br>train error {@[3]}<br>"
                                  "seeds {@[4]}<br>click to select"},
         "xAxis": {"type": "category", "data": widths, "splitArea": {"show": True},
@@ -150,7 +151,8 @@ def grid_chart(cells: pd.DataFrame, selected: str | None = None) -> dict:
                   **_axis_title("L2 lambda", 55)},
         "visualMap": {"min": low, "max": max(high, low + 1e-9), "calculable": False, "orient": "horizontal",
                       "left": "center", "bottom": 0, "dimension": 2, "seriesIndex": 0,
-                      "text": [f"test error {high:.2%}", f"{low:.2%}"], "inRange": {"color": GRID_COLORS}},
+                      "text": [f"{high:.1%} test error", f"{low:.1%}"], "itemWidth": 14,
+                      "inRange": {"color": GRID_COLORS}},
         "series": [
             {"type": "heatmap", "silent": True,
              "data": [[int(r.x), int(r.y), float(r.test_error)] for r in cells.itertuples()]},
@@ -161,7 +163,7 @@ def grid_chart(cells: pd.DataFrame, selected: str | None = None) -> dict:
              "selectedMode": "single", "select": {"itemStyle": OUTLINE}, "data": markers},
         ],
         "media": [{"query": PHONE, "option": {"xAxis": {"axisLabel": {"rotate": 40}},
-                                              "grid": {**SWEEP_GRID, "left": 60, "bottom": 130}}}],
+                                              "grid": {**HEATMAP_GRID, "bottom": 130}}}],
     }
 
 

@@ -541,12 +541,15 @@ def test_a_click_on_a_grid_cell_selects_its_run_on_every_page_and_back_brings_it
     selected = page.get_by_text("Selected: MLP 100-40 λ=0.001, 60 ep, seed 0")
     expect(selected).to_be_visible()
     expect(chart.locator('svg path[stroke="#000"]')).to_have_count(1)  # its cell outlined, no other
-    key = query(page)["run"]
+    key, entries = query(page)["run"], page.evaluate("history.length")
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Errors").click()
     expect(page.get_by_role("heading", name="Misclassified test images")).to_be_visible()
-    expect(page.get_by_text("MLP 100-40 λ=0.001").first).to_be_visible()
+    expect(page.get_by_role("combobox", name="Run")).to_have_value(re.compile(r"^MLP 100-40 λ=0\.001, 60 ep"))
     assert query(page)["run"] == key
-    page.go_back()
+    page.wait_for_timeout(1000)
+    assert page.evaluate("history.length") == entries + 1  # the switch is one entry, with its run
+    page.go_back()  # one press: the grid again, its cell still selected
+    expect(page.get_by_role("heading", name="λ × width grid")).to_be_visible()
     expect(selected).to_be_visible()
     no_exception(page)
 

@@ -25,10 +25,36 @@ def _navigation():
                           for i, (script, title, icon) in enumerate(PAGES)])
 
 
+# A switch of page by the sidebar is one history entry: Streamlit pushes the new page's address,
+# then, a moment later, pushes it again with the query the page writes (the selected run), so
+# that Back led to the bare address, where the page wrote its query again: Back looked dead.
+# The second push, on the same page within a moment of the switch, replaces the first instead.
+ONE_ENTRY_PER_SWITCH = """<script>
+(() => {
+  if (window.mnistLabHistory) return;
+  window.mnistLabHistory = true;
+  const push = history.pushState.bind(history);
+  let switched = null;  // {path, at} of the last push that changed the page
+  history.pushState = (state, title, url) => {
+    const target = new URL(url, location.href);
+    if (target.pathname !== location.pathname) {
+      switched = {path: target.pathname, at: performance.now()};
+    } else if (switched && switched.path === target.pathname && !location.search &&
+               performance.now() - switched.at < 1500) {
+      switched = null;
+      return history.replaceState(state, title, url);
+    }
+    return push(state, title, url);
+  };
+})();
+</script>"""
+
+
 def run_app() -> None:
     """app.py: page config, navigation, and the chosen page."""
     st.set_page_config(page_title="MNIST lab", page_icon=_icon(), layout="wide")
     navigation = _navigation()
+    st.sidebar.html(ONE_ENTRY_PER_SWITCH, unsafe_allow_javascript=True)
     st.session_state[_THROUGH_APP] = True
     navigation.run()
 

@@ -359,6 +359,7 @@ def test_looking_inside_a_model_shows_its_layers_the_deciding_pixels_and_nearest
     expect(page.get_by_text(strokes_read(2), exact=True)).to_be_visible()  # the reading stays
     toggle.click()  # back on: the model chosen last, for the drawing still on the canvas
     expect(mlp_why).to_be_visible()
+    page.wait_for_function("() => new URLSearchParams(location.search).get('inside') === 'True'")
     page.reload()  # a reload keeps the view open at that model (the drawing is gone)
     expect(page.get_by_text("Draw a digit to see inside baseline_mlp.")).to_be_visible()
     no_exception(page)

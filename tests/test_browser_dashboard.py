@@ -621,6 +621,8 @@ def test_a_request_over_the_job_limits_shows_why_and_no_train_button(page, serve
     points = page.get_by_role("slider", name="Points in range")
     points.focus()
     points.press("End")  # 12 points and λ = 0, three seeds: 39 runs
+    # each change is in the address before the next, as a person's are (a loaded machine is slow)
+    page.wait_for_function("() => new URLSearchParams(location.search).get('points') === '12'")
     epochs = page.get_by_role("slider", name="Epochs")
     epochs.focus()
     epochs.press("Home")

@@ -340,7 +340,9 @@ def test_looking_inside_a_model_shows_its_layers_the_deciding_pixels_and_nearest
     started = time.monotonic()  # from the click on the model's name
     mlp_why = page.locator('[data-inside="baseline_mlp"][data-part="why"][data-strokes="2"]')
     expect(mlp_why).to_be_visible()  # the same drawing, seen by another model, without redrawing
-    assert time.monotonic() - started < 3.5  # a first look inside the baseline MLP
+    # not a timing claim (another test worker shares the two cores; benchmarks/ measures it): a
+    # look that waited on something slow, such as placing the 60,000 training digits, takes minutes
+    assert time.monotonic() - started < 10
     mlp_layers = page.locator('[data-inside="baseline_mlp"][data-part="layers"]')
     expect(mlp_layers.locator('[data-kind="units"]')).to_have_count(2)
     expect(mlp_layers.locator('[data-kind="maps"]')).to_have_count(0)

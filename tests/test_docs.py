@@ -48,7 +48,7 @@ def test_every_benchmark_named_in_the_docs_exists_and_has_an_entry_in_docs_bench
 def test_readme_is_short_and_ci_runs_its_test_command_verbatim():
     readme = (ROOT / "README.md").read_text()
     assert len(readme.splitlines()) <= 250
-    command = "pip install -r requirements-test.txt && python -m pytest -n 2 --dist loadfile"
+    command = "pip install -r requirements-test.txt && python -m pytest"
     assert f"\n{command}\n" in readme
     assert (ROOT / ".ci" / "run").read_text().rstrip().splitlines()[-1] == command
     assert not re.search(r"\bissue \d+", readme + "".join(d.read_text() for d in DOCS), re.IGNORECASE)

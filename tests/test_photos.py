@@ -14,10 +14,12 @@ from mnist_core.reading import runtime
 from mnist_core.reading.drawings import redrawn_digit
 from mnist_core.reading.photographs import photograph
 from mnist_core.reading.reading import (
+    LUMA,
     digits_of_image,
     embedding_model,
     image_of_bytes,
     ink_of_image,
+    paper_grey,
     read,
     read_picture,
     readers_for,
@@ -45,12 +47,12 @@ def digits_of(mnist, number: str) -> list[np.ndarray]:
     return chosen
 
 
-def photo_file(folder, mnist, number: str | None, seed: int, kind: str = "digit") -> str:
+def photo_file(folder, mnist, number: str | None, seed: int, kind: str = "digit", side: int = 800) -> str:
     """A phone photo of `number` written on paper (or of the non-digit `kind`), saved under the
     name its format takes; its path."""
     digits = digits_of(mnist, number) if number else None
     data, *_ = photograph(digits, np.random.default_rng(seed), kind if number is None else
-                          "digit" if len(number) == 1 else "number", 800)
+                          "digit" if len(number) == 1 else "number", side)
     suffix = {"PNG": "png", "JPEG": "jpg", "MPO": "jpg"}[Image.open(io.BytesIO(data)).format]
     path = folder / f"{number or kind.replace(' ', '_')}-{seed}.{suffix}"
     path.write_bytes(data)
@@ -77,6 +79,38 @@ def test_a_row_of_digits_is_read_left_to_right_as_a_number(tmp_path, mnist, read
     assert picture.number() == "2024"
     lefts = [digit.box[0] for digit in picture.found]
     assert lefts == sorted(lefts)
+
+
+# 400 px photos each read as more or fewer digits before: blue ink (lined, squared, tinted paper),
+# a ballpoint's strokes along a ruled line, the sheet's corner taken for a digit
+@pytest.mark.parametrize("number, seed", [("2024", 22), ("2024", 29), ("2024", 33), ("2024", 113),
+                                          ("309", 24), ("309", 38)])
+def test_rows_in_blue_ink_or_on_ruled_paper_are_found_whole(tmp_path, mnist, readers, number, seed):
+    assert picture_of(photo_file(tmp_path, mnist, number, seed, side=400), readers).number() == number
+
+
+def test_blue_ink_is_found_in_the_luma_other_inks_in_the_blue_channel():
+    paper = np.full((300, 400, 4), 0.9, np.float32)
+    paper[..., 3] = 1.0
+    for ink, luma in (((0.1, 0.17, 0.5), True), ((0.1, 0.1, 0.15), False), ((0.45, 0.45, 0.45), False)):
+        image = paper.copy()
+        image[100:200, 150:156, :3] = ink  # a stroke
+        image[100:106, 150:250, :3] = ink
+        grey = paper_grey(image, 1.0 - image[..., :3].mean(axis=2))
+        assert np.allclose(grey[150, 153], np.dot(ink, LUMA) if luma else 0.8 * ink[2] + 0.2 * np.mean(ink))
+
+
+def test_a_sheets_corner_is_no_digit_and_a_flat_0_in_a_row_is_one(mnist):
+    from mnist_core.reading.photo import find_digits
+
+    gray = np.full((600, 800), 0.9, np.float32)
+    two, zero = digits_of(mnist, "20")
+    gray[200:312, 200:312] -= 0.7 * np.asarray(Image.fromarray(two).resize((112, 112))) / 255
+    flat = np.asarray(Image.fromarray(zero).resize((112, 39))) / 255  # a third of the 2's height
+    gray[260:299, 330:442] -= 0.7 * flat
+    gray[538:598, 0:3] = gray[595:598, 0:50] = 0.3  # the table beyond a sheet's corner
+    lefts = [digit.box[0] for digit in find_digits(gray)]
+    assert len(lefts) == 2 and 200 <= lefts[0] < 312 <= lefts[1] < 442, lefts
 
 
 def test_a_photo_of_a_blank_sheet_has_no_digit_and_a_dash_is_no_digit(tmp_path, mnist, readers):

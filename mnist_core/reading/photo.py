@@ -19,11 +19,13 @@ PAPER_KERNEL = 4  # from what is darker than the paper and narrower than 1/4 of 
 MIN_CONTRAST = 0.12  # ink at least this much darker than its paper (a faint pencil is ~0.25)
 MIN_DIGIT = 0.04  # a digit is at least this share of the image's larger side tall (and 12 px)
 MIN_INK_SHARE = 0.1  # and has at least this share of the most inked digit's ink (not a few dots)
+ROW_HEIGHT = 0.3  # in a row, a digit is at least this share of its tallest one (a flat 0 is 0.4)
 MAX_DIGITS = 12  # more digit-sized marks than this is writing or texture, not a number
 LINE_SPAN = 0.3  # a straight line inked over this share of the image and spread
 RULED_SPREAD = 0.7  # over this share of it is the paper's ruling
 RULE_HALF_WIDTH = 3  # a ruled line is at most 7 px thick on the image read
 RULE_TILT = 0.25  # radians: a photo's turn and tilt slant a sheet's ruling by up to about 12°
+RULING_DARKER = 1.8  # ink this many times as dark as the ruling's, on a line, is a pen's
 MAX_LINES = 200  # the most inked lines looked at in each direction (a ruling has tens)
 EDGE_BAND = 0.08  # marks touching the border and mostly within this share of it are the sheet's edge
 THIN_STROKE = 0.1  # MNIST's strokes are 0.10-0.21 of a digit's larger side (median 0.14)
@@ -72,7 +74,7 @@ def ink_mask(ink: np.ndarray) -> np.ndarray:
     high = max(otsu / 255, MIN_CONTRAST, median + 8 * noise)
     low = max(high / 2, median + 4 * noise)
     faint = ink >= low
-    faint &= ~ruling(faint)
+    faint &= ~ruling(faint, ink)
     count, labels = cv2.connectedComponents(faint.astype(np.uint8), connectivity=8)
     keep = np.zeros(count, bool)
     keep[np.unique(labels[(ink >= high) & faint])] = True
@@ -85,17 +87,19 @@ def _stride(image: np.ndarray) -> int:
     return max(1, max(image.shape) // PAPER_SIDE)
 
 
-def ruling(faint: np.ndarray) -> np.ndarray:
+def ruling(faint: np.ndarray, ink: np.ndarray) -> np.ndarray:
     """The pixels of straight thin lines that run nearly level or upright across the image (a
     lined or squared sheet's ruling, a sheet's edge), found by a Hough transform of the faint
     ink. A line counts where it is inked and the pixels a few beside it are not (a stroke
     crossing it is inked there too, and keeps its ink); it must count over LINE_SPAN of the
-    image, spread over RULED_SPREAD of it (a tall 1 or a row of digits does not)."""
+    image, spread over RULED_SPREAD of it (a tall 1 or a row of digits does not). Ink much darker
+    than the ruling's own (RULING_DARKER) is kept where it lies on a line: a pen's stroke along it."""
     import cv2
 
     height, width = faint.shape
     bands = {True: np.zeros(faint.shape, np.uint8), False: np.zeros(faint.shape, np.uint8)}
     thin = np.zeros(faint.shape, bool)
+    on_lines = []
     points = faint.astype(np.uint8)
     for start, stop, level in ((np.pi / 2 - RULE_TILT, np.pi / 2 + RULE_TILT, True),
                                (0.0, RULE_TILT, False), (np.pi - RULE_TILT, np.pi, False)):
@@ -110,6 +114,7 @@ def ruling(faint: np.ndarray) -> np.ndarray:
             along = cols if level else rows
             if along.size >= LINE_SPAN * across and np.ptp(along) >= RULED_SPREAD * across:
                 kept.append((rho, theta))
+                on_lines.append(ink[rows, cols])
                 for shift in range(-RULE_HALF_WIDTH, RULE_HALF_WIDTH + 1):
                     if level:
                         thin[np.clip(rows + shift, 0, height - 1), cols] = True
@@ -119,7 +124,10 @@ def ruling(faint: np.ndarray) -> np.ndarray:
                 x0, y0 = a * rho, b * rho
                 cv2.line(bands[level], (int(x0 - far * b), int(y0 + far * a)),
                          (int(x0 + far * b), int(y0 - far * a)), 1, 2 * RULE_HALF_WIDTH + 3)
-    return thin | (bands[True] & bands[False]).astype(bool)  # a squared sheet's crossings too
+    if not on_lines:
+        return thin
+    lines = thin | (bands[True] & bands[False]).astype(bool)  # a squared sheet's crossings too
+    return lines & (ink <= RULING_DARKER * float(np.median(np.concatenate(on_lines))))
 
 
 def _thin_along(faint: np.ndarray, rho: float, theta: float) -> tuple[np.ndarray, np.ndarray]:
@@ -171,8 +179,8 @@ def find_digits(gray: np.ndarray, paper: float | None = None) -> list[FoundDigit
         tallest = max(g[3] - g[1] for g in groups)
         inked = {id(g): int(stats[g[4], cv2.CC_STAT_AREA].sum()) for g in groups}
         most = max(inked.values())
-        digits = [g for g in groups if g[3] - g[1] >= max(12, MIN_DIGIT * side, 0.4 * tallest)
-                  and inked[id(g)] >= MIN_INK_SHARE * most]
+        least = max(12, ROW_HEIGHT * tallest) if tallest >= MIN_DIGIT * side else tallest + 1
+        digits = [g for g in groups if g[3] - g[1] >= least and inked[id(g)] >= MIN_INK_SHARE * most]
     if len(digits) > MAX_DIGITS:
         return []
     found = []
@@ -186,7 +194,8 @@ def find_digits(gray: np.ndarray, paper: float | None = None) -> list[FoundDigit
 def _sheet_edge(piece: np.ndarray, left: int, top: int, shape: tuple[int, int]) -> bool:
     """What lies beyond the sheet, or its edge: a mark that lies along the image's border (all in
     a band along one side and drawn out along it, or touching the border and mostly in that band,
-    unless small and about as wide as tall) or that touches it and covers a fifth of the image."""
+    unless small and about as wide as tall), that touches it and lies mostly along the border
+    itself (a corner of the sheet), or that touches it and covers a fifth of the image."""
     height, width = shape
     band = EDGE_BAND * max(height, width)
     bottom, right = top + piece.shape[0], left + piece.shape[1]
@@ -199,12 +208,17 @@ def _sheet_edge(piece: np.ndarray, left: int, top: int, shape: tuple[int, int]) 
         return False
     if np.count_nonzero(piece) > 0.2 * height * width:
         return True
-    if max(h, w) < min(2 * min(h, w), 2 * band):
-        return False  # a digit near the border: small and about as wide as tall
     rows, cols = np.nonzero(piece)
     rows, cols = rows + top, cols + left
-    near = (rows < band) | (rows >= height - band) | (cols < band) | (cols >= width - band)
-    return np.mean(near) > 0.8
+
+    def within(reach: float) -> float:
+        return np.mean((rows < reach) | (rows >= height - reach) | (cols < reach) | (cols >= width - reach))
+
+    if within(0.02 * max(height, width)) > 0.5:
+        return True  # mostly along the border itself: the sheet's edge, however short
+    if max(h, w) < min(2 * min(h, w), 2 * band):
+        return False  # a digit near the border: small and about as wide as tall
+    return within(band) > 0.8
 
 
 def _group(marks: list[list]) -> list[list]:

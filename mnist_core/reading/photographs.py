@@ -27,6 +27,7 @@ PAPERS = ("white", "tinted", "lined", "squared")
 NON_DIGITS = ("blank sheet", "printed letter", "smiley", "dash", "texture")
 LETTERS = "ACEFHKMNPRWXY"
 FIT_PHOTOS = 2000  # training digits photographed for the not-a-digit check to learn from
+FIT_SCANS = 1000  # and scanned coarsely, as another writer's scan may come (8-16 px a digit field)
 FRAMED = 0.12  # the writing lies at least this share of the frame from its edges
 
 
@@ -257,10 +258,22 @@ def photos(x: np.ndarray, y: np.ndarray, count: int, seed: int, side: int | None
     return made
 
 
+def coarse_scan(digit: np.ndarray, rng: np.random.Generator) -> bytes:
+    """A PNG of a 28x28 MNIST digit scanned coarsely: dark on white, its field shrunk to 8-16 px,
+    then scaled up 4-8 times (blurred, as scikit-learn's 8x8 digits scaled up are)."""
+    small = int(rng.integers(8, 17))
+    image = Image.fromarray(255 - digit).resize((small, small), Image.Resampling.BOX)
+    image = image.resize((small * int(rng.integers(4, 9)),) * 2, Image.Resampling.BICUBIC)
+    buffer = io.BytesIO()
+    Image.fromarray(np.pad(np.asarray(image), image.width // 4, constant_values=255)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 def fitting_photos(data, subset: TrainingDigits, digits: int = FIT_PHOTOS, per_kind: int = 200,
-                   seed: int = FIT_SEED) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """28x28 images of training digits outside the subset photographed on paper (one each), and
-    of every mark found on photographed non-digits by kind, as the photo path cuts them out."""
+                   seed: int = FIT_SEED, scans: int = FIT_SCANS) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """28x28 images of training digits outside the subset photographed on paper (one each) and
+    scanned coarsely (coarse_scan), and of every mark found on photographed non-digits by kind,
+    as the photo path cuts them out."""
     from .reading import digits_of_image, image_of_bytes
 
     def cut_out(data: bytes) -> list[np.ndarray]:
@@ -269,8 +282,10 @@ def fitting_photos(data, subset: TrainingDigits, digits: int = FIT_PHOTOS, per_k
 
     rng = np.random.default_rng(seed + 1)  # not the canvas drawings' draws
     outside = np.setdiff1d(np.arange(len(data.x_train)), subset.indices)
-    chosen = rng.choice(outside, digits, replace=False)
-    shot = [strokes for i in chosen for strokes in cut_out(photograph([data.x_train[i]], rng)[0])][:digits]
+    chosen = rng.choice(outside, digits + scans, replace=False)
+    shot = [strokes for i in chosen[:digits] for strokes in cut_out(photograph([data.x_train[i]], rng)[0])]
+    shot = shot[:digits] + [s for i in chosen[digits:] for s in cut_out(coarse_scan(data.x_train[i], rng))]
+    shot = [shot[k] for k in rng.permutation(len(shot))]  # fit and held each get both kinds
     others = {}
     for kind in NON_DIGITS:
         marks = [m for _ in range(per_kind) for m in cut_out(photograph(None, rng, kind)[0])]

@@ -19,6 +19,9 @@ MAX_PIXELS = 40_000_000  # an image file with more pixels is refused before it i
 MAX_FILE_BYTES = 64 * 2 ** 20
 DARK_GROUND = 0.35  # an image whose median is darker than this may be light strokes on dark
 WORKING_SIDE = 1000  # larger images are scaled down first: the models see 20x20 of it anyway
+BLUE_INK = 0.7  # blue ink is under this share as dark in the blue channel as in red (0.3-0.8;
+# black, grey and pencil 0.74-1.1: benchmarks/photo_reading.py's pens)
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601, as JPEG keeps it
 PLAIN_GROUND = 0.04  # a border whose greys (10th to 90th percentile) spread no more is even
 # No MNIST digit's ink is more than 2.25 times as wide as tall, net of the pen (60,000 training
 # digits): a mark flatter than this is a dash or a line, whatever the models make of it.
@@ -185,12 +188,33 @@ def digits_of_image(rgba: np.ndarray) -> tuple[list, str]:
     if not on_paper:
         return whole, polarity
     ground = plain_ground(1.0 - ink)
-    # the blue channel hides most ruled lines (light blue) and keeps every ink
-    paper = 0.8 * rgba[..., 2] + 0.2 * (1.0 - ink)
+    paper = paper_grey(rgba, ink)
     found = find_digits(paper * rgba[..., 3] + (1.0 - rgba[..., 3]), ground)
     if ground is not None and len(found) == 1:  # on white, the very ink read before photos were
         return [FoundDigit(found[0].box, ink if ground == 1.0 else ink_on_paper(1.0 - ink, ground))], polarity
     return found, polarity
+
+
+def paper_grey(rgba: np.ndarray, ink: np.ndarray) -> np.ndarray:
+    """The grey to find digits in: mostly the blue channel, which hides most ruled lines (light
+    blue) and keeps black and grey inks dark; but blue ink, which it hides too, is found in the
+    luma. The ink's colour is judged on a small copy, by how much darker than their paper
+    its darkest marks are in each channel (a shadow darkens every channel alike), away from the
+    image's border."""
+    import cv2
+
+    from .photo import EDGE_BAND, MIN_CONTRAST, PAPER_SIDE, ink_on_paper
+
+    step = max(1, max(ink.shape) // PAPER_SIDE)
+    small = cv2.resize(rgba[..., :3], (max(1, ink.shape[1] // step), max(1, ink.shape[0] // step)),
+                       interpolation=cv2.INTER_AREA)
+    band = int(EDGE_BAND * max(small.shape))  # what lies beyond the sheet's edges must not count
+    red, blue = (ink_on_paper(np.ascontiguousarray(small[..., c]))[band:-band or None, band:-band or None]
+                 for c in (0, 2))
+    marks = red >= max(float(np.percentile(red, 99)), MIN_CONTRAST) if red.size else red
+    if marks.any() and blue[marks].mean() < BLUE_INK * red[marks].mean():
+        return rgba[..., :3] @ LUMA  # not the red channel alone: a JPEG keeps colour at half size
+    return 0.8 * rgba[..., 2] + 0.2 * (1.0 - ink)
 
 
 def plain_ground(gray: np.ndarray) -> float | None:

@@ -19,8 +19,9 @@ MAX_PIXELS = 40_000_000  # an image file with more pixels is refused before it i
 MAX_FILE_BYTES = 64 * 2 ** 20
 DARK_GROUND = 0.35  # an image whose median is darker than this may be light strokes on dark
 WORKING_SIDE = 1000  # larger images are scaled down first: the models see 20x20 of it anyway
-BLUE_INK = 0.7  # blue ink is under this share as dark in the blue channel as in red (0.3-0.8;
-# black, grey and pencil 0.74-1.1: benchmarks/photo_reading.py's pens)
+BLUE_INK = 0.6  # ink under this share as dark in the blue channel as in red is a blue that the
+# channel hides (blue pens 0.23-0.75; black, grey and pencil 0.7-1.1 on the benchmark's photos)
+INK_COLOUR_SIDE = 120  # px: a copy this size tells the ink's colour (10 ms, as well as at 250 px)
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601, as JPEG keeps it
 PLAIN_GROUND = 0.04  # a border whose greys (10th to 90th percentile) spread no more is even
 # No MNIST digit's ink is more than 2.25 times as wide as tall, net of the pen (60,000 training
@@ -203,9 +204,9 @@ def paper_grey(rgba: np.ndarray, ink: np.ndarray) -> np.ndarray:
     image's border."""
     import cv2
 
-    from .photo import EDGE_BAND, MIN_CONTRAST, PAPER_SIDE, ink_on_paper
+    from .photo import EDGE_BAND, MIN_CONTRAST, ink_on_paper
 
-    step = max(1, max(ink.shape) // PAPER_SIDE)
+    step = max(1, max(ink.shape) // INK_COLOUR_SIDE)
     small = cv2.resize(rgba[..., :3], (max(1, ink.shape[1] // step), max(1, ink.shape[0] // step)),
                        interpolation=cv2.INTER_AREA)
     band = int(EDGE_BAND * max(small.shape))  # what lies beyond the sheet's edges must not count

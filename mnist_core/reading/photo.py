@@ -179,8 +179,10 @@ def find_digits(gray: np.ndarray, paper: float | None = None) -> list[FoundDigit
         tallest = max(g[3] - g[1] for g in groups)
         inked = {id(g): int(stats[g[4], cv2.CC_STAT_AREA].sum()) for g in groups}
         most = max(inked.values())
-        least = max(12, ROW_HEIGHT * tallest) if tallest >= MIN_DIGIT * side else tallest + 1
+        least = max(12, ROW_HEIGHT * tallest)
         digits = [g for g in groups if g[3] - g[1] >= least and inked[id(g)] >= MIN_INK_SHARE * most]
+        if tallest < MIN_DIGIT * side:  # the whole row too small to be digits
+            digits = []
     if len(digits) > MAX_DIGITS:
         return []
     found = []

@@ -7,7 +7,8 @@ Side by side in one run, alternating: this checkout ("after") and a git worktree
 visitor's Chromium already open, a fresh `streamlit run app.py` is started and /draw opened as
 soon as the server answers; the canvas's appearance is timed
 from the server's start and from the page's request; a 1 is drawn as soon as the canvas shows
-and the time from the pen lifting to the models' reading on the page is measured; then the
+and the time from the pen lifting (and from the server's start) to the models' reading on the
+page is measured; then the
 server's memory (RSS) before any Look inside. Beside them, Streamlit serving the canvas alone
 (a page of four lines): the floor for the canvas's appearance on this machine. And
 `mnist-lab classify` on one PNG: wall time, peak memory, and whether TensorFlow was imported.
@@ -86,7 +87,8 @@ def cold_visit(folder: Path, playwright, store: Path, reads: bool = True) -> dic
     finally:
         browser.close()
     return {"healthy": healthy, "canvas from start": shown - started, "canvas from request": shown - asked,
-            "reading after pen lifts": read - lifted, "server MB": memory, "tensorflow": tensorflow}
+            "reading after pen lifts": read - lifted, "reading from start": read - started,
+            "server MB": memory, "tensorflow": tensorflow}
 
 
 def classify(folder: Path, image: Path, store: Path) -> dict:

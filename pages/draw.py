@@ -7,26 +7,29 @@ route()  # before the imports below: see routing.route
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
-from mnist_core.reading.neighbours import busy
-from mnist_core.reading.predict import disagreements
-from mnist_core.reading.preprocess import PreprocessError
-from mnist_core.reading.reading import embedding_model, read
-from pages.parts import charts, common, inside_view, photo_view, url_state
+from pages.parts import common, url_state
 
 common.page_setup()
 
 st.title("Draw a digit")
-named = common.named_runs()
-models_to_use = {name: run.key for name, run in named.items()}
-selected = common.selected_run()
-if selected is not None and selected.key not in models_to_use.values():
-    models_to_use[f"selected: {selected.config.label}"] = selected.key
-models_to_use, problems = common.loadable(models_to_use)
-for problem in problems:
-    st.warning(problem)
-if not models_to_use:
-    st.info("No models are stored yet: run `python -m mnist_core reproduce`.")
-    st.stop()
+
+
+# This session's models as its last full run found them: a stroke reruns only the drawing area,
+# and looking them up again (the stores listed seven times) would add 8 ms to every stroke.
+MODELS = "_draw_models"
+st.session_state.pop(MODELS, None)
+
+
+def models_to_read() -> tuple[dict[str, str], list[str]]:
+    """(run key by model name for the named runs and the selected run that can be read now, a
+    line for each left out)."""
+    if MODELS not in st.session_state:
+        models = {name: run.key for name, run in common.named_runs().items()}
+        selected = common.selected_run()
+        if selected is not None and selected.key not in models.values():
+            models[f"selected: {selected.config.label}"] = selected.key
+        st.session_state[MODELS] = common.loadable(models)
+    return st.session_state[MODELS]
 
 
 # A choice of widths, not a slider: a held arrow key on a slider sent a new width every few
@@ -35,22 +38,24 @@ if not models_to_use:
 STROKE_WIDTHS = (12, 16, 20, 24, 28, 32, 36, 40)
 
 
-def drawing_settings(names: list[str]) -> tuple[list[url_state.Setting], list[url_state.Setting]]:
-    """The page's choices kept in the URL: always, and only while Look inside is on."""
-    Setting, yes_no = url_state.Setting, url_state.yes_no
+def always_settings() -> list[url_state.Setting]:
+    """The page's choices kept in the URL always."""
+    return [url_state.Setting("inside", "look_inside", False, url_state.yes_no),
+            url_state.Setting("stroke", "stroke_width", 20, url_state.one_of(STROKE_WIDTHS))]
+
+
+def inside_settings(names: list[str]) -> list[url_state.Setting]:
+    """The page's choices kept in the URL while Look inside is on."""
     default = next((n for n in names if n.startswith("selected: ")), None) or (
         "improved_cnn" if "improved_cnn" in names else names[0])
-    return ([Setting("inside", "look_inside", False, yes_no),
-             Setting("stroke", "stroke_width", 20, url_state.one_of(STROKE_WIDTHS))],
-            [Setting("model", "inside_model", default, url_state.one_of(names)),
-             Setting("filters", "every_filter", False, yes_no)])
+    return [url_state.Setting("model", "inside_model", default, url_state.one_of(names)),
+            url_state.Setting("filters", "every_filter", False, url_state.yes_no)]
 
 
 @st.fragment
 def drawing_area() -> None:
     """The canvas and what the models make of it: a stroke reruns only this."""
-    names = list(models_to_use)
-    always, when_inside = drawing_settings(names)
+    always, when_inside = always_settings(), []
     url_state.restore(always)
     # Above the canvas: turned on, the inside view sits beside the reading, in view with the canvas.
     toggle_column, model_column, _ = st.columns([2.6, 3, 4.4], vertical_alignment="bottom")
@@ -58,9 +63,12 @@ def drawing_area() -> None:
         "Look inside a model", key="look_inside",
         help="Which pixels decide, the nearest training digits and each layer's activity, for one "
              "model, after every stroke")  # off until asked for: the plain reading stays as fast
+    models, problems = models_to_read() if inside else ({}, [])
+    inside = inside and bool(models)
     if inside:
+        when_inside = inside_settings(list(models))
         url_state.restore(when_inside)
-        inside_name = model_column.selectbox("Model to look inside", names, key="inside_model")
+        inside_name = model_column.selectbox("Model to look inside", list(models), key="inside_model")
         draw_column, result_column, beside = st.columns([3, 3.6, 3.4])
     else:
         draw_column, result_column = st.columns([3, 7])
@@ -77,12 +85,27 @@ def drawing_area() -> None:
         # below the canvas: the canvas's toolbar (undo, redo, clear) appears above it on hover
         st.segmented_control("Stroke width", STROKE_WIDTHS, key="stroke_width", required=True)
 
-    keys = tuple(models_to_use.items())
-    temperatures, check, notes = common.read_or_stop(common.readers, keys)
-    reading = None
-    strokes = len((canvas.json_data or {}).get("objects", []))
+    # Imported only now, with the canvas already sent: on a fresh server these imports and the
+    # runs' look-up below take about a second that a first visitor would otherwise spend waiting
+    # for the canvas.
+    from mnist_core.reading.neighbours import busy
+    from mnist_core.reading.predict import disagreements
+    from mnist_core.reading.preprocess import PreprocessError
+    from mnist_core.reading.reading import embedding_model, read
+    from pages.parts import charts, inside_view
 
+    if not inside:
+        models, problems = models_to_read()
+    strokes = len((canvas.json_data or {}).get("objects", []))
     with result_column:
+        for problem in problems:
+            st.warning(problem)
+        if not models:
+            st.info("No models are stored yet: run `python -m mnist_core reproduce`.")
+            return
+        keys = tuple(models.items())
+        temperatures, check, notes = common.read_or_stop(common.readers, keys)
+        reading = None
         # loaded before the first stroke
         predict = common.read_or_stop(common.predictor, keys, embedding_model(check))
         try:
@@ -92,7 +115,7 @@ def drawing_area() -> None:
         except PreprocessError as exc:
             st.error(f"Could not read the drawing: {exc}")
         if reading is None or reading.image28 is None:
-            st.html(charts.drawing_invitation(list(models_to_use), reading.extent if reading and
+            st.html(charts.drawing_invitation(list(models), reading.extent if reading and
                                               reading.too_small else None, strokes))
         else:
             probabilities = reading.probabilities
@@ -106,11 +129,10 @@ def drawing_area() -> None:
     image28 = reading.image28 if reading is not None else None
 
     if inside:  # TensorFlow is loaded for this alone (its gradients), in the background
-        inside_view.show(inside_name, models_to_use[inside_name], image28, strokes, beside)
-    if inside:
+        inside_view.show(inside_name, models[inside_name], image28, strokes, beside)
         url_state.keep(always + when_inside)
     else:
-        url_state.keep(always, hidden=when_inside)
+        url_state.keep(always, hidden=inside_settings(list(models)))
 
 
 # The canvas's toolbar has an Edit toggle that turns drawing into selecting and moving strokes,
@@ -153,4 +175,8 @@ CANVAS_SCRIPT = """<script>
 </script>"""
 drawing_area()
 st.html(CANVAS_SCRIPT, unsafe_allow_javascript=True)
-photo_view.photo_area(models_to_use)
+models_for_photos = models_to_read()[0]
+if models_for_photos:
+    from pages.parts import photo_view
+
+    photo_view.photo_area(models_for_photos)

@@ -204,6 +204,31 @@ def test_draw_page_asks_for_a_digit_before_guessing():
     assert not app.exception
 
 
+def test_the_draw_page_sends_its_canvas_before_it_looks_up_or_loads_any_model(monkeypatch):
+    """On a fresh server the look-up and the models' loading take about a second: a first
+    visitor gets the canvas first (benchmarks/cold_start.py measures it)."""
+    from pages.parts import common
+
+    def looked_up(*_):
+        raise RuntimeError("the models were looked up")
+
+    monkeypatch.setattr(common, "named_runs", looked_up)
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    app.switch_page("pages/draw.py")
+    app.run()
+    assert [e.value for e in app.exception] == ["the models were looked up"]
+    assert "bidi_component" in element_types(app.main)  # the canvas, sent before the look-up
+    assert app.button(key="clear_canvas") and app.segmented_control(key="stroke_width").value == 20
+
+
+def element_types(block) -> list[str]:
+    """The types of every element under `block`, depth first."""
+    found = []
+    for child in getattr(block, "children", {}).values():
+        found += [child.type, *element_types(child)]
+    return found
+
+
 @pytest.mark.slow
 def test_the_inside_view_is_off_until_asked_for_then_names_the_model_to_draw_for():
     app = open_page("pages/draw.py")

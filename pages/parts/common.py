@@ -15,7 +15,6 @@ from mnist_core import catalog
 from mnist_core.backends import RAY_ADDRESS_ENV, ray_cluster_info
 from mnist_core.data import STANDARD_FINGERPRINT, MNISTError, load_mnist, mnist_available
 from mnist_core.executors import ClusterError, cluster_words
-from mnist_core.mistakes import error_table, images_by_index
 from mnist_core.reading.onnx_export import onnx_file
 from mnist_core.store import KEY_PATTERN, Run, StoreChain
 from pages.parts import serving, url_state
@@ -260,6 +259,8 @@ def neighbours_of(key: str):
 @st.cache_resource(show_spinner=False, max_entries=16)
 def errors_of(key: str):
     """A run's error table and its misclassified images by test index, read once per process."""
+    from mnist_core.mistakes import error_table, images_by_index  # pandas: not before the Draw page's canvas
+
     errors = _listed(key).errors()
     return error_table(errors), images_by_index(errors)
 

@@ -58,6 +58,14 @@ def ink_on_paper(gray: np.ndarray, paper: float | None = None) -> np.ndarray:
     return np.clip(1.0 - gray / np.maximum(paper, 1 / 255), 0.0, 1.0).astype(np.float32)
 
 
+def inner(image: np.ndarray) -> np.ndarray:
+    """`image` without a band of EDGE_BAND of its larger side along each border, where a photo
+    shows what lies beyond the sheet; all of it if nothing would be left."""
+    band = int(EDGE_BAND * max(image.shape[:2]))
+    kept = image[band:image.shape[0] - band, band:image.shape[1] - band]
+    return kept if kept.size else image
+
+
 def ink_mask(ink: np.ndarray) -> np.ndarray:
     """Which pixels are ink: a threshold chosen for this image (Otsu's, but never within the
     paper's own noise nor below MIN_CONTRAST), extended by hysteresis to the fainter pixels
@@ -67,10 +75,8 @@ def ink_mask(ink: np.ndarray) -> np.ndarray:
     sample = ink[::_stride(ink), ::_stride(ink)]  # the paper's level and noise need no more
     median = float(np.median(sample))
     noise = 1.4826 * float(np.median(np.abs(sample - median)))
-    band = int(EDGE_BAND * max(ink.shape))  # what lies beyond the sheet's edges must not set it
-    inner = ink[band:ink.shape[0] - band, band:ink.shape[1] - band]
-    inner = inner if inner.size else ink
-    otsu, _ = cv2.threshold((inner * 255).astype(np.uint8), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    # what lies beyond the sheet's edges must not set it
+    otsu, _ = cv2.threshold((inner(ink) * 255).astype(np.uint8), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     high = max(otsu / 255, MIN_CONTRAST, median + 8 * noise)
     low = max(high / 2, median + 4 * noise)
     faint = ink >= low

@@ -204,15 +204,13 @@ def paper_grey(rgba: np.ndarray, ink: np.ndarray) -> np.ndarray:
     image's border."""
     import cv2
 
-    from .photo import EDGE_BAND, MIN_CONTRAST, ink_on_paper
+    from .photo import MIN_CONTRAST, ink_on_paper, inner
 
     step = max(1, max(ink.shape) // INK_COLOUR_SIDE)
     small = cv2.resize(rgba[..., :3], (max(1, ink.shape[1] // step), max(1, ink.shape[0] // step)),
                        interpolation=cv2.INTER_AREA)
-    band = int(EDGE_BAND * max(small.shape))  # what lies beyond the sheet's edges must not count
-    red, blue = (ink_on_paper(np.ascontiguousarray(small[..., c]))[band:-band or None, band:-band or None]
-                 for c in (0, 2))
-    marks = red >= max(float(np.percentile(red, 99)), MIN_CONTRAST) if red.size else red
+    red, blue = (inner(ink_on_paper(np.ascontiguousarray(small[..., c]))) for c in (0, 2))
+    marks = red >= max(float(np.percentile(red, 99)), MIN_CONTRAST)
     if marks.any() and blue[marks].mean() < BLUE_INK * red[marks].mean():
         return rgba[..., :3] @ LUMA  # not the red channel alone: a JPEG keeps colour at half size
     return 0.8 * rgba[..., 2] + 0.2 * (1.0 - ink)

@@ -308,3 +308,22 @@ def test_refitting_the_check_without_mnist_is_one_line(tmp_path):
     result = cli("data", "not-a-digit", env={"MNIST_PATH": str(tmp_path / "none.npz")})
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "MNIST" in result.stderr
+
+
+def test_runs_are_calibrated_side_by_side_and_one_whose_probabilities_fail_is_said():
+    from mnist_core.suspects import given_labels
+
+    named = named_runs(StoreChain.default(), STANDARD_FINGERPRINT)
+
+    class Unreadable:
+        def predictions(self):
+            raise UnsafeFile("predictions.npz does not match its sha256 in the manifest")
+
+    runs = {"broken": Unreadable(), **{name: named[name] for name in ("baseline_mlp", "reference_cnn")}}
+    temperatures, check, notes = readers_for(runs)
+    fitted_alone = {name: calibration.calibrate(named[name].predictions(), given_labels(named[name]))
+                    for name in ("baseline_mlp", "reference_cnn")}
+    assert temperatures == {name: fitted.temperature for name, fitted in fitted_alone.items()}
+    assert notes[0] == ("broken's probabilities are not calibrated: predictions.npz does not match its "
+                        "sha256 in the manifest")
+    assert check is None and len(notes) == 2  # the check reads improved_cnn, not among these

@@ -14,9 +14,8 @@ common.page_setup()
 st.title("Draw a digit")
 
 
-# This session's models as its last full run found them, all usable: a stroke reruns only the
-# drawing area, and looking them up again (the stores listed seven times) would add 8 ms to every
-# stroke. While one is left out (its ONNX model being made), each stroke looks again.
+# This session's models as its last full run found them: a stroke reruns only the drawing area,
+# and looking them up again (the stores listed seven times) would add 8 ms to every stroke.
 MODELS = "_draw_models"
 st.session_state.pop(MODELS, None)
 
@@ -24,16 +23,13 @@ st.session_state.pop(MODELS, None)
 def models_to_read() -> tuple[dict[str, str], list[str]]:
     """(run key by model name for the named runs and the selected run that can be read now, a
     line for each left out)."""
-    if MODELS in st.session_state:
-        return st.session_state[MODELS], []
-    models = {name: run.key for name, run in common.named_runs().items()}
-    selected = common.selected_run()
-    if selected is not None and selected.key not in models.values():
-        models[f"selected: {selected.config.label}"] = selected.key
-    usable, problems = common.loadable(models)
-    if not problems:
-        st.session_state[MODELS] = usable
-    return usable, problems
+    if MODELS not in st.session_state:
+        models = {name: run.key for name, run in common.named_runs().items()}
+        selected = common.selected_run()
+        if selected is not None and selected.key not in models.values():
+            models[f"selected: {selected.config.label}"] = selected.key
+        st.session_state[MODELS] = common.loadable(models)
+    return st.session_state[MODELS]
 
 
 # A choice of widths, not a slider: a held arrow key on a slider sent a new width every few
